@@ -1,0 +1,237 @@
+"""The berth console: a Textual app with four panes over the hosts of the inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Input
+
+from backends.config import Config, HostConfig, save_config
+from backends.errors import BerthError, NotFound
+from backends.hosts import probe_host
+from backends.paths import user_themes_dir
+from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
+from tui.commands import parse_command
+from tui.error_log import log_unexpected
+from tui.panes import PANES
+from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
+from tui.screens.main import MainScreen
+from tui.screens.picker import PickerScreen
+from tui.widgets.command_line import CommandLine
+from tui.widgets.host_header import HostHeader
+
+PROBE_INTERVAL = 10.0
+
+
+class BerthApp(App[None]):
+    """The console. `config` is the loaded config file; `host` the inventory name to start on."""
+
+    CSS_PATH = "styles/app.tcss"
+    TITLE = "berth"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("colon", "command_line", "Command", id="app.command"),
+        Binding("H", "pick_host", "Host", id="app.host"),
+    ]
+
+    def __init__(self, config: Config, host: str | None = None, *, user_themes: Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        start = config.host(host) if host else config.hosts[0]
+        if start is None:
+            raise NotFound(f"No host called {host!r} in the inventory.", "Run berth with a name from it.")
+        self.current_host: HostConfig = start
+        self._theme_errors = self._register_themes(user_themes or user_themes_dir())
+
+    def _register_themes(self, user_dir: Path) -> list[str]:
+        loaded = load_themes(SHIPPED_DIR, user_dir)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        return loaded.errors
+
+    def get_default_screen(self) -> Screen[None]:
+        """The frame with the four panes."""
+        return MainScreen()
+
+    @property
+    def main_screen(self) -> MainScreen:
+        """The frame, wherever the screen stack is."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        """Apply theme and keymap from config; report broken theme files."""
+        wanted = self.config.ui.theme
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.theme = DEFAULT_THEME
+            self.notify(f"Theme {wanted!r} is not installed; using {DEFAULT_THEME}.", severity="warning")
+        for error in self._theme_errors:
+            self.notify(error, title="Theme file skipped", severity="warning", timeout=10)
+        if self.config.ui.keymap:
+            self.set_keymap(self.config.ui.keymap)
+
+    def on_ready(self) -> None:
+        """The frame is on screen: focus the first pane and probe the host."""
+        self.main_screen.action_show_pane(PANES[0].id)
+        self._show_host()
+
+    # Hosts -------------------------------------------------------------------------------------
+
+    def _show_host(self) -> None:
+        header = self.main_screen.query_one(HostHeader)
+        header.host_name = self.current_host.name
+        header.host_url = self.current_host.url
+        self.probe_current_host()
+
+    @work(exclusive=True, group="probe")
+    async def probe_current_host(self) -> None:
+        """Probe the current host's engines, show the result, and probe again later.
+
+        The next probe is scheduled only after this one ends, so slow hosts never pile probes up.
+        """
+        host = self.current_host
+        try:
+            state = await probe_host(host)
+        except Exception as exc:  # a probe must never take the console down
+            self.notify(log_unexpected(exc), severity="error")
+            return
+        if host is self.current_host:
+            self.main_screen.query_one(HostHeader).state = state
+        self.set_timer(PROBE_INTERVAL, self.probe_current_host, name="probe")
+
+    def switch_host(self, name: str) -> None:
+        """Point the console at inventory host `name`."""
+        host = self.config.host(name)
+        if host is None:
+            names = ", ".join(h.name for h in self.config.hosts)
+            raise NotFound(f"No host called {name!r}.", f"The inventory has: {names}.")
+        self.current_host = host
+        self._show_host()
+        self.notify(f"Host: {host.name} ({host.url})")
+
+    def action_pick_host(self) -> None:
+        """Choose a host from the inventory."""
+        choices = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts]
+        self.push_screen(
+            PickerScreen("Switch host", choices, self.current_host.name),
+            lambda name: self._guard(self.switch_host, name) if name else None,
+        )
+
+    # Themes ------------------------------------------------------------------------------------
+
+    def switch_theme(self, name: str) -> None:
+        """Use theme `name` and remember it in the config file."""
+        if name not in self.available_themes:
+            raise NotFound(
+                f"No theme called {name!r}.", f"Installed: {', '.join(sorted(self.available_themes))}."
+            )
+        self.theme = name
+        self.config.ui.theme = name
+        self.save_config()
+
+    @work(thread=True, exclusive=True, group="save-config")
+    def save_config(self) -> None:
+        """Write the config file off the UI thread; a failure is shown, never hidden."""
+        try:
+            save_config(self.config)
+        except BerthError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Config not saved", severity="error")
+
+    def action_pick_theme(self) -> None:
+        """Choose a theme from the installed ones."""
+        choices = [(name, name) for name in sorted(self.available_themes)]
+        self.push_screen(
+            PickerScreen("Switch theme", choices, self.theme),
+            lambda name: self._guard(self.switch_theme, name) if name else None,
+        )
+
+    # Commands, help, palette -------------------------------------------------------------------
+
+    def action_command_line(self) -> None:
+        """Open the `:` prompt."""
+        self.main_screen.open_command_line()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Run what was typed on the `:` prompt."""
+        if not isinstance(event.input, CommandLine):
+            return
+        self.main_screen.close_command_line()
+        if event.value.strip():
+            self._guard(self.run_command, event.value)
+
+    def run_command(self, text: str) -> None:
+        """Run one `:` command (`:host NAME`, `:theme NAME`, `:q`, pane names, `:help`)."""
+        command = parse_command(text)
+        arg = command.args[0] if command.args else None
+        if command.verb == "quit":
+            self.exit()
+        elif command.verb == "help":
+            self.action_help()
+        elif command.verb == "host" and arg:
+            self.switch_host(arg)
+        elif command.verb == "host":
+            self.action_pick_host()
+        elif command.verb == "theme" and arg:
+            self.switch_theme(arg)
+        elif command.verb == "theme":
+            self.action_pick_theme()
+        elif command.verb.startswith("pane."):
+            self.main_screen.action_show_pane(command.verb.removeprefix("pane."))
+
+    def _guard(self, func: Callable[..., object], *args: object) -> None:
+        """Call `func(*args)`, turning errors into a notification instead of a crash."""
+        try:
+            func(*args)
+        except BerthError as exc:
+            self.notify(str(exc), severity="error")
+        except Exception as exc:
+            self.notify(log_unexpected(exc), severity="error")
+
+    def help_rows(self) -> list[HelpRow]:
+        """Every binding of the console and its panes, plus the `:` commands."""
+        keymap = self.config.ui.keymap
+        rows = binding_rows("global", [b for b in self.BINDINGS if isinstance(b, Binding)], keymap)
+        rows += binding_rows("global", [Binding("ctrl+p", "command_palette", "Command palette")], keymap)
+        screen_bindings = [b for b in MainScreen.BINDINGS if isinstance(b, Binding)]
+        rows += binding_rows("panes", screen_bindings, keymap)
+        for widget in self.main_screen.query(".pane"):
+            own = [b for b in type(widget).BINDINGS if isinstance(b, Binding)]
+            rows += binding_rows(widget.id or "pane", own, keymap)
+        return rows + command_rows()
+
+    def action_help(self) -> None:
+        """Show every binding."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_rows()))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """berth's entries in the command palette (`ctrl+p`), next to Textual's own."""
+        for spec in PANES:
+            yield SystemCommand(
+                f"pane: {spec.title}",
+                f"Show the {spec.title} pane",
+                lambda pane_id=spec.id: self.main_screen.action_show_pane(pane_id),
+            )
+        for host in self.config.hosts:
+            yield SystemCommand(
+                f"host: {host.name}",
+                f"Switch to {host.url}",
+                lambda n=host.name: self._guard(self.switch_host, n),
+            )
+        for name in sorted(self.available_themes):
+            yield SystemCommand(
+                f"theme: {name}",
+                "Switch theme (saved to config)",
+                lambda n=name: self._guard(self.switch_theme, n),
+            )
+        yield SystemCommand("help: keys", "Show every key binding", self.action_help)
+        yield SystemCommand("quit", "Quit berth", self.exit)

@@ -1,0 +1,104 @@
+"""The `berth` command: with no verb it opens the console; verbs run the same backends headless."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from backends import __version__, paths
+from backends.config import Config, load_config
+from backends.errors import BerthError, Invalid
+from tui.error_log import log_unexpected, setup_error_log
+
+
+@dataclass
+class CliContext:
+    """What the global options chose, handed to every verb."""
+
+    config_path: Path
+    host: str | None
+
+    def load(self) -> Config:
+        """The validated config (defaults when the file does not exist)."""
+        return load_config(self.config_path)
+
+
+class BerthGroup(click.Group):
+    """The root command; its help ends with where berth's files are, resolved at run time."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Name the config file, the themes folder and the error log."""
+        formatter.write_paragraph()
+        formatter.write_text(f"Config file: {paths.config_file()} (or --config / BERTH_CONFIG).")
+        formatter.write_text(f"Your themes: {paths.user_themes_dir()}")
+        formatter.write_text(f"Errors and tracebacks are logged to {paths.error_log()}")
+
+
+@click.group(
+    cls=BerthGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(__version__, "-V", "--version", prog_name="berth")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file to use instead of the default.",
+)
+@click.option("--host", help="Inventory host to start on (default: the first one).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, host: str | None) -> None:
+    """berth: a keyboard-driven console for Docker, LXD and WASI workloads, here and over SSH.
+
+    With no command it opens the console.
+    """
+    ctx.obj = CliContext(config_path or paths.config_file(), host)
+    if ctx.invoked_subcommand is None:
+        from tui.app import BerthApp  # Textual loads only when the console is wanted
+
+        app = BerthApp(ctx.obj.load(), host)
+        app.run()
+        sys.exit(app.return_code or 0)
+
+
+@cli.group()
+def config() -> None:
+    """Look at the config file."""
+
+
+@config.command("path")
+@click.pass_obj
+def config_path_cmd(obj: CliContext) -> None:
+    """Print the path of the config file in use."""
+    click.echo(obj.config_path)
+
+
+@config.command("check")
+@click.pass_obj
+def config_check(obj: CliContext) -> None:
+    """Validate the config file; print what is wrong (file, line, key) or a summary."""
+    loaded = obj.load()
+    state = "found" if obj.config_path.exists() else "not found, using defaults"
+    click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run `cli`, turning errors into one sentence and an exit code."""
+    setup_error_log()
+    try:
+        cli.main(args=argv, prog_name="berth", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except BerthError as exc:
+        click.echo(f"berth: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, Invalid) else 1)
+    except Exception as exc:
+        click.echo(f"berth: {log_unexpected(exc)}", err=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""berth's screens: the main frame, help, and pickers."""

@@ -1,0 +1,79 @@
+"""`?`: every key binding of the console, by section, as the keymap has them now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+from tui.commands import VERBS
+
+
+@dataclass(frozen=True)
+class HelpRow:
+    """One line of the help table."""
+
+    section: str
+    keys: str
+    description: str
+    binding_id: str
+
+
+def binding_rows(section: str, bindings: list[Binding], keymap: dict[str, str]) -> list[HelpRow]:
+    """Help rows for `bindings`, with keys as remapped by `keymap` (binding id -> keys)."""
+    rows = []
+    for binding in bindings:
+        keys = keymap.get(binding.id, binding.key) if binding.id else binding.key
+        shown = ", ".join(binding_key_display(k) for k in keys.split(","))
+        rows.append(HelpRow(section, shown, binding.description or binding.action, binding.id or ""))
+    return rows
+
+
+_KEY_NAMES = {"question_mark": "?", "colon": ":", "slash": "/", "space": "space"}
+
+
+def binding_key_display(key: str) -> str:
+    """How a Textual key name reads to a person (`question_mark` -> `?`)."""
+    return _KEY_NAMES.get(key.strip(), key.strip())
+
+
+def command_rows() -> list[HelpRow]:
+    """One help row per `:` command, with its aliases."""
+    return [
+        HelpRow(":commands", " ".join(f":{w}" for w in words), description, "")
+        for words, description in VERBS.values()
+    ]
+
+
+class HelpScreen(ModalScreen[None]):
+    """A table of every binding and `:` command; `escape`, `q` or `?` closes it."""
+
+    BINDINGS = [
+        Binding("escape,q,question_mark", "close", "Close", id="help.close"),
+    ]
+
+    def __init__(self, rows: list[HelpRow]) -> None:
+        super().__init__(classes="help")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        """The title and the table."""
+        with Vertical(classes="dialog wide"):
+            yield Label("Keys and commands", classes="dialog-title")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        """Fill the table."""
+        table = self.query_one(DataTable)
+        table.add_columns("Section", "Keys", "Does", "Binding id")
+        for row in self.rows:
+            table.add_row(row.section, row.keys, row.description, row.binding_id)
+        table.focus()
+
+    def action_close(self) -> None:
+        """Back to where you were."""
+        self.dismiss(None)

@@ -1,0 +1,75 @@
+"""The main frame: host header, the four panes as tabs, the `:` command line and the footer."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from tui.panes import PANES
+from tui.panes.not_built import NotBuiltPane
+from tui.widgets.command_line import CommandLine
+from tui.widgets.host_header import HostHeader
+
+
+class MainScreen(Screen[None]):
+    """Where berth lives: `1`-`4` and Tab/Shift+Tab move between panes."""
+
+    BINDINGS = [
+        *(Binding(p.key, f"show_pane('{p.id}')", p.title, show=False, id=f"pane.{p.id}") for p in PANES),
+        Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
+        Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        """Header, panes, command line, footer."""
+        yield HostHeader(id="host-header")
+        with TabbedContent(id="panes"):
+            for spec in PANES:
+                with TabPane(f"{spec.key} {spec.title}", id=spec.id):
+                    yield NotBuiltPane(spec)
+        yield CommandLine()
+        yield Footer()
+
+    @property
+    def active_pane(self) -> str:
+        """The id of the pane on show."""
+        return self.query_one(TabbedContent).active
+
+    def pane_widget(self, pane_id: str) -> Widget:
+        """The widget that fills pane `pane_id`."""
+        return self.query_one(f"#pane-{pane_id}")
+
+    def action_show_pane(self, pane_id: str) -> None:
+        """Bring pane `pane_id` forward and focus it."""
+        self.query_one(TabbedContent).active = pane_id
+        self.pane_widget(pane_id).focus()
+
+    def action_cycle_pane(self, step: int) -> None:
+        """Move `step` panes along, wrapping around."""
+        ids = [p.id for p in PANES]
+        self.action_show_pane(ids[(ids.index(self.active_pane) + step) % len(ids)])
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """A click on a tab focuses its pane, as the keys do."""
+        if event.pane.id:
+            self.pane_widget(event.pane.id).focus()
+
+    def open_command_line(self) -> None:
+        """Show the `:` prompt and focus it."""
+        line = self.query_one(CommandLine)
+        line.add_class("open")
+        line.focus()
+
+    def close_command_line(self) -> None:
+        """Hide the prompt and give focus back to the pane."""
+        line = self.query_one(CommandLine)
+        line.value = ""
+        line.remove_class("open")
+        self.pane_widget(self.active_pane).focus()
+
+    def on_command_line_dismissed(self, _event: CommandLine.Dismissed) -> None:
+        """Escape on the prompt."""
+        self.close_command_line()

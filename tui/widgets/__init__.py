@@ -1,0 +1,1 @@
+"""Widgets shared by berth's screens and panes."""

@@ -1,0 +1,38 @@
+"""The top line: which host berth is pointed at and the state of its engines."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from backends.hosts import EngineState, HostState
+
+_DOT = {"online": "$success", "offline": "$error", "unsupported": "$warning"}
+_ENGINE = {"up": "$success", "down": "$error", "absent": "$text-muted"}
+
+
+def _engine_text(engine: EngineState) -> str:
+    colour = _ENGINE.get(engine.state, "$text-muted")
+    latency = f" {engine.latency_ms:g} ms" if engine.latency_ms is not None else ""
+    return f"[{colour}]{engine.engine} {engine.state}{latency}[/]"
+
+
+class HostHeader(Widget):
+    """One line: the app's name, the current host with its state, and each engine's state."""
+
+    host_name: reactive[str] = reactive("")
+    host_url: reactive[str] = reactive("")
+    state: reactive[HostState | None] = reactive(None)
+
+    def render(self) -> str:
+        """Compose the line from the current host and its last probe."""
+        parts = [f"[b]⚓ berth[/b]  host [b]{self.host_name}[/b] [dim]{self.host_url}[/dim]"]
+        state = self.state
+        if state is None or state.name != self.host_name:
+            parts.append("[$text-muted]● probing…[/]")
+        else:
+            parts.append(f"[{_DOT.get(state.state, '$text-muted')}]● {state.state}[/]")
+            parts.extend(_engine_text(e) for e in state.engines)
+            if state.detail:
+                parts.append(f"[dim]{state.detail}[/dim]")
+        return "  ".join(parts)
