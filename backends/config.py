@@ -111,7 +111,11 @@ def format_key_path(key_path: KeyPath) -> str:
     """Render ("hosts", 2, "url") as `hosts[2].url`."""
     out = ""
     for part in key_path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = f'"{part}"' if "." in part or " " in part else part
+        out += f".{name}" if out else name
     return out
 
 
@@ -239,8 +243,12 @@ _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
 
 
+_KEY_PART = re.compile(r'\s*("[^"]*"|\'[^\']*\'|[^.]+)\s*(?:\.|$)')
+
+
 def _split_dotted(key: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in key.split(".")]
+    """Split a TOML dotted key, keeping quoted parts (`"app.quit"`) whole."""
+    return [m[1].strip().strip("\"'") for m in _KEY_PART.finditer(key.strip()) if m[1].strip()]
 
 
 def locate(text: str, key_path: KeyPath) -> int | None:

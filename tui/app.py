@@ -36,7 +36,9 @@ class BerthApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("colon", "command_line", "Command", id="app.command"),
+        # Priority, so the prompt takes focus before the keys typed right after ':' are routed:
+        # otherwise a fast typist's (or a paste's) first letters go to the pane and are lost.
+        Binding("colon", "command_line", "Command", id="app.command", priority=True),
         Binding("H", "pick_host", "Host", id="app.host"),
     ]
 
@@ -57,7 +59,7 @@ class BerthApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
-        return MainScreen()
+        return MainScreen(self.current_host)
 
     @property
     def main_screen(self) -> MainScreen:
@@ -156,6 +158,12 @@ class BerthApp(App[None]):
 
     # Commands, help, palette -------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Leave ':' to text fields and dialogs: the prompt opens only over the main screen."""
+        if action == "command_line":
+            return self.screen is self.main_screen and not isinstance(self.focused, Input)
+        return True
+
     def action_command_line(self) -> None:
         """Open the `:` prompt."""
         self.main_screen.open_command_line()
@@ -164,9 +172,10 @@ class BerthApp(App[None]):
         """Run what was typed on the `:` prompt."""
         if not isinstance(event.input, CommandLine):
             return
-        self.main_screen.close_command_line()
         if event.value.strip():
             self._guard(self.run_command, event.value)
+        # Closed after the command ran, so focus lands on the pane the command may have chosen.
+        self.main_screen.close_command_line()
 
     def run_command(self, text: str) -> None:
         """Run one `:` command (`:host NAME`, `:theme NAME`, `:q`, pane names, `:help`)."""

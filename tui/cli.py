@@ -31,10 +31,11 @@ class BerthGroup(click.Group):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Name the config file, the themes folder and the error log."""
+        # Written unwrapped: a path broken across lines cannot be copied.
         formatter.write_paragraph()
-        formatter.write_text(f"Config file: {paths.config_file()} (or --config / BERTH_CONFIG).")
-        formatter.write_text(f"Your themes: {paths.user_themes_dir()}")
-        formatter.write_text(f"Errors and tracebacks are logged to {paths.error_log()}")
+        formatter.write(f"Config file: {paths.config_file()} (or --config / BERTH_CONFIG)\n")
+        formatter.write(f"Your themes: {paths.user_themes_dir()}\n")
+        formatter.write(f"Errors and tracebacks are logged to {paths.error_log()}\n")
 
 
 @click.group(
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run `cli`, turning errors into one sentence and an exit code."""
     setup_error_log()
     try:
-        cli.main(args=argv, prog_name="berth", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="berth", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -102,3 +103,4 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         click.echo(f"berth: {log_unexpected(exc)}", err=True)
         sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from backends.config import HostConfig
 from tui.panes import PANES
 from tui.panes.not_built import NotBuiltPane
 from tui.widgets.command_line import CommandLine
@@ -23,9 +24,15 @@ class MainScreen(Screen[None]):
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
     ]
 
+    def __init__(self, host: HostConfig) -> None:
+        super().__init__()
+        self.host = host
+
     def compose(self) -> ComposeResult:
         """Header, panes, command line, footer."""
-        yield HostHeader(id="host-header")
+        header = HostHeader(id="host-header")
+        header.host_name, header.host_url = self.host.name, self.host.url
+        yield header
         with TabbedContent(id="panes"):
             for spec in PANES:
                 with TabPane(f"{spec.key} {spec.title}", id=spec.id):
@@ -60,14 +67,16 @@ class MainScreen(Screen[None]):
     def open_command_line(self) -> None:
         """Show the `:` prompt and focus it."""
         line = self.query_one(CommandLine)
-        line.add_class("open")
-        line.focus()
+        # Shown and focused at once (not on the next refresh), so keys typed right after ":"
+        # (fast typists, pasted commands) land in the prompt instead of the pane.
+        line.display = True
+        self.set_focus(line)
 
     def close_command_line(self) -> None:
         """Hide the prompt and give focus back to the pane."""
         line = self.query_one(CommandLine)
         line.value = ""
-        line.remove_class("open")
+        line.display = False
         self.pane_widget(self.active_pane).focus()
 
     def on_command_line_dismissed(self, _event: CommandLine.Dismissed) -> None:
