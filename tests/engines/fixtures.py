@@ -1,0 +1,131 @@
+"""pytest fixtures and hooks for the real engines.
+
+Import them into ``tests/conftest.py``::
+
+    from engines.fixtures import (
+        docker_busybox, dockerd, lxd, make_sshd, pytest_terminal_summary, sshd,
+    )
+
+The session fixtures start their engine the first time a test asks for it (never otherwise),
+once per session, and stop it by PID when the session ends. An engine that cannot start (not
+root, binary missing, start failure) skips the test with the reason, or fails it under
+``CI=true`` / ``BERTH_REQUIRE_ENGINES=1`` (see :mod:`engines.required`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from engines import EngineError, make_root, remove_root, summary_line
+from engines.dockerd import DockerEngine, start_dockerd, stop_dockerd
+from engines.images import import_docker_busybox
+from engines.lxd import LxdEngine, start_lxd, stop_lxd
+from engines.required import unavailable
+from engines.sshd import SshServer, start_sshd, stop_sshd
+
+_E = TypeVar("_E")
+
+__all__ = [
+    "docker_busybox",
+    "dockerd",
+    "lxd",
+    "make_sshd",
+    "pytest_terminal_summary",
+    "sshd",
+]
+
+
+def _need_root(what: str) -> None:
+    """Skip (or fail under CI) unless we run as root, which these engines need."""
+    if os.geteuid() != 0:
+        unavailable(f"{what} needs root to run; the tests run as uid {os.geteuid()}")
+
+
+def _start(what: str, start: Callable[[Path], _E]) -> _E:
+    """Start an engine in a fresh root, or skip/fail (outside the except, for a clean report)."""
+    root = make_root()
+    try:
+        return start(root)
+    except EngineError as exc:
+        reason = f"{what} could not start: {exc}"
+    remove_root(root)
+    unavailable(reason)
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[DockerEngine]:
+    """A private dockerd (no bridge, no iptables) for the whole session, started on first use."""
+    _need_root("dockerd")
+    engine = _start("dockerd", start_dockerd)
+    try:
+        yield engine
+    finally:
+        stop_dockerd(engine)
+
+
+@pytest.fixture(scope="session")
+def docker_busybox(dockerd: DockerEngine) -> str:
+    """Id of the busybox image ``berth-test/busybox:latest`` imported into the test dockerd."""
+    if dockerd.busybox_image:
+        return dockerd.busybox_image
+    try:
+        dockerd.busybox_image = import_docker_busybox(dockerd.client())
+        return dockerd.busybox_image
+    except EngineError as exc:
+        reason = f"busybox image for dockerd: {exc}"
+    unavailable(reason)
+
+
+@pytest.fixture(scope="session")
+def lxd() -> Iterator[LxdEngine]:
+    """A private LXD (own LXD_DIR and netns, ``dir`` pool, no network, image alias
+    ``busybox``) for the whole session, started on first use.
+    """
+    _need_root("lxd")
+    engine = _start("lxd", start_lxd)
+    try:
+        yield engine
+    finally:
+        stop_lxd(engine)
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SshServer]:
+    """A private sshd on 127.0.0.1:<free port> for the whole session, started on first use."""
+    _need_root("sshd")
+    server = _start("sshd", start_sshd)
+    try:
+        yield server
+    finally:
+        stop_sshd(server)
+
+
+@pytest.fixture
+def make_sshd() -> Iterator[Callable[..., SshServer]]:
+    """A factory ``make_sshd(port=None) -> SshServer`` for extra sshd servers (each with its
+    own keys and port); all of them are stopped when the test ends.
+    """
+    _need_root("sshd")
+    started: list[SshServer] = []
+
+    def factory(port: int | None = None) -> SshServer:
+        server = _start("sshd", functools.partial(start_sshd, port=port))
+        started.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in reversed(started):
+            stop_sshd(server)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print which engines ran in this session, with versions, PIDs and start/stop times."""
+    terminalreporter.write_line(summary_line())
