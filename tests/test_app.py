@@ -1,0 +1,185 @@
+"""The console frame driven as a person would, with Textual's Pilot."""
+
+from pathlib import Path
+
+from textual.widgets import TabbedContent
+
+from backends.config import Config, load_config
+from tui.app import BerthApp
+from tui.panes import PANES
+from tui.panes.not_built import NotBuiltPane
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.screens.picker import PickerScreen
+from tui.widgets.host_header import HostHeader
+
+SIZE = (120, 36)
+
+
+def toasts(app: BerthApp) -> list[str]:
+    # Textual keeps notifications in a private list; its own tests read it the same way.
+    return [f"{n.title} {n.message}" for n in app._notifications]
+
+
+async def wait_for_probe(app: BerthApp, pilot: object) -> None:
+    header = app.main_screen.query_one(HostHeader)
+    for _ in range(50):
+        if header.state is not None and header.state.name == app.current_host.name:
+            return
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+    raise AssertionError("the host probe never reported")
+
+
+async def test_starts_on_the_first_pane_with_host_state(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_probe(app, pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert app.main_screen.active_pane == "containers"
+        assert isinstance(app.focused, NotBuiltPane)
+        header = app.main_screen.query_one(HostHeader)
+        assert header.state is not None
+        assert header.state.state == "offline"
+        assert [e.state for e in header.state.engines] == ["absent", "absent"]
+        rendered = header.render()
+        assert "local" in rendered and "docker absent" in rendered
+        notices = [str(p.query_one(".notice").render()) for p in app.query(NotBuiltPane)]
+        assert len(notices) == 4 and all("is not built yet" in n for n in notices)
+
+
+async def test_number_keys_and_tab_switch_panes(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tabs = app.query_one(TabbedContent)
+        for spec in reversed(PANES):
+            await pilot.press(spec.key)
+            assert tabs.active == spec.id
+            assert app.focused is app.main_screen.pane_widget(spec.id)
+        await pilot.press("4", "tab")
+        assert tabs.active == "containers"  # wraps around
+        await pilot.press("shift+tab")
+        assert tabs.active == "providers"
+        await pilot.press("shift+tab", "shift+tab")
+        assert tabs.active == "members"
+
+
+async def test_help_lists_every_binding(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row.binding_id for row in app.screen.rows}
+        expected = {b.id for b in BerthApp.BINDINGS} | {b.id for b in MainScreen.BINDINGS}
+        assert expected <= ids
+        keys = {row.keys for row in app.screen.rows}
+        assert {"?", ":", "q", "ctrl+p", "tab", "1", "4"} <= keys
+        assert any(row.keys.startswith(":host") for row in app.screen.rows)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_theme_command_switches_and_saves(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "berth-dark"
+        await pilot.press("colon", *"theme berth-light", "enter")
+        await app.workers.wait_for_complete()
+        assert app.theme == "berth-light"
+        assert offline_config.path is not None
+        assert load_config(offline_config.path).ui.theme == "berth-light"
+        await pilot.press("colon", *"theme no-such-theme", "enter")
+        await pilot.pause()
+        assert app.theme == "berth-light"
+        assert any("No theme called 'no-such-theme'" in t for t in toasts(app))
+
+
+async def test_theme_save_never_overwrites_a_broken_file(offline_config: Config) -> None:
+    assert offline_config.path is not None
+    offline_config.path.write_text("[ui\n")  # broken after start-up, e.g. edited meanwhile
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"theme berth-amber", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.theme == "berth-amber"
+        assert any("Not saving" in t for t in toasts(app))
+    assert offline_config.path.read_text() == "[ui\n"
+
+
+async def test_host_switch_by_command_and_picker(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host web-1", "enter")
+        await wait_for_probe(app, pilot)
+        assert app.current_host.name == "web-1"
+        header = app.main_screen.query_one(HostHeader)
+        assert "web-1" in header.render() and "not built yet" in header.render()
+        await pilot.press("H")
+        await pilot.pause()
+        assert isinstance(app.screen, PickerScreen)
+        await pilot.press("up", "enter")
+        await wait_for_probe(app, pilot)
+        assert app.current_host.name == "local"
+        await pilot.press("colon", *"host nowhere", "enter")
+        await pilot.pause()
+        assert app.current_host.name == "local"
+        assert any("No host called 'nowhere'" in t for t in toasts(app))
+
+
+async def test_command_line_escape_and_unknown_command(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "x", "escape")
+        assert app.focused is app.main_screen.pane_widget("containers")
+        await pilot.press("colon", *"frob", "enter")
+        await pilot.pause()
+        assert any("Unknown command ':frob'" in t for t in toasts(app))
+        await pilot.press("colon", *"mem", "enter")
+        assert app.main_screen.active_pane == "members"
+
+
+async def test_palette_offers_berth_commands(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"theme: berth-high", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.theme == "berth-high-contrast"
+
+
+async def test_q_quits(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert not app.is_running
+
+
+async def test_keymap_from_config_remaps_quit(offline_config: Config) -> None:
+    offline_config.ui.keymap = {"app.quit": "ctrl+q"}
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_broken_user_theme_is_one_notification(offline_config: Config, tmp_path: Path) -> None:
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    (themes / "neon.toml").write_text('name = "neon"\nprimary = "glow"\n')
+    (themes / "calm.toml").write_text('name = "calm"\nprimary = "#88aa88"\n')
+    app = BerthApp(offline_config, user_themes=themes)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        messages = toasts(app)
+        assert len([m for m in messages if "neon.toml" in m]) == 1
+        assert "calm" in app.available_themes and "neon" not in app.available_themes

@@ -1,0 +1,135 @@
+"""End to end: the installed `berth` in a real terminal (tmux), driven by keys, read off the screen."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engines.required import unavailable
+
+from backends.config import Config, load_config, save_config
+
+
+class Tmux:
+    """A private tmux server (own socket name) running one program in a 120x32 window."""
+
+    def __init__(self) -> None:
+        self.socket = f"berth-test-{uuid.uuid4().hex[:8]}"
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"tmux {args[0]} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def start(self, command: list[str], env: dict[str, str]) -> None:
+        env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        self.run("new-session", "-d", "-s", "berth", "-x", "120", "-y", "32", *env_args, *command)
+
+    def alive(self) -> bool:
+        try:
+            return "berth" in self.run("list-sessions", "-F", "#{session_name}")
+        except RuntimeError:
+            return False
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "berth")
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", "-t", "berth", *(["-l"] if literal else []), *keys)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"berth exited while waiting for {text!r}; last screen:\n{screen}")
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; screen:\n{screen}")
+
+    def wait_gone(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text in (screen := self.screen()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never went away; screen:\n{screen}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        unavailable("tmux is not installed (apt-get install tmux)")
+    session = Tmux()
+    yield session
+    session.kill()
+
+
+def installed_berth() -> str:
+    candidate = Path(sys.executable).parent / "berth"
+    found = str(candidate) if candidate.exists() else shutil.which("berth")
+    if found is None:
+        pytest.fail("the berth console script is not installed: run pip install -e .[test]")
+    return found
+
+
+def test_installed_berth_in_a_real_terminal(
+    tmux: Tmux, offline_config: Config, isolated_home: Path, tmp_path: Path
+) -> None:
+    assert offline_config.path is not None
+    save_config(offline_config, offline_config.path)
+    env = {
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "XDG_CONFIG_HOME": str(isolated_home / "config"),
+        "XDG_STATE_HOME": str(isolated_home / "state"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+    tmux.start([installed_berth(), "--config", str(offline_config.path)], env)
+    screen = tmux.wait_for("docker absent")
+    header = screen.splitlines()[0]
+    assert "berth" in header and "local" in header and "offline" in header
+    assert "Containers is not built yet" in screen
+
+    tmux.keys("2")
+    tmux.wait_for("Members is not built yet")
+    tmux.keys("4")
+    tmux.wait_for("Providers is not built yet")
+
+    tmux.keys("?")
+    tmux.wait_for("Keys and commands")
+    tmux.wait_for("pane.next")
+    tmux.keys("Escape")
+    # A key sent right after Escape would reach berth as Alt+key: wait for the help to close.
+    tmux.wait_gone("Keys and commands")
+
+    tmux.keys(":")
+    tmux.keys("theme berth-light", literal=True)
+    tmux.keys("Enter")
+    deadline = time.monotonic() + 10
+    while load_config(offline_config.path).ui.theme != "berth-light":
+        assert time.monotonic() < deadline, f"the theme never reached the config; screen:\n{tmux.screen()}"
+        time.sleep(0.1)
+
+    tmux.keys(":")
+    tmux.keys("host web-1", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("web-1")
+
+    tmux.keys("q")
+    deadline = time.monotonic() + 10
+    while tmux.alive():
+        assert time.monotonic() < deadline, f"berth did not quit on q; screen:\n{tmux.screen()}"
+        time.sleep(0.1)
