@@ -236,6 +236,14 @@ def _from_data(data: dict[str, Any]) -> Config:
                 )
             seen[host.name] = i
             hosts.append(host)
+        for i, host in enumerate(hosts):
+            if host.jump and host.jump not in seen and _SSH_URL.match(host.jump) is None:
+                raise _Problem(
+                    ("hosts", i, "jump"),
+                    f"expected the name of another host or ssh://user@host[:port], got {host.jump!r}",
+                )
+            if host.jump == host.name:
+                raise _Problem(("hosts", i, "jump"), "a host cannot jump through itself")
     return Config(ui=ui, hosts=hosts, broker=broker)
 
 

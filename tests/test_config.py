@@ -27,7 +27,7 @@ def full_config() -> Config:
                 "web-1",
                 "ssh://ops@web1.example:2222",
                 identity="~/.ssh/id_ed25519",
-                jump="bastion",
+                jump="v6",
                 docker_socket="/run/user/1000/docker.sock",
                 lxd_socket="/var/snap/lxd/common/lxd/unix.socket",
                 read_only=True,
@@ -86,6 +86,10 @@ MALFORMED = {
     "duplicate host name": (
         '[[hosts]]\nname = "web"\nurl = "local"\n[[hosts]]\nname = "web"\nurl = "ssh://web"\n',
         "line 5: hosts[1].name: duplicate host name 'web' (first used by hosts[0])",
+    ),
+    "jump to nowhere": (
+        '[[hosts]]\nname = "a"\nurl = "ssh://u@a"\njump = "bastion"\n',
+        "line 4: hosts[0].jump: expected the name of another host or ssh://user@host[:port], got 'bastion'",
     ),
     "unknown key": (
         '[broker]\nlisten = "127.0.0.1:4080"\nlisen = "x"\n',
