@@ -22,8 +22,11 @@ class Tmux:
         self.socket = f"berth-test-{uuid.uuid4().hex[:8]}"
 
     def run(self, *args: str) -> str:
+        # An explicit environment: with none, the child gets the C-level one, where something in
+        # the test process has set COLUMNS=80 and LINES=24, which would pin berth to that size.
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
         result = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10, env=env
         )
         if result.returncode != 0:
             raise RuntimeError(f"tmux {args[0]} failed: {result.stderr.strip()}")
@@ -31,7 +34,20 @@ class Tmux:
 
     def start(self, command: list[str], env: dict[str, str]) -> None:
         env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
-        self.run("new-session", "-d", "-s", "berth", "-x", "120", "-y", "32", *env_args, *command)
+        self.run(
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "berth",
+            "-x",
+            "120",
+            "-y",
+            "32",
+            *env_args,
+            *command,
+        )
 
     def alive(self) -> bool:
         try:

@@ -8,8 +8,8 @@ from backends.errors import Invalid
 
 # verb -> (the words that invoke it, what it does); the first word is the one shown in help.
 VERBS: dict[str, tuple[tuple[str, ...], str]] = {
-    "host": (("host", "hosts", "ctx"), "switch host: :host NAME, or pick from the inventory"),
-    "theme": (("theme", "skin"), "switch theme: :theme NAME, or pick one (saved to config)"),
+    "host": (("host", "hosts", "ctx"), "switch to host NAME (no NAME: pick one)"),
+    "theme": (("theme", "skin"), "switch theme and save it (no NAME: pick one)"),
     "quit": (("q", "quit", "q!", "exit"), "quit berth"),
     "help": (("help", "h", "?"), "show keys and commands"),
     "pane.containers": (("containers", "ctr", "docker", "dp"), "show the Containers pane"),

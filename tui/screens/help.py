@@ -69,9 +69,9 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         """Fill the table."""
         table = self.query_one(DataTable)
-        table.add_columns("Section", "Keys", "Binding id", "Does")
+        table.add_columns("Section", "Keys", "Does", "Binding id")
         for row in self.rows:
-            table.add_row(row.section, row.keys, row.binding_id, row.description)
+            table.add_row(row.section, row.keys, row.description, row.binding_id)
         table.focus()
 
     def action_close(self) -> None:
