@@ -5,10 +5,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from docker_helpers import backend, sdk, spawn  # noqa: F401  (fixtures)
 from engines.fixtures import (  # noqa: F401  (pytest finds fixtures and hooks by name here)
     docker_busybox,
     dockerd,
     lxd,
+    make_dockerd,
     make_sshd,
     pytest_terminal_summary,
     sshd,

@@ -3,7 +3,7 @@
 Import them into ``tests/conftest.py``::
 
     from engines.fixtures import (
-        docker_busybox, dockerd, lxd, make_sshd, pytest_terminal_summary, sshd,
+        docker_busybox, dockerd, lxd, make_dockerd, make_sshd, pytest_terminal_summary, sshd,
     )
 
 The session fixtures start their engine the first time a test asks for it (never otherwise),
@@ -35,6 +35,7 @@ __all__ = [
     "docker_busybox",
     "dockerd",
     "lxd",
+    "make_dockerd",
     "make_sshd",
     "pytest_terminal_summary",
     "sshd",
@@ -80,6 +81,26 @@ def docker_busybox(dockerd: DockerEngine) -> str:
     except EngineError as exc:
         reason = f"busybox image for dockerd: {exc}"
     unavailable(reason)
+
+
+@pytest.fixture
+def make_dockerd() -> Iterator[Callable[..., DockerEngine]]:
+    """A factory ``make_dockerd(*extra_args)`` for extra dockerds (a second "host", or one with
+    ``--live-restore``), each stopped when the test ends.
+    """
+    _need_root("dockerd")
+    started: list[DockerEngine] = []
+
+    def factory(*extra_args: str) -> DockerEngine:
+        engine = _start("dockerd", functools.partial(start_dockerd, extra_args=extra_args))
+        started.append(engine)
+        return engine
+
+    try:
+        yield factory
+    finally:
+        for engine in reversed(started):
+            stop_dockerd(engine)
 
 
 @pytest.fixture(scope="session")
