@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from backends.audit import audited
 from backends.config import HostConfig
 from backends.docker_logs import LogRequest, follow_logs, since_param
 from backends.docker_models import ContainerChange, ContainerInfo, ImageInfo, StatsPoint
@@ -104,19 +105,21 @@ class DockerBackend:
         """start, stop, restart, pause, unpause or kill one container."""
         if action not in ACTIONS:
             raise Invalid(f"Unknown container action {action!r}.", f"Use one of {', '.join(ACTIONS)}.")
-        # stop/restart wait for the container's grace period: allow for it beyond the call timeout.
-        await self.http.post(f"/containers/{container}/{action}", f"{action} {short(container)}")
+        with audited(self.host_name, f"container.{action}", [container]):
+            await self.http.post(f"/containers/{container}/{action}", f"{action} {short(container)}")
 
     async def remove(self, container: str, *, force: bool = False, volumes: bool = False) -> None:
         """Remove a container (its anonymous volumes too with `volumes`)."""
         params = {"force": int(force), "v": int(volumes)}
-        await self.http.delete(f"/containers/{container}", f"removing {short(container)}", params)
+        with audited(self.host_name, "container.remove", [container], force=force, volumes=volumes):
+            await self.http.delete(f"/containers/{container}", f"removing {short(container)}", params)
 
     async def rename(self, container: str, new_name: str) -> None:
         """Give a container a new name."""
-        await self.http.post(
-            f"/containers/{container}/rename", f"renaming {short(container)}", {"name": new_name}
-        )
+        with audited(self.host_name, "container.rename", [container], new_name=new_name):
+            await self.http.post(
+                f"/containers/{container}/rename", f"renaming {short(container)}", {"name": new_name}
+            )
 
     async def top(self, container: str) -> tuple[list[str], list[list[str]]]:
         """Processes in a running container: (column titles, rows)."""
@@ -268,13 +271,17 @@ class DockerBackend:
 
     async def remove_image(self, image: str, *, force: bool = False) -> None:
         """Remove an image (untag it if it has other tags)."""
-        await self.http.delete(f"/images/{image}", f"removing image {short(image)}", {"force": int(force)})
+        with audited(self.host_name, "image.remove", [image], force=force):
+            await self.http.delete(
+                f"/images/{image}", f"removing image {short(image)}", {"force": int(force)}
+            )
 
     async def prune_images(self) -> tuple[int, int]:
         """Remove dangling images: (how many, bytes reclaimed)."""
-        raw = await self.http.post(
-            "/images/prune", "pruning images", {"filters": json_filter({"dangling": ["true"]})}
-        )
+        with audited(self.host_name, "image.prune", ["dangling"]):
+            raw = await self.http.post(
+                "/images/prune", "pruning images", {"filters": json_filter({"dangling": ["true"]})}
+            )
         return len((raw or {}).get("ImagesDeleted") or []), int((raw or {}).get("SpaceReclaimed", 0))
 
     async def move_image(
@@ -285,6 +292,12 @@ class DockerBackend:
         `progress(bytes_sent, image_size)` is called as the tar streams. Returns the id on the
         target, which is the id here: the move keeps the image intact.
         """
+        with audited(self.host_name, "image.move", [image], to=target.host_name):
+            return await self._move_image(image, target, progress)
+
+    async def _move_image(
+        self, image: str, target: DockerBackend, progress: Callable[[int, int], None] | None
+    ) -> str:
         source_id = await self.image_id(image)
         size = int((await self.http.get_json(f"/images/{image}/json", "inspecting")).get("Size", 0))
         sent = 0

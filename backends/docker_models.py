@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +157,9 @@ class ComposeProject:
         """The compose files it was started from (from the labels)."""
         for c in self.containers:
             if files := c.labels.get(CONFIG_FILES_LABEL):
-                return [f for f in files.split(",") if f]
+                # docker-compose 1.x records them relative to the working directory.
+                base = PurePosixPath(self.working_dir or "/")
+                return [str(base / f) for f in files.split(",") if f]
         return []
 
     @property

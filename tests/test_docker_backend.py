@@ -1,6 +1,8 @@
 """The Docker backend against a real dockerd: list, act, watch, logs (with resume), stats, images, move."""
 
 import asyncio
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +13,11 @@ from docker_helpers import Spawn
 from engines.dockerd import DockerEngine
 from engines.images import DOCKER_REPO, DOCKER_TAG, import_docker_busybox
 
+from backends.audit import read_audit
+from backends.compose import compose_command, run_compose
 from backends.docker import DockerBackend
 from backends.docker_logs import FrameDecoder, ResumePoint, since_param, since_value, timestamp_key
-from backends.docker_models import ContainerChange
+from backends.docker_models import ContainerChange, group_projects
 from backends.errors import Invalid, NotFound, Unreachable
 from backends.streams import LogLine
 
@@ -70,6 +74,54 @@ async def test_actions_change_the_engine(
         await backend.remove(c.id)
     with pytest.raises(Invalid):
         await backend.act("explode", "x")
+    records = [(r["action"], r["outcome"][:6]) for r in read_audit() if c.id in r["targets"]]
+    assert records[:2] == [("container.pause", "ok"), ("container.unpause", "ok")]
+    assert records[-2:] == [("container.remove", "ok"), ("container.remove", "failed")]
+
+
+COMPOSE_FILE = """
+version: "2.4"
+services:
+  web:
+    image: berth-test/busybox:latest
+    command: ["sleep", "600"]
+    network_mode: none
+    stop_grace_period: 1s
+  worker:
+    image: berth-test/busybox:latest
+    command: ["sh", "-c", "echo working; sleep 600"]
+    network_mode: none
+    stop_grace_period: 1s
+"""
+
+
+async def test_compose_projects_grouped_and_driven_through_the_cli(
+    dockerd: DockerEngine,
+    backend: DockerBackend,
+    docker_busybox: str,
+    tmp_path: Path,
+    sdk: docker.DockerClient,
+) -> None:
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
+    env = {**os.environ, "DOCKER_HOST": dockerd.url}
+    up = subprocess.run(
+        [*compose_command(), "-p", "shop", "up", "-d"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        projects = {p.name: p for p in group_projects(await backend.containers())}
+        shop = projects["shop"]
+        assert {c.service for c in shop.containers} == {"web", "worker"} and shop.running == 2
+        assert shop.config_files == [str(tmp_path / "docker-compose.yml")]
+        before = {c.id: sdk.containers.get(c.id).attrs["State"]["StartedAt"] for c in shop.containers}
+        await run_compose("local", shop, "restart", str(dockerd.socket))
+        after = {cid: sdk.containers.get(cid).attrs["State"]["StartedAt"] for cid in before}
+        assert all(after[cid] != before[cid] for cid in before)
+        await run_compose("local", shop, "down", str(dockerd.socket))
+        assert not sdk.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
+        assert [r["action"] for r in read_audit()][-2:] == ["compose.restart", "compose.down"]
+    finally:
+        subprocess.run([*compose_command(), "-p", "shop", "down"], cwd=tmp_path, env=env, capture_output=True)
 
 
 async def test_starting_a_running_container_is_fine_but_unpausing_is_a_conflict(
