@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from backends import __version__, paths
-from backends.config import Config, load_config
-from backends.errors import BerthError, Invalid
+from backends.config import Config, HostConfig, load_config
+from backends.errors import BerthError, Invalid, NotFound
 from tui.error_log import log_unexpected, setup_error_log
 
 
@@ -20,10 +20,23 @@ class CliContext:
 
     config_path: Path
     host: str | None
+    json: bool = False
 
     def load(self) -> Config:
         """The validated config (defaults when the file does not exist)."""
         return load_config(self.config_path)
+
+    def host_config(self, name: str | None = None) -> HostConfig:
+        """The inventory host `name`, else the one chosen with --host, else the first."""
+        config = self.load()
+        wanted = name or self.host
+        if wanted is None:
+            return config.hosts[0]
+        found = config.host(wanted)
+        if found is None:
+            known = ", ".join(h.name for h in config.hosts)
+            raise NotFound(f"No host {wanted!r} in {self.config_path}.", f"Known hosts: {known}.")
+        return found
 
 
 class BerthGroup(click.Group):
@@ -48,14 +61,15 @@ class BerthGroup(click.Group):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Config file to use instead of the default.",
 )
-@click.option("--host", help="Inventory host to start on (default: the first one).")
+@click.option("--host", help="Inventory host to work on (default: the first one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, host: str | None) -> None:
+def cli(ctx: click.Context, config_path: Path | None, host: str | None, as_json: bool) -> None:
     """berth: a keyboard-driven console for Docker, LXD and WASI workloads, here and over SSH.
 
     With no command it opens the console.
     """
-    ctx.obj = CliContext(config_path or paths.config_file(), host)
+    ctx.obj = CliContext(config_path or paths.config_file(), host, as_json)
     if ctx.invoked_subcommand is None:
         from tui.app import BerthApp  # Textual loads only when the console is wanted
 
@@ -85,6 +99,10 @@ def config_check(obj: CliContext) -> None:
     click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
 
 
+# The Docker verbs register themselves on `cli`; imported here so `berth --help` lists them.
+import tui.cli_docker  # noqa: E402, F401
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run `cli`, turning errors into one sentence and an exit code."""
     setup_error_log()
@@ -95,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
     except BerthError as exc:
         click.echo(f"berth: {exc}", err=True)
