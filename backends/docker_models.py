@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 PROJECT_LABEL = "com.docker.compose.project"

@@ -53,7 +53,11 @@ class EngineHttp:
 
     def unreachable(self, exc: BaseException | None = None) -> Unreachable:
         """The error for an engine that does not answer."""
-        why = f" ({exc})" if exc and str(exc) else ""
+        reason = ""
+        if exc is not None:
+            os_error = getattr(exc, "os_error", exc)
+            reason = getattr(os_error, "strerror", None) or str(exc) or type(exc).__name__
+        why = f" ({reason[:80]})" if reason else ""
         return Unreachable(
             f"{self.what} does not answer at {self.socket_path}{why}.",
             "Check that the engine runs and that you may use its socket; berth keeps retrying.",

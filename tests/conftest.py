@@ -41,7 +41,7 @@ def offline_config(tmp_path: Path) -> "Config":
     """
     from backends.config import Config, HostConfig
 
-    nowhere = tmp_path / "no-engines"
+    nowhere = Path("/nonexistent/berth-test")  # a fixed path keeps snapshots and messages stable
     return Config(
         hosts=[
             HostConfig(

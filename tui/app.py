@@ -59,7 +59,7 @@ class BerthApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
-        return MainScreen(self.current_host)
+        return MainScreen(self.current_host, self.config)
 
     @property
     def main_screen(self) -> MainScreen:
@@ -117,6 +117,7 @@ class BerthApp(App[None]):
             names = ", ".join(h.name for h in self.config.hosts)
             raise NotFound(f"No host called {name!r}.", f"The inventory has: {names}.")
         self.current_host = host
+        self.main_screen.set_host(host)
         self._show_host()
         self.notify(f"Host: {host.name} ({host.url})")
 

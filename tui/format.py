@@ -34,3 +34,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for row in [headers, *rows]
     ]
     return "\n".join(lines)
+
+
+_UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+
+
+def parse_bytes(text: str) -> float:
+    """The number of bytes in a `human_bytes` text (`45.1 MB` -> 45100000.0); ValueError otherwise."""
+    number, _, unit = text.strip().partition(" ")
+    return float(number) * _UNITS[unit]
+
+
+def parse_percent(text: str) -> float:
+    """`12.5%` -> 12.5; ValueError otherwise."""
+    return float(text.strip().removesuffix("%"))

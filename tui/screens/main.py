@@ -8,8 +8,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from backends.config import HostConfig
+from backends.config import Config, HostConfig
 from tui.panes import PANES
+from tui.panes.containers import ContainersPane
 from tui.panes.not_built import NotBuiltPane
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
@@ -24,9 +25,10 @@ class MainScreen(Screen[None]):
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
     ]
 
-    def __init__(self, host: HostConfig) -> None:
+    def __init__(self, host: HostConfig, config: Config) -> None:
         super().__init__()
         self.host = host
+        self.config = config
 
     def compose(self) -> ComposeResult:
         """Header, panes, command line, footer."""
@@ -36,9 +38,17 @@ class MainScreen(Screen[None]):
         with TabbedContent(id="panes"):
             for spec in PANES:
                 with TabPane(f"{spec.key} {spec.title}", id=spec.id):
-                    yield NotBuiltPane(spec)
+                    if spec.id == "containers":
+                        yield ContainersPane(self.host, self.config)
+                    else:
+                        yield NotBuiltPane(spec)
         yield CommandLine()
         yield Footer()
+
+    def set_host(self, host: HostConfig) -> None:
+        """Point every built pane at `host`."""
+        self.host = host
+        self.query_one(ContainersPane).set_host(host)
 
     @property
     def active_pane(self) -> str:

@@ -1,0 +1,99 @@
+"""How containers and images read in the Containers pane: columns, and one row per resource."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.text import Text
+
+from backends.docker_models import ContainerInfo, ImageInfo, StatsPoint
+from tui.format import age, human_bytes, parse_bytes, parse_percent
+from tui.widgets.table_model import Column, Row
+
+STATE_STYLES = {
+    "running": "green",
+    "restarting": "yellow",
+    "paused": "cyan",
+    "created": "blue",
+    "exited": "dim",
+    "dead": "red",
+}
+HEALTH_MARKS = {"healthy": ("♥", "green"), "unhealthy": ("✗", "bold red"), "starting": ("…", "yellow")}
+
+
+def _text_number(parse: Callable[[str], float]) -> Callable[[Any], float]:
+    """A sort key reading the number back out of a formatted cell."""
+
+    def key(value: Any) -> float:
+        return parse(value.plain if isinstance(value, Text) else str(value))
+
+    return key
+
+
+CONTAINER_COLUMNS: Sequence[Column] = (
+    Column("name", "NAME"),
+    Column("state", "STATE", width=12),
+    Column("image", "IMAGE"),
+    Column("status", "STATUS"),
+    Column("cpu", "CPU", width=7, justify="right", sort=_text_number(parse_percent)),
+    Column("mem", "MEM", width=9, justify="right", sort=_text_number(parse_bytes)),
+    Column("ports", "PORTS"),
+    Column("service", "PROJECT/SERVICE"),
+)
+
+IMAGE_COLUMNS: Sequence[Column] = (
+    Column("name", "IMAGE"),
+    Column("id", "ID", width=12),
+    Column("size", "SIZE", width=9, justify="right", sort=_text_number(parse_bytes)),
+    Column("age", "CREATED", width=8, justify="right"),
+    Column("used", "USED BY", width=7, justify="right"),
+)
+
+
+def state_cell(container: ContainerInfo) -> Text:
+    """The state in its colour, with a health mark when the image has a health check."""
+    cell = Text(container.state, style=STATE_STYLES.get(container.state, ""))
+    if mark := HEALTH_MARKS.get(container.health):
+        cell.append(" " + mark[0], style=mark[1])
+    return cell
+
+
+def container_row(container: ContainerInfo, stats: StatsPoint | None) -> Row:
+    """One container's row; CPU and memory from its latest stats sample when it runs."""
+    running = container.state == "running"
+    cpu = f"{stats.cpu_percent:.1f}%" if running and stats and stats.cpu_percent is not None else ""
+    mem = human_bytes(stats.memory) if running and stats else ""
+    service = f"{container.project}/{container.service}" if container.project else ""
+    return Row(
+        {
+            "name": container.name,
+            "state": state_cell(container),
+            "image": container.image,
+            "status": container.status,
+            "cpu": cpu,
+            "mem": mem,
+            "ports": container.ports,
+            "service": service,
+            "id": container.id,  # not a column: lets the filter find a container by id
+        },
+        group=container.project,
+        rank=container.rank,
+    )
+
+
+def image_row(image: ImageInfo, now: float | None = None) -> Row:
+    """One image's row; unused ones dimmed, dangling ones marked."""
+    name = Text(image.name, style="dim italic" if not image.tags else "")
+    return Row(
+        {
+            "name": name,
+            "id": image.short_id,
+            "size": human_bytes(image.size),
+            "age": age((now or time.time()) - image.created),
+            "used": str(image.used_by) if image.used_by else Text("unused", style="dim"),
+            "tags": " ".join(image.tags),
+        },
+        rank=0 if image.used_by else 1,
+    )

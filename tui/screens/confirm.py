@@ -1,0 +1,57 @@
+"""The question every destructive action asks first, naming what it will destroy."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Label, Static
+
+
+class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
+    """Ask before acting: `y`/Enter on the danger button confirms, `n`/Escape cancels.
+
+    Returns (confirmed, option) where `option` is the state of the optional checkbox
+    (e.g. "also remove its volumes").
+    """
+
+    BINDINGS = [
+        Binding("escape,n", "answer(False)", "Cancel", id="confirm.no"),
+        Binding("y", "answer(True)", "Confirm", id="confirm.yes"),
+    ]
+
+    def __init__(self, question: str, targets: list[str], verb: str, option: str | None = None) -> None:
+        super().__init__(classes="confirm")
+        self.question = question
+        self.targets = targets
+        self.verb = verb
+        self.option = option
+
+    def compose(self) -> ComposeResult:
+        """The question, the names, an optional checkbox, and the two buttons."""
+        shown = self.targets[:12]
+        more = len(self.targets) - len(shown)
+        names = "\n".join(f"  • {name}" for name in shown) + (f"\n  … and {more} more" if more else "")
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            yield Static(names, classes="targets")
+            if self.option:
+                yield Checkbox(self.option, id="option")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.verb} (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        """Start on Cancel, so a stray Enter destroys nothing."""
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """A button answers."""
+        self.action_answer(event.button.id == "yes")
+
+    def action_answer(self, confirmed: bool) -> None:
+        """Close with the answer."""
+        option = self.query("#option")
+        ticked = bool(option and self.query_one("#option", Checkbox).value)
+        self.dismiss((confirmed, ticked))
