@@ -20,10 +20,13 @@ from tui.commands import parse_command
 from tui.error_log import log_unexpected
 from tui.panes import PANES
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
+from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
+from tui.widgets.log_view import LogView
+from tui.widgets.resource_table import ResourceTable
 
 PROBE_INTERVAL = 10.0
 
@@ -215,7 +218,10 @@ class BerthApp(App[None]):
         rows += binding_rows("panes", screen_bindings, keymap)
         for widget in self.main_screen.query(".pane"):
             own = [b for b in type(widget).BINDINGS if isinstance(b, Binding)]
-            rows += binding_rows(widget.id or "pane", own, keymap)
+            rows += binding_rows((widget.id or "pane").removeprefix("pane-"), own, keymap)
+        # The shared widgets' keys work wherever a table or a log is on show.
+        for section, widget_type in (("tables", ResourceTable), ("logs", LogView), ("log screen", LogScreen)):
+            rows += binding_rows(section, [b for b in widget_type.BINDINGS if isinstance(b, Binding)], keymap)
         return rows + command_rows()
 
     def action_help(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -69,9 +70,14 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         """Fill the table."""
         table = self.query_one(DataTable)
-        table.add_columns("Section", "Keys", "Does", "Binding id")
+        table.add_columns("Keys", "Does", "Binding id")
+        section = None
         for row in self.rows:
-            table.add_row(row.section, row.keys, row.description, row.binding_id)
+            if row.section != section:
+                # A heading line per section keeps the three columns wide enough for 80 columns.
+                section = row.section
+                table.add_row(Text(section, style="bold italic"), "", "")
+            table.add_row(Text("  " + row.keys), row.description, row.binding_id)
         table.focus()
 
     def action_close(self) -> None:
