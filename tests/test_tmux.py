@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker_helpers import Spawn
+from engines.dockerd import DockerEngine
 from engines.required import unavailable
 
-from backends.config import Config, load_config, save_config
+from backends.config import Config, HostConfig, load_config, save_config
 
 
 class Tmux:
@@ -149,3 +151,36 @@ def test_installed_berth_in_a_real_terminal(
     while tmux.alive():
         assert time.monotonic() < deadline, f"berth did not quit on q; screen:\n{tmux.screen()}"
         time.sleep(0.1)
+
+
+@pytest.mark.engines
+def test_exec_shell_suspends_the_console_and_comes_back(
+    tmux: Tmux, dockerd: DockerEngine, spawn: Spawn, isolated_home: Path, tmp_path: Path
+) -> None:
+    c = spawn()
+    config = Config(
+        hosts=[HostConfig("local", docker_socket=str(dockerd.socket))], path=tmp_path / "config.toml"
+    )
+    save_config(config, tmp_path / "config.toml")
+    env = {
+        "TERM": "xterm-256color",
+        "XDG_CONFIG_HOME": str(isolated_home / "config"),
+        "XDG_STATE_HOME": str(isolated_home / "state"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+    tmux.start([installed_berth(), "--config", str(tmp_path / "config.toml")], env)
+    tmux.wait_for(c.name)
+    tmux.keys("/")
+    tmux.keys(c.name, literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("esc Clear filter")  # back on the table: the footer offers to clear the filter
+    tmux.keys("e")
+    tmux.wait_for("/ #")  # busybox sh root prompt, in place of the console
+    tmux.keys("echo inside-$((6*7))", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("inside-42")
+    tmux.keys("exit", literal=True)
+    tmux.keys("Enter")
+    screen = tmux.wait_for("PROJECT/SERVICE")  # the console is back
+    assert c.name in screen
+    tmux.keys("q")

@@ -9,6 +9,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input
 
 from backends.config import Config, HostConfig, save_config
@@ -43,7 +44,19 @@ class BerthApp(App[None]):
         # otherwise a fast typist's (or a paste's) first letters go to the pane and are lost.
         Binding("colon", "command_line", "Command", id="app.command", priority=True),
         Binding("H", "pick_host", "Host", id="app.host"),
+        # The same race as ':' for '/' in tables and logs: the prompt must open before the keys
+        # typed after it are routed, or "t" of a name would open `top`.
+        Binding("slash", "find", "Find", show=False, priority=True, id="app.find"),
     ]
+
+    def _finder(self) -> Widget | None:
+        """The table or log around the focused widget that has a `/` prompt."""
+        node = self.focused
+        while node is not None and not isinstance(node, Screen):
+            if hasattr(node, "action_open_filter") or hasattr(node, "action_open_search"):
+                return node if isinstance(node, Widget) else None
+            node = node.parent  # type: ignore[assignment]
+        return None
 
     def __init__(self, config: Config, host: str | None = None, *, user_themes: Path | None = None) -> None:
         super().__init__()
@@ -166,7 +179,16 @@ class BerthApp(App[None]):
         """Leave ':' to text fields and dialogs: the prompt opens only over the main screen."""
         if action == "command_line":
             return self.screen is self.main_screen and not isinstance(self.focused, Input)
+        if action == "find":
+            return not isinstance(self.focused, Input) and self._finder() is not None
         return True
+
+    def action_find(self) -> None:
+        """Open the `/` prompt of the table or log in focus."""
+        finder = self._finder()
+        opener = getattr(finder, "action_open_filter", None) or getattr(finder, "action_open_search", None)
+        if opener is not None:
+            opener()
 
     def action_command_line(self) -> None:
         """Open the `:` prompt."""

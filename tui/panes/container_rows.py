@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from backends.docker import short
 from backends.docker_models import ContainerInfo, ImageInfo, StatsPoint
 from tui.format import age, human_bytes, parse_bytes, parse_percent
 from tui.widgets.table_model import Column, Row
@@ -70,7 +71,7 @@ def container_row(container: ContainerInfo, stats: StatsPoint | None) -> Row:
         {
             "name": container.name,
             "state": state_cell(container),
-            "image": container.image,
+            "image": short(container.image),
             "status": container.status,
             "cpu": cpu,
             "mem": mem,

@@ -948,7 +948,7 @@ class LogView(Widget):
         prompt.mode, prompt.placeholder, prompt.value = mode, placeholder, value
         self.query_one("#log-prompt-row > Label", Label).update(label)
         self.query_one("#log-prompt-row").add_class("-open")
-        prompt.focus()
+        self.screen.set_focus(prompt)  # now, so keys typed right after the key land in the prompt
         prompt.cursor_position = len(value)
 
     def _close_prompt(self) -> None:
