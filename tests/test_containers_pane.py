@@ -51,7 +51,7 @@ async def test_new_containers_appear_within_a_second(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: pane(app).changes_seen > 0, what="the first list")
         listed_before = pane(app).changes_seen
-        c = spawn()
+        c = spawn()  # returns once the engine has created and started it
         took = await until(pilot, lambda: c.id in pane(app).table.rows, what="the new row")
         assert took < 1.0
         assert pane(app).containers[c.id].state == "running"

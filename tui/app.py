@@ -46,7 +46,7 @@ class BerthApp(App[None]):
         Binding("H", "pick_host", "Host", id="app.host"),
         # The same race as ':' for '/' in tables and logs: the prompt must open before the keys
         # typed after it are routed, or "t" of a name would open `top`.
-        Binding("slash", "find", "Find", show=False, priority=True, id="app.find"),
+        Binding("slash", "find", "Find", priority=True, id="app.find"),
     ]
 
     def _finder(self) -> Widget | None:
