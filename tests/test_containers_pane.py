@@ -239,3 +239,19 @@ async def test_a_million_line_flood_keeps_the_log_view_bounded(
         assert len(buffer) == buffer.max_lines == 100_000
         assert buffer[len(buffer) - 1].text.startswith("flood line")
         assert peak - before < 120 * 2**20, f"RSS grew {(peak - before) / 2**20:.0f} MiB"
+
+
+async def test_stats_fill_cpu_and_memory_of_rows_on_screen(
+    dockerd: DockerEngine, spawn: Spawn, tmp_path: Path
+) -> None:
+    busy = spawn("while :; do :; done")
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = pane(app).table
+        await until(pilot, lambda: busy.id in table.rows)
+        table.set_filter(busy.name)
+        table.move_cursor_to(busy.id)
+        await until(pilot, lambda: table.rows[busy.id].cells["cpu"] != "", 15, "a CPU figure")
+        cpu = float(str(table.rows[busy.id].cells["cpu"]).rstrip("%"))
+        assert cpu > 20 and table.rows[busy.id].cells["mem"].endswith("B")  # type: ignore[union-attr]
+        assert len(pane(app).stats[busy.id]) >= 2

@@ -224,13 +224,21 @@ class ContainersPane(Widget):
             await asyncio.sleep(STATS_SECONDS)
 
     def _stats_targets(self) -> list[str]:
+        """Running containers in the rows on screen now (plus the selected one)."""
         if self.view != "containers" or not self.is_on_screen:
             return []
         ids = self.table.visible_ids()
+        grid = self.table.data_table
+        # Display lines, not ids: group headings take lines too, so this may over-count by a few.
+        first = int(grid.scroll_offset.y)
+        on_screen = ids[first : first + max(grid.size.height, 1)]
         cursor = self.table.cursor_id()
-        start = max(0, ids.index(cursor) - STATS_MAX_ROWS // 2) if cursor in ids else 0
-        window = ids[start : start + STATS_MAX_ROWS]
-        return [cid for cid in window if cid in self.containers and self.containers[cid].state == "running"]
+        if cursor and cursor not in on_screen:
+            on_screen.append(cursor)
+        running = [
+            cid for cid in on_screen if cid in self.containers and self.containers[cid].state == "running"
+        ]
+        return running[:STATS_MAX_ROWS]
 
     @property
     def is_on_screen(self) -> bool:
