@@ -52,16 +52,26 @@ class FrameDecoder:
         """Complete lines (stream name, bytes without the newline) found so far."""
         if self.tty:
             return self._lines("stdout", chunk)
-        data = self._buffer + chunk
+        data = self._buffer + chunk if self._buffer else chunk
         out: list[tuple[str, bytes]] = []
-        pos = 0
-        while len(data) - pos >= 8:
-            stream, size = _HEADER.unpack_from(data, pos)
-            if len(data) - pos - 8 < size:
+        append = out.append
+        partial = self._partial
+        unpack = _HEADER.unpack_from
+        pos, end = 0, len(data)
+        while end - pos >= 8:
+            stream, size = unpack(data, pos)
+            if end - pos - 8 < size:
                 break
             payload = data[pos + 8 : pos + 8 + size]
             pos += 8 + size
-            out.extend(self._lines(_STREAMS.get(stream, "stdout"), payload))
+            name = _STREAMS.get(stream, "stdout")
+            if partial and name in partial:
+                payload = partial.pop(name) + payload
+            # The usual frame is exactly one whole line: no split needed.
+            if payload.endswith(b"\n") and payload.find(b"\n") == size - 1 == len(payload) - 1:
+                append((name, payload[:-1]))
+            else:
+                out.extend(self._lines(name, payload))
         self._buffer = data[pos:]
         return out
 
@@ -113,6 +123,11 @@ class ResumePoint:
         if self.stamp is not None:
             self._skip_until = timestamp_key(self.stamp)
             self._skip_left = self.count
+
+    @property
+    def armed(self) -> bool:
+        """True while lines of a re-read may still be ones delivered before."""
+        return self._skip_until is not None
 
     def already_delivered(self, stamp: str) -> bool:
         """True for lines of the re-read that were delivered before the break."""
@@ -249,15 +264,24 @@ async def _wait_until(check: Callable[[], Awaitable[bool]]) -> None:
 
 
 def _lines(raw: list[tuple[str, bytes]], resume: ResumePoint, timestamps: bool) -> list[LogLine]:
+    # The hot loop of a flood: plain local operations, the resume checks only when armed.
     out: list[LogLine] = []
+    append = out.append
+    last, count = resume.stamp, resume.count
     for stream, line in raw:
         text = line.decode("utf-8", "replace")
         stamp, sep, rest = text.partition(" ")
         if not sep or not stamp[:4].isdigit():
-            out.append(LogLine(text.rstrip("\r"), stream))
+            append(LogLine(text.rstrip("\r"), stream))
             continue
-        if resume.already_delivered(stamp):
+        if resume.armed and resume.already_delivered(stamp):
             continue
-        resume.seen(stamp)
-        out.append(LogLine(rest.rstrip("\r"), stream, stamp if timestamps else None))
+        if stamp == last:
+            count += 1
+        else:
+            last, count = stamp, 1
+        if rest.endswith("\r"):
+            rest = rest[:-1]
+        append(LogLine(rest, stream, stamp if timestamps else None))
+    resume.stamp, resume.count = last, count
     return out
