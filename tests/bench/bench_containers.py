@@ -819,17 +819,17 @@ def cli_ps(cli: str, engine: DockerEngine, env: dict[str, str]) -> float:
 
 
 class Tmux:
-    """A private tmux server (its own socket name) with one session; killed by that socket."""
+    """A private tmux server (its own socket file under ``folder``) with one session."""
 
-    def __init__(self, tmux: str, env: dict[str, str]) -> None:
+    def __init__(self, tmux: str, env: dict[str, str], folder: Path) -> None:
         self.tmux = tmux
         self.env = env
-        self.socket = f"berth-bench-{uuid.uuid4().hex[:8]}"
+        self.socket = str(folder / f"tmux-{uuid.uuid4().hex[:8]}.sock")
 
     def run(self, *args: str) -> str:
         """Run one tmux command on this server; its stdout."""
         done = subprocess.run(
-            [self.tmux, "-L", self.socket, *args], capture_output=True, text=True, timeout=10, env=self.env
+            [self.tmux, "-S", self.socket, *args], capture_output=True, text=True, timeout=10, env=self.env
         )
         if done.returncode != 0:
             raise BenchError(f"tmux {args[0]} failed: {done.stderr.strip()}")
@@ -853,10 +853,11 @@ class Tmux:
         return int(self.run("display", "-p", "-t", "bench", "#{pane_pid}").strip())
 
     def kill(self) -> None:
-        """Kill this private server (and so the program in its pane)."""
+        """Kill this private server (and so the program in its pane), and remove its socket file."""
         subprocess.run(
-            [self.tmux, "-L", self.socket, "kill-server"], capture_output=True, timeout=10, env=self.env
+            [self.tmux, "-S", self.socket, "kill-server"], capture_output=True, timeout=10, env=self.env
         )
+        Path(self.socket).unlink(missing_ok=True)
 
 
 def wait_for_screen(tmux: Tmux, text: str, timeout: float, interval: float = 0.05) -> float:
@@ -1045,6 +1046,7 @@ def run_bench(args: argparse.Namespace, tools: dict[str, str], home: Path) -> di
             report.setdefault("many", {})["remove_seconds"] = time.monotonic() - start
         client.close()
         report["machine"]["load_average_end"] = load_average()
+        report["machine"]["code_end"] = code_version()
         progress("stopping dockerd")
         stop_dockerd(engine)
     return report
@@ -1158,7 +1160,7 @@ def many_section(
         if session is not None:
             session.kill()
         progress(f"real berth in tmux, startup {index}/{args.runs}{' (warm-up)' if index == 0 else ''}")
-        session = Tmux(tools["tmux"], berth_env)
+        session = Tmux(tools["tmux"], berth_env, home)
         owned.tmux.append(session)
         seconds = real_berth_startup(session, tools["berth"], config.path)
         if index == 0:
@@ -1397,6 +1399,8 @@ def report_text(report: dict[str, Any]) -> str:
     m = report["machine"]
     print("berth bench: Containers pane (issue 3)", file=out)
     print(f"code: {m.get('code', '?')}", file=out)
+    if m.get("code_end", m.get("code")) != m.get("code"):
+        print(f"WARNING: the code changed during the run; at the end: {m['code_end']}", file=out)
     print(
         f"machine: {m['cpu_model']}, {m['cores']} cores, kernel {m['kernel']}, Python {m['python']}, "
         f"Textual {m['textual']}\nengine: dockerd {m.get('dockerd', '?')} (private, --bridge=none), "
