@@ -8,6 +8,7 @@ files, found in the labels compose put on its containers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ COMPOSE_ACTIONS = {
 }
 
 
+@functools.cache
 def compose_command() -> list[str]:
     """The compose CLI here: `docker compose` when the plugin answers, else `docker-compose`."""
     docker = shutil.which("docker")
@@ -68,7 +70,8 @@ async def run_compose(host: str, project: ComposeProject, action: str, socket_pa
 
 
 async def _run(project: ComposeProject, action: str, socket_path: str) -> str:
-    argv = compose_argv(project, action)
+    # Probing the CLI and checking the files block: off the event loop.
+    argv = await asyncio.to_thread(compose_argv, project, action)
     env = {**os.environ, "DOCKER_HOST": f"unix://{socket_path}"}
     proc = await asyncio.create_subprocess_exec(
         *argv,

@@ -7,6 +7,7 @@ so the same code serves the TUI and the CLI, here and far away.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -197,10 +198,7 @@ class DockerBackend:
         info = await self.inspect(container)
         tty = bool(info.get("Config", {}).get("Tty"))
         cid = info["Id"]
-
-        async def running() -> bool:
-            return await self.is_running(cid)
-
+        running = functools.partial(self.is_running, cid)
         async for batch in follow_logs(self.http, cid, request, tty=tty, is_running=running, now=time.time):
             yield batch
 
@@ -298,8 +296,8 @@ class DockerBackend:
     async def _move_image(
         self, image: str, target: DockerBackend, progress: Callable[[int, int], None] | None
     ) -> str:
-        source_id = await self.image_id(image)
-        size = int((await self.http.get_json(f"/images/{image}/json", "inspecting")).get("Size", 0))
+        inspected = await self.http.get_json(f"/images/{image}/json", f"inspecting image {short(image)}")
+        source_id, size = str(inspected["Id"]), int(inspected.get("Size", 0))
         sent = 0
 
         async with self.http.request("GET", f"/images/{image}/get", f"saving {image}", stream=True) as resp:

@@ -4,6 +4,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -17,6 +18,7 @@ from tui.panes.containers import ContainersPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 from tui.screens.top import TopScreen
+from tui.widgets.resource_table import ResourceTable
 
 pytestmark = pytest.mark.engines
 SIZE = (150, 40)
@@ -44,6 +46,15 @@ def pane(app: BerthApp) -> ContainersPane:
     return app.query_one(ContainersPane)
 
 
+async def select(pilot: Pilot[None], app: BerthApp, container: Any) -> ResourceTable:
+    """Wait for `container`'s row, filter the table down to it and put the cursor on it."""
+    table = pane(app).table
+    await until(pilot, lambda: container.id in table.rows)
+    table.set_filter(container.name)
+    assert table.move_cursor_to(container.id)
+    return table
+
+
 async def test_new_containers_appear_within_a_second(
     dockerd: DockerEngine, spawn: Spawn, tmp_path: Path
 ) -> None:
@@ -65,10 +76,7 @@ async def test_stop_restart_and_remove_with_confirmation(
     c = spawn("trap 'exit 0' TERM; while :; do sleep 0.1; done")
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: c.id in table.rows)
-        table.set_filter(c.name)
-        assert table.move_cursor_to(c.id)
+        table = await select(pilot, app, c)
         await pilot.press("s")
         await until(pilot, lambda: sdk.containers.get(c.id).status == "exited", what="stopped")
         await until(pilot, lambda: pane(app).containers[c.id].state == "exited", what="the row to say so")
@@ -122,10 +130,7 @@ async def test_logs_show_every_line_in_order_and_search_finds_the_nth_match(
     c = spawn("i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo line-$i; done; sleep 600")
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: c.id in table.rows)
-        table.set_filter(c.name)
-        table.move_cursor_to(c.id)
+        await select(pilot, app, c)
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, LogScreen))
         assert isinstance(app.screen, LogScreen)
@@ -152,10 +157,7 @@ async def test_top_and_inspect(dockerd: DockerEngine, spawn: Spawn, tmp_path: Pa
     c = spawn()
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: c.id in table.rows)
-        table.set_filter(c.name)
-        table.move_cursor_to(c.id)
+        await select(pilot, app, c)
         await pilot.press("t")
         await until(pilot, lambda: isinstance(app.screen, TopScreen) and app.screen.reads > 0, what="top")
         await pilot.press("escape")
@@ -172,10 +174,7 @@ async def test_read_only_host_refuses_actions(
     c = spawn()
     app = make_app(dockerd, tmp_path, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: c.id in table.rows)
-        table.set_filter(c.name)
-        table.move_cursor_to(c.id)
+        await select(pilot, app, c)
         await pilot.press("s", "d")
         await pilot.pause(0.3)
         assert not isinstance(app.screen, ConfirmScreen)
@@ -219,10 +218,7 @@ async def test_a_million_line_flood_keeps_the_log_view_bounded(
     c = spawn(f"while [ ! -e /tmp/go ]; do sleep 0.1; done; {flood}; sleep 600")
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: c.id in table.rows)
-        table.set_filter(c.name)
-        table.move_cursor_to(c.id)
+        await select(pilot, app, c)
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, LogScreen))
         assert isinstance(app.screen, LogScreen)
@@ -247,10 +243,7 @@ async def test_stats_fill_cpu_and_memory_of_rows_on_screen(
     busy = spawn("while :; do :; done")
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = pane(app).table
-        await until(pilot, lambda: busy.id in table.rows)
-        table.set_filter(busy.name)
-        table.move_cursor_to(busy.id)
+        table = await select(pilot, app, busy)
         await until(pilot, lambda: table.rows[busy.id].cells["cpu"] != "", 15, "a CPU figure")
         cpu = float(str(table.rows[busy.id].cells["cpu"]).rstrip("%"))
         assert cpu > 20 and table.rows[busy.id].cells["mem"].endswith("B")  # type: ignore[union-attr]

@@ -95,6 +95,17 @@ def tmux() -> Iterator[Tmux]:
     session.kill()
 
 
+def berth_env(home: Path) -> dict[str, str]:
+    """A colour terminal and the test's own XDG folders, nothing else from this process."""
+    return {
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+
+
 def installed_berth() -> str:
     candidate = Path(sys.executable).parent / "berth"
     found = str(candidate) if candidate.exists() else shutil.which("berth")
@@ -108,13 +119,7 @@ def test_installed_berth_in_a_real_terminal(
 ) -> None:
     assert offline_config.path is not None
     save_config(offline_config, offline_config.path)
-    env = {
-        "TERM": "xterm-256color",
-        "COLORTERM": "truecolor",
-        "XDG_CONFIG_HOME": str(isolated_home / "config"),
-        "XDG_STATE_HOME": str(isolated_home / "state"),
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    }
+    env = berth_env(isolated_home)
     tmux.start([installed_berth(), "--config", str(offline_config.path)], env)
     screen = tmux.wait_for("docker absent")
     header = screen.splitlines()[0]
@@ -162,12 +167,7 @@ def test_exec_shell_suspends_the_console_and_comes_back(
         hosts=[HostConfig("local", docker_socket=str(dockerd.socket))], path=tmp_path / "config.toml"
     )
     save_config(config, tmp_path / "config.toml")
-    env = {
-        "TERM": "xterm-256color",
-        "XDG_CONFIG_HOME": str(isolated_home / "config"),
-        "XDG_STATE_HOME": str(isolated_home / "state"),
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    }
+    env = berth_env(isolated_home)
     tmux.start([installed_berth(), "--config", str(tmp_path / "config.toml")], env)
     tmux.wait_for(c.name)
     tmux.keys("/")

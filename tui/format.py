@@ -8,11 +8,12 @@ from collections.abc import Sequence
 def human_bytes(count: float) -> str:
     """`1.5 GB`, `12 MB`, `512 B` (powers of 1000, as docker shows sizes)."""
     value = float(count)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    unit = "B"
+    for bigger in ("kB", "MB", "GB", "TB"):
+        if abs(value) < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
 
 
 def age(seconds: float) -> str:

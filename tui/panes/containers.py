@@ -260,13 +260,18 @@ class ContainersPane(Widget):
         """The marked containers, else the one under the cursor (a project header: all its containers)."""
         return [self.containers[cid] for cid in self.table.selected_ids() if cid in self.containers]
 
-    def _writable(self) -> DockerBackend:
+    def _writable(self) -> DockerBackend | None:
+        """The backend to act through; None, with a notification saying why, when acting is not allowed."""
+        problem = None
         if self.backend is None:
-            raise Denied(self.offline or "No Docker on this host.", "Pick another host with H.")
-        if self.config.ui.read_only or self.host.read_only:
-            raise Denied(
+            problem = Denied(self.offline or "No Docker on this host.", "Pick another host with H.")
+        elif self.config.ui.read_only or self.host.read_only:
+            problem = Denied(
                 f"{self.host.name} is read-only here.", "Set read_only = false in the config to act."
             )
+        if problem is not None:
+            self.notify(str(problem), severity="warning")
+            return None
         return self.backend
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -295,10 +300,8 @@ class ContainersPane(Widget):
         self._each(verb, lambda backend, c: backend.act(verb, c.id))
 
     def _each(self, verb: str, call: Callable[[DockerBackend, ContainerInfo], Awaitable[None]]) -> None:
-        try:
-            backend = self._writable()
-        except BerthError as exc:
-            self.notify(str(exc), severity="warning")
+        backend = self._writable()
+        if backend is None:
             return
         chosen = self.targets()
         if not chosen:
@@ -336,10 +339,7 @@ class ContainersPane(Widget):
 
     def action_remove(self) -> None:
         """Remove the targets, after asking (naming them); optionally their volumes too."""
-        try:
-            self._writable()
-        except BerthError as exc:
-            self.notify(str(exc), severity="warning")
+        if self._writable() is None:
             return
         if self.view == "images":
             self._remove_images()
@@ -413,10 +413,8 @@ class ContainersPane(Widget):
         container = self._cursor_container()
         if container is None:
             return
-        try:
-            backend = self._writable()
-        except BerthError as exc:
-            self.notify(str(exc), severity="warning")
+        backend = self._writable()
+        if backend is None:
             return
         docker = shutil.which("docker")
         if docker is None:
@@ -433,10 +431,8 @@ class ContainersPane(Widget):
 
     def action_compose(self, action: str) -> None:
         """up / down / restart the compose project under the cursor (or of the container there)."""
-        try:
-            backend = self._writable()
-        except BerthError as exc:
-            self.notify(str(exc), severity="warning")
+        backend = self._writable()
+        if backend is None:
             return
         name = self.table.cursor_group()
         if name is None:
@@ -491,12 +487,9 @@ class ContainersPane(Widget):
 
         self._run("images", job)
 
-    def _images_selected(self) -> list[str]:
-        return self.images_table.selected_ids()
-
     def action_move(self) -> None:
         """Stream the selected image(s) to another host of the inventory."""
-        images = self._images_selected()
+        images = self.images_table.selected_ids()
         if not images or self.backend is None:
             return
         others = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts if h.name != self.host.name]
@@ -528,7 +521,7 @@ class ContainersPane(Widget):
         self.app.push_screen(PickerScreen("Move image to host", others), chosen)
 
     def _remove_images(self) -> None:
-        images = self._images_selected()
+        images = self.images_table.selected_ids()
         if not images or self.backend is None:
             return
         backend = self.backend
@@ -548,10 +541,8 @@ class ContainersPane(Widget):
 
     def action_prune(self) -> None:
         """Remove dangling images, after asking."""
-        try:
-            backend = self._writable()
-        except BerthError as exc:
-            self.notify(str(exc), severity="warning")
+        backend = self._writable()
+        if backend is None:
             return
         dangling = [i for i, row in self.images_table.rows.items() if not row.cells.get("tags")]
 
