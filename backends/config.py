@@ -21,7 +21,7 @@ from typing import Any
 import tomli_w
 
 from backends import paths
-from backends.errors import Invalid
+from backends.errors import Conflict, Invalid
 
 KeyPath = tuple[str | int, ...]
 _T = typing.TypeVar("_T")
@@ -30,6 +30,8 @@ _SSH_URL = re.compile(
     r"^ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
     r"(?::(?P<port>\d{1,5}))?/?$"
 )
+RESERVED_NAMES = ("all", "add")
+"""Host names the CLI and the `:host` command use as words."""
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})$")
 
@@ -198,6 +200,8 @@ def _validate_host(host: HostConfig, index: int) -> None:
             (*where, "name"),
             "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit",
         )
+    if host.name in RESERVED_NAMES:
+        raise _Problem((*where, "name"), f"{host.name!r} is reserved (`--host all`, `:host add`)")
     if host.url != "local":
         match = _SSH_URL.match(host.url)
         if match is None:
@@ -377,3 +381,29 @@ def save_config(config: Config, path: Path | None = None) -> Path:
         raise
     config.path = path
     return path
+
+
+def _checked(host: HostConfig, index: int) -> None:
+    try:
+        _validate_host(host, index)
+    except _Problem as problem:
+        raise Invalid(f"{format_key_path(problem.key_path)}: {problem}") from None
+
+
+def adhoc_host(url: str) -> HostConfig:
+    """A host from a `ssh://user@host[:port]` URL given on the command line, named after it."""
+    try:
+        _validate_host(HostConfig("adhoc", url), 0)  # the URL is all there is to check
+    except _Problem as problem:
+        raise Invalid(f"Not a host URL: {problem}.", "Use ssh://user@host[:port].") from None
+    return HostConfig(url.removeprefix("ssh://").rstrip("/"), url)
+
+
+def add_host(config: Config, host: HostConfig) -> Config:
+    """`config` with `host` appended, after the checks loading would make (name, URL, jump)."""
+    if config.host(host.name) is not None:
+        raise Conflict(f"There is already a host called {host.name!r}.", "Choose another name.")
+    if host.jump and config.host(host.jump) is None and _SSH_URL.match(host.jump) is None:
+        raise Invalid(f"Jump host {host.jump!r} is neither in the inventory nor an ssh:// URL.")
+    _checked(host, len(config.hosts))
+    return dataclasses.replace(config, hosts=[*config.hosts, host])

@@ -11,16 +11,14 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from backends.audit import audited
-from backends.config import HostConfig
 from backends.docker_logs import LogRequest, follow_logs, since_param
 from backends.docker_models import ContainerChange, ContainerInfo, ImageInfo, StatsPoint
 from backends.engine_http import EngineHttp, json_filter
 from backends.errors import BerthError, Invalid, NotFound, Unreachable
-from backends.hosts import docker_socket_candidates
+from backends.hosts import HostSession
 from backends.streams import LogLine
 
 API_VERSION = "1.41"
@@ -32,12 +30,6 @@ LIST_EVENTS = (
 EVENT_BATCH_SECONDS = 0.1
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill")
-
-
-def find_docker_socket(host: HostConfig) -> str:
-    """A local host's Docker socket: the inventory's, `DOCKER_HOST`'s, or the first default there."""
-    candidates = docker_socket_candidates(host)
-    return next((c for c in candidates if Path(c).exists()), candidates[0])
 
 
 def short(ref: str) -> str:
@@ -56,14 +48,12 @@ class DockerBackend:
         self._prev_cpu: dict[str, tuple[int, int]] = {}
 
     @classmethod
-    def for_host(cls, host: HostConfig) -> DockerBackend:
-        """The backend for an inventory host (local only until SSH hosts land)."""
-        if not host.is_local:
-            raise Unreachable(
-                f"{host.name} is an SSH host, and SSH connections are not built yet.",
-                "Use a local host for now (issue 4 brings SSH hosts).",
-            )
-        return cls(host.name, find_docker_socket(host))
+    async def for_session(cls, session: HostSession) -> DockerBackend:
+        """The backend for a host's session: its Docker socket, forwarded when the host is remote.
+
+        Waits for an SSH host's first connection; raises its error when it cannot connect.
+        """
+        return cls(session.host.name, await session.socket("docker"))
 
     async def close(self) -> None:
         """Close connections."""

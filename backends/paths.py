@@ -11,6 +11,8 @@ from pathlib import Path
 
 import platformdirs
 
+from backends.errors import Denied
+
 APP_NAME = "berth"
 
 
@@ -43,3 +45,17 @@ def data_dir() -> Path:
 def error_log() -> Path:
     """The file that receives tracebacks, so the screen only ever shows a sentence."""
     return state_dir() / "berth.log"
+
+
+def runtime_dir() -> Path:
+    """A private (0700) folder for forwarded engine sockets: under `XDG_RUNTIME_DIR`, else /tmp.
+
+    Socket paths must stay under 108 bytes, so this stays short.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(base) / APP_NAME if base else Path(f"/tmp/{APP_NAME}-{os.geteuid()}")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_uid != os.geteuid():
+        raise Denied(f"{folder} belongs to another user.", "Set XDG_RUNTIME_DIR to a folder of yours.")
+    folder.chmod(0o700)
+    return folder

@@ -15,10 +15,12 @@ from engines.images import DOCKER_REPO, DOCKER_TAG, import_docker_busybox
 
 from backends.audit import read_audit
 from backends.compose import compose_command, run_compose
+from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.docker_logs import FrameDecoder, ResumePoint, since_param, since_value, timestamp_key
 from backends.docker_models import ContainerChange, group_projects
 from backends.errors import Invalid, NotFound, Unreachable
+from backends.hosts import HostSession
 from backends.streams import LogLine
 
 pytestmark = pytest.mark.engines
@@ -104,8 +106,10 @@ async def test_compose_projects_grouped_and_driven_through_the_cli(
 ) -> None:
     (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
     env = {**os.environ, "DOCKER_HOST": dockerd.url}
+    session = HostSession(HostConfig("local", docker_socket=str(dockerd.socket)))
+    compose = await compose_command(session)
     up = subprocess.run(
-        [*compose_command(), "-p", "shop", "up", "-d"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [*compose, "-p", "shop", "up", "-d"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -114,14 +118,14 @@ async def test_compose_projects_grouped_and_driven_through_the_cli(
         assert {c.service for c in shop.containers} == {"web", "worker"} and shop.running == 2
         assert shop.config_files == [str(tmp_path / "docker-compose.yml")]
         before = {c.id: sdk.containers.get(c.id).attrs["State"]["StartedAt"] for c in shop.containers}
-        await run_compose("local", shop, "restart", str(dockerd.socket))
+        await run_compose(session, shop, "restart")
         after = {cid: sdk.containers.get(cid).attrs["State"]["StartedAt"] for cid in before}
         assert all(after[cid] != before[cid] for cid in before)
-        await run_compose("local", shop, "down", str(dockerd.socket))
+        await run_compose(session, shop, "down")
         assert not sdk.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
         assert [r["action"] for r in read_audit()][-2:] == ["compose.restart", "compose.down"]
     finally:
-        subprocess.run([*compose_command(), "-p", "shop", "down"], cwd=tmp_path, env=env, capture_output=True)
+        subprocess.run([*compose, "-p", "shop", "down"], cwd=tmp_path, env=env, capture_output=True)
 
 
 async def test_starting_a_running_container_is_fine_but_unpausing_is_a_conflict(
@@ -342,6 +346,6 @@ def test_frame_decoder_handles_split_frames_and_partial_lines() -> None:
     decoder = FrameDecoder(tty=False)
     out = []
     for i in range(0, len(data), 3):  # worst case: three bytes at a time
-        out += decoder.feed(data[i : i + 3])
+        out += zip(*decoder.feed(data[i : i + 3]), strict=True)
     assert out == [("stdout", b"a"), ("stderr", b"err"), ("stdout", b"bc")]
-    assert decoder.feed(frame(1, b"tail")) == [] and decoder.flush() == [("stdout", b"tail")]
+    assert decoder.feed(frame(1, b"tail")) == ([], []) and decoder.flush() == (["stdout"], [b"tail"])

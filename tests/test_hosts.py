@@ -9,7 +9,7 @@ from engines.dockerd import DockerEngine
 from engines.lxd import LxdEngine
 
 from backends.config import Config, HostConfig
-from backends.hosts import probe_host
+from backends.hosts import HostSession, probe_host
 from tui.app import BerthApp
 from tui.widgets.host_header import HostHeader
 
@@ -17,7 +17,7 @@ from tui.widgets.host_header import HostHeader
 @pytest.mark.engines
 async def test_local_host_with_both_engines_is_online(dockerd: DockerEngine, lxd: LxdEngine) -> None:
     host = HostConfig("local", docker_socket=str(dockerd.socket), lxd_socket=str(lxd.socket))
-    state = await probe_host(host)
+    state = await probe_host(HostSession(host))
     assert state.state == "online"
     by_engine = {e.engine: e for e in state.engines}
     assert by_engine["docker"].state == "up" and by_engine["docker"].socket == str(dockerd.socket)
@@ -28,7 +28,7 @@ async def test_local_host_with_both_engines_is_online(dockerd: DockerEngine, lxd
 @pytest.mark.engines
 async def test_docker_host_env_is_honoured(dockerd: DockerEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", dockerd.url)
-    state = await probe_host(HostConfig("local"))
+    state = await probe_host(HostSession(HostConfig("local")))
     docker = next(e for e in state.engines if e.engine == "docker")
     assert (docker.state, docker.socket) == ("up", str(dockerd.socket))
 
@@ -39,7 +39,7 @@ async def test_a_socket_that_never_answers_is_down_not_hung(tmp_path: Path) -> N
         listener.bind(str(path))
         listener.listen()  # accepts connections but never replies
         host = HostConfig("local", docker_socket=str(path), lxd_socket=str(tmp_path / "none.sock"))
-        state = await asyncio.wait_for(probe_host(host), 10)
+        state = await asyncio.wait_for(probe_host(HostSession(host)), 10)
     docker, lxd = state.engines
     assert (docker.state, docker.detail) == ("down", "no answer")
     assert lxd.state == "absent" and "none.sock" in lxd.detail

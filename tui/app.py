@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from textual.widgets import Input
 
 from backends.config import Config, HostConfig, save_config
 from backends.errors import BerthError, NotFound
-from backends.hosts import probe_host
+from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
+from backends.ssh import HostKeyUnknown
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
 from tui.panes import PANES
+from tui.screens.add_host import AddHostScreen
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
@@ -30,6 +34,7 @@ from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
 
 PROBE_INTERVAL = 10.0
+ALL_HOSTS = "all"
 
 
 class BerthApp(App[None]):
@@ -61,10 +66,13 @@ class BerthApp(App[None]):
     def __init__(self, config: Config, host: str | None = None, *, user_themes: Path | None = None) -> None:
         super().__init__()
         self.config = config
-        start = config.host(host) if host else config.hosts[0]
+        self.all_hosts = host == ALL_HOSTS
+        start = config.host(host) if host and not self.all_hosts else config.hosts[0]
         if start is None:
             raise NotFound(f"No host called {host!r} in the inventory.", "Run berth with a name from it.")
         self.current_host: HostConfig = start
+        self.sessions = Sessions(config)
+        self._asked: set[str] = set()
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
 
     def _register_themes(self, user_dir: Path) -> list[str]:
@@ -75,7 +83,11 @@ class BerthApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
-        return MainScreen(self.current_host, self.config)
+        return MainScreen(self.shown_hosts, self.config, self.sessions, self.all_hosts)
+
+    async def on_unmount(self) -> None:
+        """Close every host's connection (and remove the forwarded sockets)."""
+        await self.sessions.close()
 
     @property
     def main_screen(self) -> MainScreen:
@@ -104,44 +116,99 @@ class BerthApp(App[None]):
 
     # Hosts -------------------------------------------------------------------------------------
 
+    @property
+    def shown_hosts(self) -> list[HostConfig]:
+        """The hosts on show: the current one, or every host in the all-hosts view."""
+        return list(self.config.hosts) if self.all_hosts else [self.current_host]
+
     def _show_host(self) -> None:
         header = self.main_screen.query_one(HostHeader)
         header.host_name = self.current_host.name
         header.host_url = self.current_host.url
-        self.probe_current_host()
+        header.state = None
+        header.fleet = None
+        self._asked.clear()
+        self.probe_hosts()
 
     @work(exclusive=True, group="probe")
-    async def probe_current_host(self) -> None:
-        """Probe the current host's engines, show the result, and probe again later.
+    async def probe_hosts(self) -> None:
+        """Probe the hosts on show, show the result, and probe again every 10 s or on any change.
 
-        The next probe is scheduled only after this one ends, so slow hosts never pile probes up.
+        Hosts are probed concurrently and one that is down answers with its state at once, so a
+        dead host never holds the others up; the next round starts only after this one ends.
         """
-        host = self.current_host
-        try:
-            state = await probe_host(host)
-        except Exception as exc:  # a probe must never take the console down
-            self.notify(log_unexpected(exc), severity="error")
+        while True:
+            sessions = [self.sessions.get(h) for h in self.shown_hosts]
+            try:
+                states = await asyncio.gather(*(probe_host(s, wait=False) for s in sessions))
+            except Exception as exc:  # a probe must never take the console down
+                self.notify(log_unexpected(exc), severity="error")
+                return
+            header = self.main_screen.query_one(HostHeader)
+            if self.all_hosts:
+                header.fleet = tuple(states)
+            else:
+                header.state = states[0]
+            for session in sessions:
+                self._ask_to_trust(session)
+            waits = [asyncio.ensure_future(s.changed()) for s in sessions]
+            waits.append(asyncio.ensure_future(asyncio.sleep(PROBE_INTERVAL)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    def _ask_to_trust(self, session: HostSession) -> None:
+        """Show an unknown host key's fingerprint once and let the user trust it (or not)."""
+        error = session.error
+        if not isinstance(error, HostKeyUnknown) or session.host.name in self._asked:
             return
-        if host is self.current_host:
-            self.main_screen.query_one(HostHeader).state = state
-        self.set_timer(PROBE_INTERVAL, self.probe_current_host, name="probe")
+        self._asked.add(session.host.name)
+        self.push_screen(
+            ConfirmScreen(
+                f"Trust the host key of {error.label} ({session.host.name})? It is not in known_hosts.",
+                [error.fingerprint, "Compare it with the host's own: ssh-keygen -lf /etc/ssh/ssh_host_*.pub"],
+                "Trust",
+            ),
+            lambda answer: session.trust() if answer and answer[0] else None,
+        )
 
     def switch_host(self, name: str) -> None:
-        """Point the console at inventory host `name`."""
-        host = self.config.host(name)
-        if host is None:
-            names = ", ".join(h.name for h in self.config.hosts)
-            raise NotFound(f"No host called {name!r}.", f"The inventory has: {names}.")
-        self.current_host = host
-        self.main_screen.set_host(host)
+        """Point the console at inventory host `name`, or at every host with `all`."""
+        if name == ALL_HOSTS:
+            self.all_hosts = True
+        else:
+            host = self.config.host(name)
+            if host is None:
+                names = ", ".join(h.name for h in self.config.hosts)
+                raise NotFound(f"No host called {name!r}.", f"The inventory has: {names}.")
+            self.current_host, self.all_hosts = host, False
+        self.run_worker(self.main_screen.set_hosts(self.shown_hosts, self.all_hosts), group="switch")
         self._show_host()
-        self.notify(f"Host: {host.name} ({host.url})")
+        self.notify(
+            "All hosts" if self.all_hosts else f"Host: {self.current_host.name} ({self.current_host.url})"
+        )
+
+    def action_add_host(self) -> None:
+        """Ask for a new host, add it to the inventory and save the config."""
+
+        def added(updated: Config | None) -> None:
+            if updated is None:
+                return
+            self.config.hosts = updated.hosts
+            self.save_config()
+            self.notify(f"Added {updated.hosts[-1].name}; switch to it with H.")
+
+        self.push_screen(AddHostScreen(self.config), added)
 
     def action_pick_host(self) -> None:
-        """Choose a host from the inventory."""
+        """Choose a host from the inventory, or all of them."""
         choices = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts]
+        choices.append((ALL_HOSTS, "all hosts  (one table, a host column)"))
+        current = ALL_HOSTS if self.all_hosts else self.current_host.name
         self.push_screen(
-            PickerScreen("Switch host", choices, self.current_host.name),
+            PickerScreen("Switch host", choices, current),
             lambda name: self._guard(self.switch_host, name) if name else None,
         )
 
@@ -211,6 +278,8 @@ class BerthApp(App[None]):
             self.exit()
         elif command.verb == "help":
             self.action_help()
+        elif command.verb == "host" and arg == "add":
+            self.action_add_host()
         elif command.verb == "host" and arg:
             self.switch_host(arg)
         elif command.verb == "host":
@@ -265,6 +334,10 @@ class BerthApp(App[None]):
                 f"Switch to {host.url}",
                 lambda n=host.name: self._guard(self.switch_host, n),
             )
+        yield SystemCommand(
+            "host: all", "Every host in one table", lambda: self._guard(self.switch_host, ALL_HOSTS)
+        )
+        yield SystemCommand("host: add…", "Add a host to the inventory", self.action_add_host)
         for name in sorted(self.available_themes):
             yield SystemCommand(
                 f"theme: {name}",

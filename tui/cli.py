@@ -9,9 +9,12 @@ from pathlib import Path
 import click
 
 from backends import __version__, paths
-from backends.config import Config, HostConfig, load_config
+from backends.config import Config, HostConfig, adhoc_host, load_config
 from backends.errors import BerthError, Invalid, NotFound
+from backends.hosts import Sessions
 from tui.error_log import log_unexpected, setup_error_log
+
+ALL_HOSTS = "all"
 
 
 @dataclass
@@ -21,17 +24,31 @@ class CliContext:
     config_path: Path
     host: str | None
     json: bool = False
+    accept_new: bool = False
 
     def load(self) -> Config:
         """The validated config (defaults when the file does not exist)."""
         return load_config(self.config_path)
 
-    def host_config(self, name: str | None = None) -> HostConfig:
-        """The inventory host `name`, else the one chosen with --host, else the first."""
-        config = self.load()
+    def sessions(self, config: Config) -> Sessions:
+        """Host sessions for one command, honouring --accept-new."""
+        return Sessions(config, accept_new=self.accept_new)
+
+    def hosts(self, config: Config) -> list[HostConfig]:
+        """The hosts --host chose: every one for `all`, else the one `host_config` names."""
+        if self.host == ALL_HOSTS:
+            return list(config.hosts)
+        return [self.host_config(config)]
+
+    def host_config(self, config: Config, name: str | None = None) -> HostConfig:
+        """Host `name`, else --host's: an inventory name or an ssh:// URL; the first by default."""
         wanted = name or self.host
         if wanted is None:
             return config.hosts[0]
+        if wanted == ALL_HOSTS:
+            raise Invalid("This command works on one host.", "Give --host an inventory name or a URL.")
+        if wanted.startswith("ssh://"):
+            return adhoc_host(wanted)
         found = config.host(wanted)
         if found is None:
             known = ", ".join(h.name for h in config.hosts)
@@ -61,15 +78,25 @@ class BerthGroup(click.Group):
     type=click.Path(dir_okay=False, path_type=Path),
     help="Config file to use instead of the default.",
 )
-@click.option("--host", help="Inventory host to work on (default: the first one).")
+@click.option(
+    "--host",
+    help="Host to work on: an inventory name, `all`, or ssh://user@host[:port] (default: the first).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--accept-new",
+    is_flag=True,
+    help="Trust and record host keys never seen before (a changed key is always refused).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, host: str | None, as_json: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, host: str | None, as_json: bool, accept_new: bool
+) -> None:
     """berth: a keyboard-driven console for Docker, LXD and WASI workloads, here and over SSH.
 
     With no command it opens the console.
     """
-    ctx.obj = CliContext(config_path or paths.config_file(), host, as_json)
+    ctx.obj = CliContext(config_path or paths.config_file(), host, as_json, accept_new)
     if ctx.invoked_subcommand is None:
         from tui.app import BerthApp  # Textual loads only when the console is wanted
 
@@ -99,8 +126,9 @@ def config_check(obj: CliContext) -> None:
     click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
 
 
-# The Docker verbs register themselves on `cli`; imported here so `berth --help` lists them.
-import tui.cli_docker  # noqa: E402, F401
+# The verbs register themselves on `cli`; imported here so `berth --help` lists them.
+import tui.cli_docker  # noqa: E402
+import tui.cli_hosts  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> None:

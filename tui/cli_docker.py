@@ -11,25 +11,72 @@ from typing import Any, TypeVar
 
 import click
 
+from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.errors import BerthError
-from tui.cli import CliContext, cli
+from backends.hosts import Sessions
+from tui.cli import ALL_HOSTS, CliContext, cli
 from tui.format import age, human_bytes, table
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def _on_host(sessions: Sessions, host: HostConfig, work: Callable[[DockerBackend], Awaitable[T]]) -> T:
+    """Run `work` on `host`'s Docker (through its SSH connection if remote), then close the client."""
+    backend = await DockerBackend.for_session(sessions.get(host))
+    try:
+        return await work(backend)
+    finally:
+        await backend.close()
 
 
 def _run(obj: CliContext, work: Callable[[DockerBackend], Awaitable[T]], host: str | None = None) -> T:
-    """Run `work` on the chosen host's Docker, closing the connection afterwards."""
+    """Run `work` on the chosen host's Docker, closing the connections afterwards."""
 
     async def go() -> T:
-        backend = DockerBackend.for_host(obj.host_config(host))
+        config = obj.load()
+        sessions = obj.sessions(config)
         try:
-            return await work(backend)
+            return await _on_host(sessions, obj.host_config(config, host), work)
         finally:
-            await backend.close()
+            await sessions.close()
 
     return asyncio.run(go())
+
+
+def _run_each_host(
+    obj: CliContext, work: Callable[[DockerBackend], Awaitable[list[R]]]
+) -> tuple[list[tuple[str, R]], bool]:
+    """Run `work` on every host --host chose, concurrently; report hosts that failed on stderr.
+
+    Returns the (host, item) pairs of the hosts that answered and whether any failed (one host
+    only: its error is raised instead).
+    """
+
+    async def go() -> list[tuple[str, list[R] | BerthError]]:
+        config = obj.load()
+        sessions = obj.sessions(config)
+        hosts = obj.hosts(config)
+
+        async def one(host: HostConfig) -> tuple[str, list[R] | BerthError]:
+            try:
+                return host.name, await _on_host(sessions, host, work)
+            except BerthError as exc:
+                return host.name, exc
+
+        try:
+            return list(await asyncio.gather(*(one(h) for h in hosts)))
+        finally:
+            await sessions.close()
+
+    results = asyncio.run(go())
+    failed = [(name, r) for name, r in results if isinstance(r, BerthError)]
+    if failed and len(results) == 1:
+        raise failed[0][1]
+    for name, error in failed:
+        click.echo(f"berth: {name}: {error}", err=True)
+    return [(name, item) for name, r in results if not isinstance(r, BerthError) for item in r], bool(failed)
 
 
 def _emit(
@@ -45,16 +92,21 @@ def _emit(
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
 @click.pass_obj
 def ps(obj: CliContext, show_all: bool) -> None:
-    """List containers (running ones first)."""
-    host = obj.host_config().name
-    containers = _run(obj, lambda b: b.containers(all=show_all))
-    containers.sort(key=lambda c: (c.rank, c.name))
+    """List containers (running ones first); with --host all, every host's, with a host column."""
+    found, failed = _run_each_host(obj, lambda b: b.containers(all=show_all))
+    found.sort(key=lambda hc: (hc[1].rank, hc[1].name, hc[0]))
+    many = obj.host == ALL_HOSTS
     _emit(
         obj,
-        [c.to_json(host) for c in containers],
-        ["NAME", "ID", "IMAGE", "STATE", "STATUS", "PORTS", "PROJECT"],
-        [[c.name, c.short_id, c.image, c.state, c.status, c.ports, c.project or ""] for c in containers],
+        [c.to_json(host) for host, c in found],
+        ["HOST"] * many + ["NAME", "ID", "IMAGE", "STATE", "STATUS", "PORTS", "PROJECT"],
+        [
+            [host] * many + [c.name, c.short_id, c.image, c.state, c.status, c.ports, c.project or ""]
+            for host, c in found
+        ],
     )
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -137,17 +189,22 @@ def rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
 @cli.command()
 @click.pass_obj
 def images(obj: CliContext) -> None:
-    """List images, with how many containers use each."""
-    host = obj.host_config().name
-    found = _run(obj, lambda b: b.images())
-    found.sort(key=lambda i: i.name)
+    """List images, with how many containers use each; with --host all, every host's."""
+    found, failed = _run_each_host(obj, lambda b: b.images())
+    found.sort(key=lambda hi: (hi[1].name, hi[0]))
     now = time.time()
+    many = obj.host == ALL_HOSTS
     _emit(
         obj,
-        [i.to_json(host) for i in found],
-        ["IMAGE", "ID", "SIZE", "CREATED", "USED BY"],
-        [[i.name, i.short_id, human_bytes(i.size), age(now - i.created), str(i.used_by)] for i in found],
+        [i.to_json(host) for host, i in found],
+        ["HOST"] * many + ["IMAGE", "ID", "SIZE", "CREATED", "USED BY"],
+        [
+            [host] * many + [i.name, i.short_id, human_bytes(i.size), age(now - i.created), str(i.used_by)]
+            for host, i in found
+        ],
     )
+    if failed:
+        sys.exit(1)
 
 
 @cli.group()
@@ -162,21 +219,30 @@ def image() -> None:
 @click.pass_obj
 def image_move(obj: CliContext, image_ref: str, to_host: str, from_host: str | None) -> None:
     """Stream an image to another host (docker save | docker load), with no registry and no temp file."""
-    target_config = obj.host_config(to_host)
+    config = obj.load()
+    target_config = obj.host_config(config, to_host)
+    source_config = obj.host_config(config, from_host)
     show = sys.stderr.isatty() and not obj.json
 
     def progress(sent: int, size: int) -> None:
         if show:
             sys.stderr.write(f"\r{human_bytes(sent)} of ~{human_bytes(size)} sent")
 
-    async def work(source: DockerBackend) -> str:
-        target = DockerBackend.for_host(target_config)
+    async def go() -> str:
+        sessions = obj.sessions(config)
         try:
-            return await source.move_image(image_ref, target, progress)
+            source, target = await asyncio.gather(
+                DockerBackend.for_session(sessions.get(source_config)),
+                DockerBackend.for_session(sessions.get(target_config)),
+            )
+            try:
+                return await source.move_image(image_ref, target, progress)
+            finally:
+                await asyncio.gather(source.close(), target.close())
         finally:
-            await target.close()
+            await sessions.close()
 
-    image_id = _run(obj, work, from_host)
+    image_id = asyncio.run(go())
     if show:
         sys.stderr.write("\n")
     if obj.json:

@@ -8,7 +8,7 @@ from backends.errors import Invalid
 
 # verb -> (the words that invoke it, what it does); the first word is the one shown in help.
 VERBS: dict[str, tuple[tuple[str, ...], str]] = {
-    "host": (("host", "hosts", "ctx"), "switch to host NAME (no NAME: pick one)"),
+    "host": (("host", "hosts", "ctx"), "host NAME, `all` or `add` (none: pick)"),
     "theme": (("theme", "skin"), "switch theme and save it (no NAME: pick one)"),
     "quit": (("q", "quit", "q!", "exit"), "quit berth"),
     "help": (("help", "h", "?"), "show keys and commands"),

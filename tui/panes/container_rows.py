@@ -33,6 +33,9 @@ def _text_number(parse: Callable[[str], float]) -> Callable[[Any], float]:
     return key
 
 
+HOST_COLUMN = Column("host", "HOST")
+"""The first column of the all-hosts view."""
+
 CONTAINER_COLUMNS: Sequence[Column] = (
     Column("name", "NAME"),
     Column("state", "STATE", width=12),
@@ -61,40 +64,67 @@ def state_cell(container: ContainerInfo) -> Text:
     return cell
 
 
-def container_row(container: ContainerInfo, stats: StatsPoint | None) -> Row:
-    """One container's row; CPU and memory from its latest stats sample when it runs."""
+def _with_host(cells: dict[str, Any], host: str | None) -> dict[str, Any]:
+    return {"host": host, **cells} if host else cells
+
+
+def container_row(container: ContainerInfo, stats: StatsPoint | None, host: str | None = None) -> Row:
+    """One container's row; CPU and memory from its latest stats sample when it runs.
+
+    With `host` (the all-hosts view) the row has a host cell and its project is grouped per host.
+    """
     running = container.state == "running"
     cpu = f"{stats.cpu_percent:.1f}%" if running and stats and stats.cpu_percent is not None else ""
     mem = human_bytes(stats.memory) if running and stats else ""
     service = f"{container.project}/{container.service}" if container.project else ""
+    group = f"{host}/{container.project}" if host and container.project else container.project
     return Row(
-        {
-            "name": container.name,
-            "state": state_cell(container),
-            "image": short(container.image),
-            "status": container.status,
-            "cpu": cpu,
-            "mem": mem,
-            "ports": container.ports,
-            "service": service,
-            "id": container.id,  # not a column: lets the filter find a container by id
-        },
-        group=container.project,
+        _with_host(
+            {
+                "name": container.name,
+                "state": state_cell(container),
+                "image": short(container.image),
+                "status": container.status,
+                "cpu": cpu,
+                "mem": mem,
+                "ports": container.ports,
+                "service": service,
+                "id": container.id,  # not a column: lets the filter find a container by id
+            },
+            host,
+        ),
+        group=group,
         rank=container.rank,
     )
 
 
-def image_row(image: ImageInfo, now: float | None = None) -> Row:
-    """One image's row; unused ones dimmed, dangling ones marked."""
-    name = Text(image.name, style="dim italic" if not image.tags else "")
+def host_error_row(host: str, error: str) -> Row:
+    """The all-hosts view's row for a host it cannot show: its name and what is wrong."""
     return Row(
         {
-            "name": name,
-            "id": image.short_id,
-            "size": human_bytes(image.size),
-            "age": age((now or time.time()) - image.created),
-            "used": str(image.used_by) if image.used_by else Text("unused", style="dim"),
-            "tags": " ".join(image.tags),
+            "host": host,
+            "name": Text("(unreachable)", style="dim"),
+            "state": Text("error", style="red"),
+            "status": error,
         },
+        rank=9,
+    )
+
+
+def image_row(image: ImageInfo, now: float | None = None, host: str | None = None) -> Row:
+    """One image's row; unused ones dimmed, dangling ones marked; a host cell with `host`."""
+    name = Text(image.name, style="dim italic" if not image.tags else "")
+    return Row(
+        _with_host(
+            {
+                "name": name,
+                "id": image.short_id,
+                "size": human_bytes(image.size),
+                "age": age((now or time.time()) - image.created),
+                "used": str(image.used_by) if image.used_by else Text("unused", style="dim"),
+                "tags": " ".join(image.tags),
+            },
+            host,
+        ),
         rank=0 if image.used_by else 1,
     )

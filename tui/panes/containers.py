@@ -1,4 +1,9 @@
-"""The Containers pane: a host's Docker containers and images, kept current by the event stream."""
+"""The Containers pane: Docker containers and images of one host, or of every host at once.
+
+Each host has a feed: its session, its Docker backend once the host is reachable, and its last
+error. Rows are keyed by container id on one host and by `host/id` in the all-hosts view, where a
+host column says where each row lives and actions go to the row's own host.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import shutil
 import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -20,16 +26,25 @@ from backends.audit import audit
 from backends.compose import run_compose
 from backends.config import Config, HostConfig
 from backends.docker import DockerBackend
-from backends.docker_models import ContainerChange, ContainerInfo, StatsPoint, group_projects
+from backends.docker_models import ComposeProject, ContainerChange, ContainerInfo, StatsPoint, group_projects
 from backends.errors import BerthError, Denied
+from backends.hosts import HostSession, Sessions
 from backends.streams import LogLine
 from tui.format import human_bytes
-from tui.panes.container_rows import CONTAINER_COLUMNS, IMAGE_COLUMNS, container_row, image_row
+from tui.panes.container_rows import (
+    CONTAINER_COLUMNS,
+    HOST_COLUMN,
+    IMAGE_COLUMNS,
+    container_row,
+    host_error_row,
+    image_row,
+)
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 from tui.screens.picker import PickerScreen
 from tui.screens.top import TopScreen
 from tui.widgets.resource_table import ResourceTable
+from tui.widgets.table_model import Row
 
 STATS_SECONDS = 2.0
 STATS_HISTORY = 60
@@ -37,6 +52,16 @@ STATS_MAX_ROWS = 60
 # Keys that only make sense on one of the two views.
 CONTAINER_ACTIONS = {"logs", "restart", "pause", "exec", "inspect", "top", "compose"}
 IMAGE_ACTIONS = {"move", "prune"}
+
+
+@dataclass
+class HostFeed:
+    """One host as the pane sees it: its session, its Docker once reached, and what went wrong."""
+
+    host: HostConfig
+    session: HostSession
+    backend: DockerBackend | None = None
+    error: str = ""
 
 
 class ContainerStrip(Horizontal):
@@ -92,43 +117,68 @@ class ContainersPane(Widget):
         Binding("P", "prune", "Prune dangling", id="containers.prune"),
     ]
 
-    def __init__(self, host: HostConfig, config: Config) -> None:
+    def __init__(
+        self, hosts: Sequence[HostConfig], config: Config, sessions: Sessions, *, all_hosts: bool = False
+    ) -> None:
         super().__init__(id="pane-containers", classes="pane containers")
         self.config = config
-        self.host = host
-        self.backend: DockerBackend | None = None
+        self.hosts = list(hosts)
+        self.all_hosts = all_hosts
+        self.sessions = sessions
+        self.feeds: dict[str, HostFeed] = {}
         self.containers: dict[str, ContainerInfo] = {}
+        self.where: dict[str, str] = {}  # row key -> host name
         self.stats: dict[str, deque[StatsPoint]] = {}
         self.view = "containers"
         self.offline = ""
         self.changes_seen = 0
 
+    @property
+    def host(self) -> HostConfig:
+        """The host on show (the first one in the all-hosts view)."""
+        return self.hosts[0]
+
+    @property
+    def backend(self) -> DockerBackend | None:
+        """The backend of the host on show, once reached."""
+        feed = self.feeds.get(self.host.name)
+        return feed.backend if feed else None
+
     def compose(self) -> ComposeResult:
         """The two tables (one on show) and the strip."""
+        extra = (HOST_COLUMN,) if self.all_hosts else ()
+        where = "any host" if self.all_hosts else self.host.name
         with ContentSwitcher(initial="containers-table"):
             yield ResourceTable(
-                CONTAINER_COLUMNS,
+                (*extra, *CONTAINER_COLUMNS),
                 id="containers-table",
                 group_label="compose: {group}",
                 no_group_label="(no project)",
                 empty_message="Connecting…",
             )
             yield ResourceTable(
-                IMAGE_COLUMNS, id="images-table", groupable=False, empty_message="No images on this host."
+                (*extra, *IMAGE_COLUMNS),
+                id="images-table",
+                groupable=False,
+                empty_message=f"No images on {where}.",
             )
         yield ContainerStrip(id="container-strip")
 
     def on_mount(self) -> None:
-        """Connect to the host's Docker."""
-        self.set_host(self.host)
+        """Start a feed per host (they connect concurrently) and the stats sampler."""
+        for host in self.hosts:
+            feed = HostFeed(host, self.sessions.get(host))
+            self.feeds[host.name] = feed
+            self.watch_host(feed)
+        self.sample_stats()
 
     async def on_unmount(self) -> None:
-        """Close the connection to the engine."""
+        """Close the connections to the engines."""
         self.workers.cancel_group(self, "docker")
-        if self.backend is not None:
-            await self.backend.close()
+        backends = [f.backend for f in self.feeds.values() if f.backend is not None]
+        await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
 
-    # Host and live data ------------------------------------------------------------------------
+    # Hosts and live data -----------------------------------------------------------------------
 
     @property
     def table(self) -> ResourceTable:
@@ -146,82 +196,109 @@ class ContainersPane(Widget):
         current.focus(scroll_visible)
         return self
 
-    def set_host(self, host: HostConfig) -> None:
-        """Show `host`'s containers (stopping the watch on the previous host)."""
-        self.host = host
-        self.containers.clear()
-        self.stats.clear()
-        self.table.update_rows({})
-        self.images_table.update_rows({})
-        self.workers.cancel_group(self, "docker")
-        old, self.backend = self.backend, None
-        if old is not None:
-            self.run_worker(old.close(), group="closing")
-        try:
-            self.backend = DockerBackend.for_host(host)
-        except BerthError as exc:
-            self._set_offline(str(exc))
-            return
-        self.table.empty_message = f"No containers on {host.name}."
-        self.watch_containers(self.backend)
-        self.sample_stats(self.backend)
+    def key(self, host: str, resource_id: str) -> str:
+        """The row key of a container or image of `host`."""
+        return f"{host}/{resource_id}" if self.all_hosts else resource_id
 
-    def _set_offline(self, why: str) -> None:
+    @work(group="docker", exit_on_error=False)
+    async def watch_host(self, feed: HostFeed) -> None:
+        """Reach the host's Docker, then apply its changes as they come (events, coalesced)."""
+        while feed.backend is None:
+            try:
+                feed.backend = await DockerBackend.for_session(feed.session)
+            except BerthError as exc:
+                self._host_error(feed, str(exc))
+                await feed.session.changed()  # a reconnect, or the user trusting its key
+        self.table.empty_message = f"No containers on {'any host' if self.all_hosts else feed.host.name}."
+        async for change in feed.backend.watch():
+            self.apply_change(feed, change)
+
+    def apply_change(self, feed: HostFeed, change: ContainerChange) -> None:
+        """Bring `feed`'s rows in line with `change`."""
+        self.changes_seen += 1
+        if change.error:
+            session = feed.session
+            why = change.error
+            if not session.online:
+                why = f"{feed.host.name} is {session.state}" + (
+                    f": {session.error}" if session.error else "."
+                )
+            self._host_error(feed, why)
+            return
+        self._host_error(feed, "")
+        name = feed.host.name
+        if change.full:
+            for key in [k for k, h in self.where.items() if h == name]:
+                self._forget(key)
+        for cid, container in change.upserts.items():
+            key = self.key(name, cid)
+            self.containers[key] = container
+            self.where[key] = name
+        for cid in change.removed:
+            self._forget(self.key(name, cid))
+        self._redraw()
+
+    def _forget(self, key: str) -> None:
+        self.containers.pop(key, None)
+        self.where.pop(key, None)
+        self.stats.pop(key, None)
+
+    def _host_error(self, feed: HostFeed, why: str) -> None:
+        """Show (or clear) what keeps a host's rows from being current."""
+        if feed.error == why:
+            return
+        feed.error = why
+        if self.all_hosts:
+            self._redraw()
+            return
         self.offline = why
         self.set_class(bool(why), "-offline")
         if why:
             self.table.empty_message = why
         self.border_subtitle = why
 
-    @work(group="docker", exit_on_error=False)
-    async def watch_containers(self, backend: DockerBackend) -> None:
-        """Apply the engine's changes as they come (events, coalesced by the backend)."""
-        async for change in backend.watch():
-            if backend is not self.backend:
-                return
-            self.apply_change(change)
-
-    def apply_change(self, change: ContainerChange) -> None:
-        """Bring the table in line with `change`."""
-        self.changes_seen += 1
-        if change.error:
-            self._set_offline(change.error)
-            return
-        if self.offline:
-            self._set_offline("")
-        if change.full:
-            self.containers = dict(change.upserts)
-        else:
-            self.containers.update(change.upserts)
-            for cid in change.removed:
-                self.containers.pop(cid, None)
-                self.stats.pop(cid, None)
-        self._redraw()
-
     def _redraw(self) -> None:
-        rows = {cid: container_row(c, self._last_stats(cid)) for cid, c in self.containers.items()}
+        host_of = self.where.get if self.all_hosts else (lambda _key: None)
+        rows = {
+            key: container_row(c, self._last_stats(key), host_of(key)) for key, c in self.containers.items()
+        }
+        if self.all_hosts:
+            for name, feed in self.feeds.items():
+                if feed.error:
+                    rows[self.key(name, "!")] = host_error_row(name, feed.error)
         self.table.update_rows(rows)
         self._show_strip()
 
-    def _last_stats(self, cid: str) -> StatsPoint | None:
-        history = self.stats.get(cid)
+    def _last_stats(self, key: str) -> StatsPoint | None:
+        history = self.stats.get(key)
         return history[-1] if history else None
 
     @work(group="docker", exit_on_error=False)
-    async def sample_stats(self, backend: DockerBackend) -> None:
+    async def sample_stats(self) -> None:
         """Sample the running containers on screen every 2 s (never all of them, never a stream each)."""
-        while backend is self.backend:
-            wanted = self._stats_targets()
-            if wanted:
-                try:
-                    points = await backend.stats_many(wanted)
-                except BerthError:
-                    points = {}
-                for cid, point in points.items():
-                    self.stats.setdefault(cid, deque(maxlen=STATS_HISTORY)).append(point)
-                if points:
-                    self._redraw()
+        while True:
+            by_host: dict[str, list[str]] = {}
+            for key in self._stats_targets():
+                by_host.setdefault(self.where[key], []).append(key)
+            sampled = await asyncio.gather(*(self._sample(name, keys) for name, keys in by_host.items()))
+            if any(sampled):
+                self._redraw()
             await asyncio.sleep(STATS_SECONDS)
+
+    async def _sample(self, host: str, keys: list[str]) -> bool:
+        """One stats sample of `keys` on `host`; True when any point came back."""
+        backend = self.feeds[host].backend
+        if backend is None:
+            return False
+        ids = {self.containers[k].id: k for k in keys if k in self.containers}
+        try:
+            points = await backend.stats_many(list(ids))
+        except BerthError:
+            return False
+        for cid, point in points.items():
+            if cid in ids:
+                self.stats.setdefault(ids[cid], deque(maxlen=STATS_HISTORY)).append(point)
+        return bool(points)
 
     def _stats_targets(self) -> list[str]:
         """Running containers in the rows on screen now (plus the selected one)."""
@@ -236,7 +313,7 @@ class ContainersPane(Widget):
         if cursor and cursor not in on_screen:
             on_screen.append(cursor)
         running = [
-            cid for cid in on_screen if cid in self.containers and self.containers[cid].state == "running"
+            key for key in on_screen if key in self.containers and self.containers[key].state == "running"
         ]
         return running[:STATS_MAX_ROWS]
 
@@ -246,9 +323,9 @@ class ContainersPane(Widget):
         return self.screen is self.app.screen and self.display and self.region.area > 0
 
     def _show_strip(self) -> None:
-        cid = self.table.cursor_id()
-        container = self.containers.get(cid) if cid else None
-        self.query_one(ContainerStrip).show(container, list(self.stats.get(cid or "", ())))
+        key = self.table.cursor_id()
+        container = self.containers.get(key) if key else None
+        self.query_one(ContainerStrip).show(container, list(self.stats.get(key or "", ())))
 
     @on(ResourceTable.CursorMoved, "#containers-table")
     def _cursor_moved(self) -> None:
@@ -256,23 +333,27 @@ class ContainersPane(Widget):
 
     # Targets, guards -------------------------------------------------------------------------------
 
-    def targets(self) -> list[ContainerInfo]:
+    def targets(self) -> list[tuple[HostFeed, ContainerInfo]]:
         """The marked containers, else the one under the cursor (a project header: all its containers)."""
-        return [self.containers[cid] for cid in self.table.selected_ids() if cid in self.containers]
+        return [
+            (self.feeds[self.where[key]], self.containers[key])
+            for key in self.table.selected_ids()
+            if key in self.containers
+        ]
 
-    def _writable(self) -> DockerBackend | None:
+    def _writable(self, feed: HostFeed) -> DockerBackend | None:
         """The backend to act through; None, with a notification saying why, when acting is not allowed."""
         problem = None
-        if self.backend is None:
-            problem = Denied(self.offline or "No Docker on this host.", "Pick another host with H.")
-        elif self.config.ui.read_only or self.host.read_only:
+        if feed.backend is None:
+            problem = Denied(feed.error or f"No Docker on {feed.host.name}.", "Pick another host with H.")
+        elif self.config.ui.read_only or feed.host.read_only:
             problem = Denied(
-                f"{self.host.name} is read-only here.", "Set read_only = false in the config to act."
+                f"{feed.host.name} is read-only here.", "Set read_only = false in the config to act."
             )
         if problem is not None:
             self.notify(str(problem), severity="warning")
             return None
-        return self.backend
+        return feed.backend
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Show each key only on the view it works on."""
@@ -299,24 +380,32 @@ class ContainersPane(Widget):
         """stop / start on the targets."""
         self._each(verb, lambda backend, c: backend.act(verb, c.id))
 
-    def _each(self, verb: str, call: Callable[[DockerBackend, ContainerInfo], Awaitable[None]]) -> None:
-        backend = self._writable()
-        if backend is None:
-            return
-        chosen = self.targets()
+    def _each(
+        self,
+        verb: str,
+        call: Callable[[DockerBackend, ContainerInfo], Awaitable[None]],
+        chosen: list[tuple[HostFeed, ContainerInfo]] | None = None,
+    ) -> None:
+        chosen = self.targets() if chosen is None else chosen
+        backends: dict[str, DockerBackend] = {}
+        for feed in {id(f): f for f, _c in chosen}.values():
+            backend = self._writable(feed)
+            if backend is None:
+                return
+            backends[feed.host.name] = backend
         if not chosen:
             return
 
         async def job() -> None:
             failed = []
-            for c in chosen:
+            for feed, c in chosen:
                 try:
-                    await call(backend, c)
+                    await call(backends[feed.host.name], c)
                 except BerthError as exc:
                     failed.append(f"{c.name}: {exc.message}")
             if failed:
                 raise BerthError("; ".join(failed))
-            names = ", ".join(c.name for c in chosen[:3]) + (
+            names = ", ".join(c.name for _f, c in chosen[:3]) + (
                 f" and {len(chosen) - 3} more" if len(chosen) > 3 else ""
             )
             self.notify(f"{verb}: {names}", timeout=3)
@@ -339,52 +428,63 @@ class ContainersPane(Widget):
 
     def action_remove(self) -> None:
         """Remove the targets, after asking (naming them); optionally their volumes too."""
-        if self._writable() is None:
-            return
         if self.view == "images":
             self._remove_images()
             return
         chosen = self.targets()
-        if not chosen:
+        if not chosen or any(
+            self._writable(feed) is None for feed in {f.host.name: f for f, _ in chosen}.values()
+        ):
             return
-        running = sum(1 for c in chosen if c.state in ("running", "paused", "restarting"))
-        question = f"Remove {len(chosen)} container{'s' if len(chosen) != 1 else ''} on {self.host.name}?"
+        running = sum(1 for _f, c in chosen if c.state in ("running", "paused", "restarting"))
+        hosts = sorted({f.host.name for f, _c in chosen})
+        question = f"Remove {len(chosen)} container{'s' if len(chosen) != 1 else ''} on {', '.join(hosts)}?"
         if running:
             question += f" ({running} running: they will be killed)"
 
         def answered(answer: tuple[bool, bool] | None) -> None:
             if answer and answer[0]:
-                self._each("remove", lambda backend, c: backend.remove(c.id, force=True, volumes=answer[1]))
+                self._each(
+                    "remove", lambda backend, c: backend.remove(c.id, force=True, volumes=answer[1]), chosen
+                )
 
         self.app.push_screen(
             ConfirmScreen(
-                question, [c.name for c in chosen], "Remove", "Also remove their anonymous volumes"
+                question,
+                [self._label(f, c.name) for f, c in chosen],
+                "Remove",
+                "Also remove their anonymous volumes",
             ),
             answered,
         )
 
+    def _label(self, feed: HostFeed, name: str) -> str:
+        """`name`, with its host in the all-hosts view."""
+        return f"{feed.host.name}/{name}" if self.all_hosts else name
+
     def action_logs(self) -> None:
         """Follow the logs of the container under the cursor."""
-        container = self._cursor_container()
-        if container is None or self.backend is None:
+        found = self._cursor_container()
+        if found is None or found[0].backend is None:
             return
-        backend = self.backend
+        feed, container = found
+        backend = found[0].backend
 
         def source(since: str | None, tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
             return backend.logs(container.id, follow=True, since=since, tail=tail, follow_restarts=True)
 
         self.app.push_screen(
             LogScreen(
-                f"logs · {container.name} · {self.host.name}", source=source, source_name=container.name
+                f"logs · {container.name} · {feed.host.name}", source=source, source_name=container.name
             )
         )
 
     def action_inspect(self) -> None:
         """The full inspect document, searchable like a log."""
-        container = self._cursor_container()
-        if container is None or self.backend is None:
+        found = self._cursor_container()
+        if found is None or found[0].backend is None:
             return
-        backend = self.backend
+        container, backend = found[1], found[0].backend
 
         async def job() -> None:
             document = json.dumps(await backend.inspect(container.id), indent=2, sort_keys=True)
@@ -397,10 +497,10 @@ class ContainersPane(Widget):
 
     def action_top(self) -> None:
         """The processes of the container under the cursor."""
-        container = self._cursor_container()
-        if container is None or self.backend is None:
+        found = self._cursor_container()
+        if found is None or found[0].backend is None:
             return
-        backend = self.backend
+        container, backend = found[1], found[0].backend
         self.app.push_screen(TopScreen(f"top · {container.name}", lambda: backend.top(container.id)))
 
     def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
@@ -410,10 +510,11 @@ class ContainersPane(Widget):
 
     def action_exec(self) -> None:
         """A shell in the container: the console steps aside until the shell exits."""
-        container = self._cursor_container()
-        if container is None:
+        found = self._cursor_container()
+        if found is None:
             return
-        backend = self._writable()
+        feed, container = found
+        backend = self._writable(feed)
         if backend is None:
             return
         docker = shutil.which("docker")
@@ -421,32 +522,47 @@ class ContainersPane(Widget):
             self.notify("The docker command is not installed here; a shell needs it.", severity="error")
             return
         shell = "command -v bash >/dev/null && exec bash || exec sh"
+        # The socket is the forwarded one for an SSH host: the shell goes through berth's tunnel.
         argv = [docker, "-H", f"unix://{backend.socket_path}", "exec", "-it", container.id, "sh", "-c", shell]
-        audit(self.host.name, "container.exec", [container.id])
+        audit(feed.host.name, "container.exec", [container.id])
         try:
             with self.app.suspend():
                 subprocess.run(argv, check=False)
         except Exception as exc:  # SuspendNotSupported under a test driver or a web terminal
             self.notify(f"Cannot open a shell from this terminal: {exc}", severity="error")
 
+    def _cursor_project(self) -> tuple[HostFeed, ComposeProject] | None:
+        """The compose project of the group heading or container under the cursor."""
+        group = self.table.cursor_group()
+        if group is not None:
+            keys = [k for k, c in self.containers.items() if self._group(k, c) == group]
+        else:
+            key = self.table.cursor_id()
+            keys = [key] if key in self.containers else []
+        if not keys or not self.containers[keys[0]].project:
+            return None
+        feed = self.feeds[self.where[keys[0]]]
+        name = self.containers[keys[0]].project
+        mine = [c for k, c in self.containers.items() if self.where[k] == feed.host.name]
+        project = next((p for p in group_projects(mine) if p.name == name), None)
+        return (feed, project) if project else None
+
+    def _group(self, key: str, container: ContainerInfo) -> str | None:
+        return container_row(container, None, self.where.get(key) if self.all_hosts else None).group
+
     def action_compose(self, action: str) -> None:
         """up / down / restart the compose project under the cursor (or of the container there)."""
-        backend = self._writable()
-        if backend is None:
-            return
-        name = self.table.cursor_group()
-        if name is None:
-            container = self._cursor_container()
-            name = container.project if container else None
-        projects = {p.name: p for p in group_projects(list(self.containers.values()))}
-        if name not in projects:
+        found = self._cursor_project()
+        if found is None:
             self.notify("Put the cursor on a compose project (g groups by project).", severity="warning")
             return
-        project = projects[name]
+        feed, project = found
+        if self._writable(feed) is None:
+            return
 
         def go() -> None:
             async def job() -> None:
-                await run_compose(self.host.name, project, action, backend.socket_path)
+                await run_compose(feed.session, project, action)
                 self.notify(f"compose {action}: {project.name}", timeout=3)
 
             self._run(f"compose {action}", job)
@@ -456,13 +572,19 @@ class ContainersPane(Widget):
             return
         names = [c.name for c in project.containers]
         self.app.push_screen(
-            ConfirmScreen(f"Take compose project {name!r} down (containers removed)?", names, "Down"),
+            ConfirmScreen(
+                f"Take compose project {project.name!r} on {feed.host.name} down (containers removed)?",
+                names,
+                "Down",
+            ),
             lambda answer: go() if answer and answer[0] else None,
         )
 
-    def _cursor_container(self) -> ContainerInfo | None:
-        cid = self.table.cursor_id()
-        return self.containers.get(cid) if cid else None
+    def _cursor_container(self) -> tuple[HostFeed, ContainerInfo] | None:
+        key = self.table.cursor_id()
+        if not key or key not in self.containers:
+            return None
+        return self.feeds[self.where[key]], self.containers[key]
 
     # Images --------------------------------------------------------------------------------------
 
@@ -477,39 +599,55 @@ class ContainersPane(Widget):
             self.reload_images()
 
     def reload_images(self) -> None:
-        """Read the image list again."""
-        backend = self.backend
-        if backend is None:
-            return
+        """Read the image lists again (every reachable host's, at once)."""
+        feeds = [f for f in self.feeds.values() if f.backend is not None]
+
+        async def one(feed: HostFeed) -> dict[str, Row]:
+            assert feed.backend is not None
+            name = feed.host.name
+            host = name if self.all_hosts else None
+            return {self.key(name, i.id): image_row(i, host=host) for i in await feed.backend.images()}
 
         async def job() -> None:
-            self.images_table.update_rows({i.id: image_row(i) for i in await backend.images()})
+            rows: dict[str, Row] = {}
+            for part in await asyncio.gather(*(one(f) for f in feeds)):
+                rows.update(part)
+            self.images_table.update_rows(rows)
 
         self._run("images", job)
 
+    def _image_targets(self) -> list[tuple[HostFeed, str]]:
+        """(host feed, image id) of the marked images, else of the one under the cursor."""
+        found = []
+        for key in self.images_table.selected_ids():
+            name, _, image = key.rpartition("/") if self.all_hosts else (self.host.name, "", key)
+            found.append((self.feeds[name], image))
+        return found
+
     def action_move(self) -> None:
         """Stream the selected image(s) to another host of the inventory."""
-        images = self.images_table.selected_ids()
-        if not images or self.backend is None:
+        chosen = [(f, i) for f, i in self._image_targets() if f.backend is not None]
+        if not chosen:
             return
-        others = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts if h.name != self.host.name]
+        sources = {f.host.name for f, _i in chosen}
+        others = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts if h.name not in sources]
         if not others:
             self.notify("The inventory has no other host to move images to.", severity="warning")
             return
-        source = self.backend
 
-        def chosen(name: str | None) -> None:
+        def picked(name: str | None) -> None:
             target_host = self.config.host(name) if name else None
             if target_host is None:
                 return
 
             async def job() -> None:
-                target = DockerBackend.for_host(target_host)
+                target = await DockerBackend.for_session(self.sessions.get(target_host))
                 try:
-                    for image in images:
+                    for feed, image in chosen:
+                        assert feed.backend is not None
                         shown = image.removeprefix("sha256:")[:12]
                         self.notify(f"Moving {shown} to {target_host.name}…", timeout=3)
-                        moved = await source.move_image(image, target)
+                        moved = await feed.backend.move_image(image, target)
                         self.notify(
                             f"{shown} is now on {target_host.name} ({moved.removeprefix('sha256:')[:12]})."
                         )
@@ -518,42 +656,54 @@ class ContainersPane(Widget):
 
             self._run("move image", job)
 
-        self.app.push_screen(PickerScreen("Move image to host", others), chosen)
+        self.app.push_screen(PickerScreen("Move image to host", others), picked)
 
     def _remove_images(self) -> None:
-        images = self.images_table.selected_ids()
-        if not images or self.backend is None:
+        chosen = self._image_targets()
+        if not chosen or any(self._writable(f) is None for f, _i in chosen):
             return
-        backend = self.backend
         rows = self.images_table.rows
-        names = [str(rows[i].cells.get("tags") or i.removeprefix("sha256:")[:12]) for i in images]
+        keys = self.images_table.selected_ids()
+        names = [
+            str(rows[k].cells.get("tags") or k.rpartition("/")[2].removeprefix("sha256:")[:12]) for k in keys
+        ]
+        hosts = ", ".join(sorted({f.host.name for f, _i in chosen}))
 
         async def job() -> None:
-            for image in images:
-                await backend.remove_image(image)
-            self.notify(f"Removed {len(images)} image(s).", timeout=3)
+            for feed, image in chosen:
+                assert feed.backend is not None
+                await feed.backend.remove_image(image)
+            self.notify(f"Removed {len(chosen)} image(s).", timeout=3)
             self.reload_images()
 
         self.app.push_screen(
-            ConfirmScreen(f"Remove {len(images)} image(s) on {self.host.name}?", names, "Remove"),
+            ConfirmScreen(f"Remove {len(chosen)} image(s) on {hosts}?", names, "Remove"),
             lambda answer: self._run("remove image", job) if answer and answer[0] else None,
         )
 
     def action_prune(self) -> None:
-        """Remove dangling images, after asking."""
-        backend = self._writable()
+        """Remove dangling images of the host under the cursor, after asking."""
+        chosen = self._image_targets()
+        feed = chosen[0][0] if chosen else self.feeds[self.host.name]
+        backend = self._writable(feed)
         if backend is None:
             return
-        dangling = [i for i, row in self.images_table.rows.items() if not row.cells.get("tags")]
+        dangling = [
+            k.rpartition("/")[2] if self.all_hosts else k
+            for k, row in self.images_table.rows.items()
+            if not row.cells.get("tags") and (not self.all_hosts or k.startswith(f"{feed.host.name}/"))
+        ]
 
         async def job() -> None:
             count, reclaimed = await backend.prune_images()
-            self.notify(f"Pruned {count} dangling image(s), {human_bytes(reclaimed)} reclaimed.")
+            self.notify(
+                f"Pruned {count} dangling image(s) on {feed.host.name}, {human_bytes(reclaimed)} reclaimed."
+            )
             self.reload_images()
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Remove the dangling images on {self.host.name}?",
+                f"Remove the dangling images on {feed.host.name}?",
                 [d.removeprefix("sha256:")[:12] for d in dangling] or ["(none listed)"],
                 "Prune",
             ),

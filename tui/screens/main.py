@@ -9,6 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from backends.config import Config, HostConfig
+from backends.hosts import Sessions
 from tui.panes import PANES
 from tui.panes.containers import ContainersPane
 from tui.panes.not_built import NotBuiltPane
@@ -25,30 +26,40 @@ class MainScreen(Screen[None]):
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
     ]
 
-    def __init__(self, host: HostConfig, config: Config) -> None:
+    def __init__(self, hosts: list[HostConfig], config: Config, sessions: Sessions, all_hosts: bool) -> None:
         super().__init__()
-        self.host = host
+        self.hosts = hosts
+        self.all_hosts = all_hosts
         self.config = config
+        self.sessions = sessions
 
     def compose(self) -> ComposeResult:
         """Header, panes, command line, footer."""
-        header = HostHeader(id="host-header")
-        header.host_name, header.host_url = self.host.name, self.host.url
-        yield header
+        yield HostHeader(id="host-header")
         with TabbedContent(id="panes"):
             for spec in PANES:
                 with TabPane(f"{spec.key} {spec.title}", id=spec.id):
                     if spec.id == "containers":
-                        yield ContainersPane(self.host, self.config)
+                        yield self._containers_pane()
                     else:
                         yield NotBuiltPane(spec)
         yield CommandLine()
         yield Footer()
 
-    def set_host(self, host: HostConfig) -> None:
-        """Point every built pane at `host`."""
-        self.host = host
-        self.query_one(ContainersPane).set_host(host)
+    def _containers_pane(self) -> ContainersPane:
+        return ContainersPane(self.hosts, self.config, self.sessions, all_hosts=self.all_hosts)
+
+    async def set_hosts(self, hosts: list[HostConfig], all_hosts: bool) -> None:
+        """Point every built pane at `hosts` (one, or all of them in one view)."""
+        self.hosts, self.all_hosts = hosts, all_hosts
+        old = self.query_one(ContainersPane)
+        parent = old.parent
+        assert isinstance(parent, Widget)
+        # A fresh pane rather than a reset: the columns differ, and no state of the old host leaks.
+        await old.remove()
+        await parent.mount(self._containers_pane())
+        if self.active_pane == "containers":
+            self.pane_widget("containers").focus()
 
     @property
     def active_pane(self) -> str:

@@ -7,7 +7,14 @@ from textual.widget import Widget
 
 from backends.hosts import EngineState, HostState
 
-_DOT = {"online": "$success", "offline": "$error", "unsupported": "$warning"}
+_DOT = {
+    "online": "$success",
+    "offline": "$error",
+    "refused": "$error",
+    "untrusted": "$warning",
+    "connecting": "$text-muted",
+    "reconnecting": "$warning",
+}
 _ENGINE = {"up": "$success", "down": "$error", "absent": "$text-muted"}
 
 
@@ -17,21 +24,34 @@ def _engine_text(engine: EngineState) -> str:
     return f"[{colour}]{engine.engine} {engine.state}{latency}[/]"
 
 
+def _dot(state: str, label: str) -> str:
+    """`● label` in the colour of `state`."""
+    return f"[{_DOT.get(state, '$text-muted')}]● {label}[/]"
+
+
 class HostHeader(Widget):
-    """One line: the app's name, the current host with its state, and each engine's state."""
+    """One line: the app's name, the current host with its state, and each engine's state.
+
+    In the all-hosts view (`fleet` set) it shows every host with a dot in its state's colour.
+    """
 
     host_name: reactive[str] = reactive("")
     host_url: reactive[str] = reactive("")
     state: reactive[HostState | None] = reactive(None)
+    fleet: reactive[tuple[HostState, ...] | None] = reactive(None)
 
     def render(self) -> str:
         """Compose the line from the current host and its last probe."""
+        if self.fleet is not None:
+            up = sum(1 for s in self.fleet if s.state == "online")
+            hosts = "  ".join(_dot(s.state, s.name) for s in self.fleet)
+            return f"[b]⚓ berth[/b]  [b]all hosts[/b] [dim]{up}/{len(self.fleet)} online[/dim]  {hosts}"
         parts = [f"[b]⚓ berth[/b]  host [b]{self.host_name}[/b] [dim]{self.host_url}[/dim]"]
         state = self.state
         if state is None or state.name != self.host_name:
             parts.append("[$text-muted]● probing…[/]")
         else:
-            parts.append(f"[{_DOT.get(state.state, '$text-muted')}]● {state.state}[/]")
+            parts.append(_dot(state.state, state.state))
             parts.extend(_engine_text(e) for e in state.engines)
             if state.detail:
                 parts.append(f"[dim]{state.detail}[/dim]")
