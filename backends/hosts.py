@@ -146,6 +146,7 @@ class HostSession:
         self.host = host
         self.state = "local" if host.is_local else "connecting"
         self.error: BerthError | None = None
+        self.version = 0  # counts state changes, so a waiter cannot miss one
         self.connects = 0
         self._resolve = resolve
         self._accept_new = accept_new
@@ -166,17 +167,20 @@ class HostSession:
 
     def _set(self, state: str, error: BerthError | None = None) -> None:
         self.state, self.error = state, error
+        self.version += 1
         if self._changed is not None:
             self._changed.set()
         self._changed = asyncio.Event()
         for listener in list(self._listeners):
             listener(self)
 
-    async def changed(self) -> None:
-        """Wait for the next state change."""
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        await self._changed.wait()
+    async def changed(self, since: int | None = None) -> None:
+        """Wait until the state changes after `version` was `since` (default: from now on)."""
+        seen = self.version if since is None else since
+        while self.version == seen:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            await self._changed.wait()
 
     @property
     def online(self) -> bool:

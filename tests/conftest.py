@@ -15,6 +15,7 @@ from engines.fixtures import (  # noqa: F401  (pytest finds fixtures and hooks b
     pytest_terminal_summary,
     sshd,
 )
+from ssh_helpers import ssh_host  # noqa: F401  (fixture)
 
 if TYPE_CHECKING:
     from backends.config import Config
@@ -24,11 +25,21 @@ if TYPE_CHECKING:
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """Point every XDG location at a fresh folder and hide the user's engine settings."""
+    """Point HOME and every XDG location at a fresh folder; hide the user's engine and SSH settings.
+
+    With HOME moved, `~/.ssh` (config, known_hosts) is the test's own, and no ssh-agent is used.
+    """
     home = tmp_path_factory.mktemp("home")
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"), ("XDG_DATA_HOME", "data")):
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ):
+        (home / sub).mkdir(mode=0o700)
         monkeypatch.setenv(var, str(home / sub))
-    for var in ("BERTH_CONFIG", "DOCKER_HOST", "LXD_DIR", "NO_COLOR"):
+    for var in ("BERTH_CONFIG", "DOCKER_HOST", "LXD_DIR", "NO_COLOR", "SSH_AUTH_SOCK"):
         monkeypatch.delenv(var, raising=False)
     yield home
 

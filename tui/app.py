@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
-from backends.config import Config, HostConfig, save_config
+from backends.config import Config, HostConfig, adhoc_host, save_config
 from backends.errors import BerthError, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
@@ -67,10 +67,13 @@ class BerthApp(App[None]):
         super().__init__()
         self.config = config
         self.all_hosts = host == ALL_HOSTS
-        start = config.host(host) if host and not self.all_hosts else config.hosts[0]
+        if host and host.startswith("ssh://"):
+            start: HostConfig | None = adhoc_host(host)  # for this run only; never saved
+        else:
+            start = config.host(host) if host and not self.all_hosts else config.hosts[0]
         if start is None:
             raise NotFound(f"No host called {host!r} in the inventory.", "Run berth with a name from it.")
-        self.current_host: HostConfig = start
+        self.current_host = start
         self.sessions = Sessions(config)
         self._asked: set[str] = set()
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
@@ -139,6 +142,7 @@ class BerthApp(App[None]):
         """
         while True:
             sessions = [self.sessions.get(h) for h in self.shown_hosts]
+            versions = [s.version for s in sessions]
             try:
                 states = await asyncio.gather(*(probe_host(s, wait=False) for s in sessions))
             except Exception as exc:  # a probe must never take the console down
@@ -151,7 +155,7 @@ class BerthApp(App[None]):
                 header.state = states[0]
             for session in sessions:
                 self._ask_to_trust(session)
-            waits = [asyncio.ensure_future(s.changed()) for s in sessions]
+            waits = [asyncio.ensure_future(s.changed(v)) for s, v in zip(sessions, versions, strict=True)]
             waits.append(asyncio.ensure_future(asyncio.sleep(PROBE_INTERVAL)))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -204,11 +204,12 @@ class ContainersPane(Widget):
     async def watch_host(self, feed: HostFeed) -> None:
         """Reach the host's Docker, then apply its changes as they come (events, coalesced)."""
         while feed.backend is None:
+            version = feed.session.version
             try:
                 feed.backend = await DockerBackend.for_session(feed.session)
             except BerthError as exc:
                 self._host_error(feed, str(exc))
-                await feed.session.changed()  # a reconnect, or the user trusting its key
+                await feed.session.changed(version)  # a reconnect, or the user trusting its key
         self.table.empty_message = f"No containers on {'any host' if self.all_hosts else feed.host.name}."
         async for change in feed.backend.watch():
             self.apply_change(feed, change)
