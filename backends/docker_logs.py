@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from itertools import repeat
+from operator import itemgetter, sub
+from typing import NamedTuple
 
 from backends.engine_http import EngineHttp
 from backends.errors import BerthError, Unreachable
@@ -20,6 +24,8 @@ from backends.streams import LogLine
 _STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 _HEADER = struct.Struct(">BxxxL")
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+BATCH_LINES = 256
+"""The most lines `follow_logs` yields in one batch."""
 
 
 def timestamp_key(stamp: str) -> tuple[int, int]:
@@ -40,21 +46,49 @@ def since_value(stamp: str) -> str:
     return f"{seconds}.{nanos:09d}"
 
 
+class RawLines(NamedTuple):
+    """Lines cut from the stream, column-wise: each one's stream name, and its bytes without the newline."""
+
+    streams: list[str]
+    payloads: list[bytes]
+
+    def extend(self, other: RawLines) -> None:
+        """Add `other`'s lines after these."""
+        self.streams.extend(other.streams)
+        self.payloads.extend(other.payloads)
+
+
 class FrameDecoder:
-    """Splits the engine's log stream into lines: multiplexed frames (no TTY) or raw bytes (TTY)."""
+    """Splits the engine's log stream into lines: multiplexed frames (no TTY) or raw bytes (TTY).
+
+    It works a chunk at a time and column-wise, creating no object per line that the garbage
+    collector tracks: in a flood such objects, alive across a chunk, would make it run its full
+    collections (tens of milliseconds each, on the UI's event loop) several times a second.
+    """
 
     def __init__(self, tty: bool) -> None:
         self.tty = tty
         self._buffer = b""
         self._partial: dict[str, bytes] = {}
 
-    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
-        """Complete lines (stream name, bytes without the newline) found so far."""
+    def feed(self, chunk: bytes) -> RawLines:
+        """Complete lines found so far."""
         if self.tty:
             return self._lines("stdout", chunk)
         data = self._buffer + chunk if self._buffer else chunk
-        out: list[tuple[str, bytes]] = []
-        append = out.append
+        self._buffer = b""
+        if not self._partial:
+            whole = _whole_line_frames(data)
+            if whole is not None:
+                out, rest = whole
+                if rest:
+                    out.extend(self._frames(rest))
+                return out
+        return self._frames(data)
+
+    def _frames(self, data: bytes) -> RawLines:
+        """The lines in `data`, frame by frame; an incomplete last frame waits for the next chunk."""
+        out = RawLines([], [])
         partial = self._partial
         unpack = _HEADER.unpack_from
         pos, end = 0, len(data)
@@ -69,24 +103,59 @@ class FrameDecoder:
                 payload = partial.pop(name) + payload
             # The usual frame is exactly one whole line: no split needed.
             if payload.endswith(b"\n") and payload.find(b"\n") == size - 1 == len(payload) - 1:
-                append((name, payload[:-1]))
+                out.streams.append(name)
+                out.payloads.append(payload[:-1])
             else:
                 out.extend(self._lines(name, payload))
         self._buffer = data[pos:]
         return out
 
-    def _lines(self, stream: str, payload: bytes) -> list[tuple[str, bytes]]:
+    def _lines(self, stream: str, payload: bytes) -> RawLines:
         data = self._partial.pop(stream, b"") + payload
         *complete, rest = data.split(b"\n")
         if rest:
             self._partial[stream] = rest
-        return [(stream, line) for line in complete]
+        return RawLines([stream] * len(complete), complete)
 
-    def flush(self) -> list[tuple[str, bytes]]:
+    def flush(self) -> RawLines:
         """Lines left without a final newline when the stream ends."""
         left = [(stream, rest) for stream, rest in self._partial.items() if rest]
         self._partial.clear()
-        return left
+        return RawLines([stream for stream, _ in left], [rest for _, rest in left])
+
+
+_KIND = itemgetter(slice(None, 1))
+_SIZE = itemgetter(slice(4, 8))
+_BIG_ENDIAN = partial(int.from_bytes, byteorder="big")
+_PAYLOAD = itemgetter(slice(8, None))
+_YEAR = itemgetter(slice(None, 4))
+_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+def _whole_line_frames(data: bytes) -> tuple[RawLines, bytes] | None:
+    """The lines of `data` (which starts at a frame) if every frame up to its last newline is one whole line.
+
+    That is the usual stream, and it is checked with a few operations on the whole chunk instead of
+    a step of Python per frame: split at the newlines, each piece must be a header and the payload
+    its size says. Returns the lines and what follows the last newline (the next frame's start), or
+    None when the chunk is anything else (a long line split over frames, a line without a newline
+    yet, a newline in a header), which `FrameDecoder._frames` then takes frame by frame.
+    """
+    pieces = data.split(b"\n")
+    rest = pieces.pop()
+    count = len(pieces)
+    if not count or min(map(len, pieces)) < 8:
+        return None  # a piece shorter than a header: a newline inside one
+    # A whole-line frame's payload is its piece after the header, plus the newline split off.
+    sizes = map(_BIG_ENDIAN, map(_SIZE, pieces))
+    if set(map(sub, map(len, pieces), sizes)) != {7}:
+        return None
+    kinds = b"".join(map(_KIND, pieces))
+    if kinds == b"\x01" * count:
+        streams = ["stdout"] * count
+    else:
+        streams = list(map(_STREAMS.get, kinds, repeat("stdout")))
+    return RawLines(streams, list(map(_PAYLOAD, pieces))), rest
 
 
 @dataclass
@@ -211,12 +280,10 @@ async def follow_logs(
             ) as resp:
                 decoder = FrameDecoder(tty)
                 async for chunk in resp.content.iter_any():
-                    batch = _lines(decoder.feed(chunk), resume, request.timestamps)
-                    if batch:
+                    for batch in _batches(decoder.feed(chunk), resume, request.timestamps):
                         yield batch
-                tail = _lines(decoder.flush(), resume, request.timestamps)
-                if tail:
-                    yield tail
+                for batch in _batches(decoder.flush(), resume, request.timestamps):
+                    yield batch
         except Unreachable as exc:
             if not request.follow:
                 raise
@@ -263,13 +330,58 @@ async def _wait_until(check: Callable[[], Awaitable[bool]]) -> None:
             continue
 
 
-def _lines(raw: list[tuple[str, bytes]], resume: ResumePoint, timestamps: bool) -> list[LogLine]:
-    # The hot loop of a flood: plain local operations, the resume checks only when armed.
+def _batches(raw: RawLines, resume: ResumePoint, timestamps: bool) -> Iterator[list[LogLine]]:
+    """`raw` as batches of at most `BATCH_LINES` lines, each made only when the consumer asks for it.
+
+    A big read (a finished log arrives 256 KiB at a time) then never costs one long step of the
+    event loop, and few lines are alive at once (see `FrameDecoder`).
+    """
+    streams, payloads = raw
+    for start in range(0, len(payloads), BATCH_LINES):
+        stop = start + BATCH_LINES
+        batch = _lines(RawLines(streams[start:stop], payloads[start:stop]), resume, timestamps)
+        if batch:
+            yield batch
+
+
+def _lines(raw: RawLines, resume: ResumePoint, timestamps: bool) -> list[LogLine]:
+    # The hot path of a flood, by the chunk: one decode, and the per-line work done in C (split,
+    # partition, the tuples) when every line has a stamp and nothing needs a closer look. What is
+    # made per line besides the LogLine is plain tuples of strings, which the collector drops.
+    streams, payloads = raw
+    if not payloads:
+        return []
+    whole = b"\n".join(payloads).decode("utf-8", "replace")  # no line holds a newline of its own
+    texts = whole.split("\n")
+    parts = list(map(str.partition, texts, repeat(" ")))
+    stamps = list(map(_FIRST, parts))
+    if (
+        resume.armed
+        or "\r" in whole
+        or "" in map(_SECOND, parts)
+        or not all(map(str.isdigit, map(_YEAR, stamps)))
+    ):
+        return _lines_one_by_one(zip(streams, texts, strict=True), resume, timestamps)
+    last = stamps[-1]
+    first = len(stamps) - 1
+    while first and stamps[first - 1] == last:
+        first -= 1
+    count = len(stamps) - first
+    if not first and last == resume.stamp:
+        count += resume.count
+    resume.stamp, resume.count = last, count
+    shown = stamps if timestamps else repeat(None)
+    return list(map(LogLine._make, zip(map(_THIRD, parts), streams, shown, strict=False)))
+
+
+def _lines_one_by_one(
+    lines: Iterable[tuple[str, str]], resume: ResumePoint, timestamps: bool
+) -> list[LogLine]:
+    # Lines without a stamp, carriage returns, or a re-read that may repeat delivered lines.
     out: list[LogLine] = []
     append = out.append
     last, count = resume.stamp, resume.count
-    for stream, line in raw:
-        text = line.decode("utf-8", "replace")
+    for stream, text in lines:
         stamp, sep, rest = text.partition(" ")
         if not sep or not stamp[:4].isdigit():
             append(LogLine(text.rstrip("\r"), stream))

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import subprocess
 import time
 from collections.abc import Callable
@@ -17,7 +18,15 @@ from backends.audit import read_audit
 from backends.compose import compose_command, run_compose
 from backends.config import HostConfig
 from backends.docker import DockerBackend
-from backends.docker_logs import FrameDecoder, ResumePoint, since_param, since_value, timestamp_key
+from backends.docker_logs import (
+    BATCH_LINES,
+    FrameDecoder,
+    ResumePoint,
+    _batches,
+    since_param,
+    since_value,
+    timestamp_key,
+)
 from backends.docker_models import ContainerChange, group_projects
 from backends.errors import Invalid, NotFound, Unreachable
 from backends.hosts import HostSession
@@ -97,16 +106,26 @@ services:
 """
 
 
+@pytest.mark.parametrize("where", ["local", "ssh"])
 async def test_compose_projects_grouped_and_driven_through_the_cli(
     dockerd: DockerEngine,
     backend: DockerBackend,
     docker_busybox: str,
     tmp_path: Path,
     sdk: docker.DockerClient,
+    request: pytest.FixtureRequest,
+    where: str,
 ) -> None:
+    """Compose runs on the host itself: here, or over the SSH connection (the same machine here)."""
     (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
     env = {**os.environ, "DOCKER_HOST": dockerd.url}
-    session = HostSession(HostConfig("local", docker_socket=str(dockerd.socket)))
+    if where == "ssh":
+        host = request.getfixturevalue("ssh_host")(
+            request.getfixturevalue("sshd"), docker_socket=str(dockerd.socket)
+        )
+    else:
+        host = HostConfig("local", docker_socket=str(dockerd.socket))
+    session = HostSession(host)
     compose = await compose_command(session)
     up = subprocess.run(
         [*compose, "-p", "shop", "up", "-d"], cwd=tmp_path, env=env, capture_output=True, text=True
@@ -125,6 +144,7 @@ async def test_compose_projects_grouped_and_driven_through_the_cli(
         assert not sdk.containers.list(all=True, filters={"label": "com.docker.compose.project=shop"})
         assert [r["action"] for r in read_audit()][-2:] == ["compose.restart", "compose.down"]
     finally:
+        await session.close()
         subprocess.run([*compose, "-p", "shop", "down"], cwd=tmp_path, env=env, capture_output=True)
 
 
@@ -349,3 +369,83 @@ def test_frame_decoder_handles_split_frames_and_partial_lines() -> None:
         out += zip(*decoder.feed(data[i : i + 3]), strict=True)
     assert out == [("stdout", b"a"), ("stderr", b"err"), ("stdout", b"bc")]
     assert decoder.feed(frame(1, b"tail")) == ([], []) and decoder.flush() == (["stdout"], [b"tail"])
+
+
+def _frame(stream: int, payload: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def _read_frame_by_frame(data: bytes, timestamps: bool) -> tuple[list[LogLine], str | None, int]:
+    """What the stream says, read the plain way: a frame, then a line, at a time (and the resume point)."""
+    names = {0: "stdin", 1: "stdout", 2: "stderr"}
+    partial: dict[str, bytes] = {}
+    raw: list[tuple[str, bytes]] = []
+    pos = 0
+    while pos + 8 <= len(data):
+        name, size = names[data[pos]], int.from_bytes(data[pos + 4 : pos + 8], "big")
+        *complete, rest = (partial.pop(name, b"") + data[pos + 8 : pos + 8 + size]).split(b"\n")
+        pos += 8 + size
+        raw += [(name, line) for line in complete]
+        if rest:
+            partial[name] = rest
+    raw += [(name, rest) for name, rest in partial.items()]
+    lines, last, count = [], None, 0
+    for name, line in raw:
+        text = line.decode("utf-8", "replace")
+        stamp, sep, rest = text.partition(" ")
+        if not sep or not stamp[:4].isdigit():
+            lines.append(LogLine(text.rstrip("\r"), name))
+            continue
+        last, count = (stamp, count + 1) if stamp == last else (stamp, 1)
+        lines.append(LogLine(rest.removesuffix("\r"), name, stamp if timestamps else None))
+    return lines, last, count
+
+
+def test_chunkwise_parsing_reads_what_a_frame_by_frame_reading_reads() -> None:
+    # The parser takes whole chunks at once when every frame is one line; any other chunk must come
+    # out as the plain reading gives it: partial and split lines, CRs, no stamps, bad UTF-8, stdin,
+    # headers holding a newline byte (sizes 10 and 266), and chunks cut anywhere.
+    rng = random.Random(3)
+    stamps = ["2024-05-01T12:00:01.5Z", "2024-05-01T12:00:02Z", "2024-05-01T12:00:02Z"]
+
+    def payload() -> bytes:
+        kind = rng.randrange(10)
+        text = rng.choice([b"hello world", "caf\u00e9 \u65e5\u672c".encode(), b"x" * rng.randrange(300), b""])
+        if kind == 0:
+            return text + b"\n"  # no stamp
+        if kind == 1:
+            return rng.choice(stamps).encode() + b" progress\r" + text + b"\r\n"
+        if kind == 2:
+            return b"\xff\xfe bad " + text + b"\n"
+        if kind == 3:
+            return rng.choice(stamps).encode() + b" " + text  # a line continued in the next frame
+        if kind == 4:
+            return b"2024-05-01T12:00:03Z 12345678\n"[: rng.choice([10, 30])]  # 10 bytes: size 10
+        return rng.choice(stamps).encode() + b" " + text + b"\n"
+
+    for round_ in range(300):
+        whole = [_frame(rng.choice([1, 1, 1, 2, 0]), payload()) for _ in range(rng.randrange(1, 40))]
+        if round_ % 3 == 0:
+            whole.append(_frame(1, b"2024-05-01T12:00:04Z " + b"z" * 245 + b"\n"))  # size 266
+        data = b"".join(whole)
+        timestamps = bool(round_ % 2)
+        expected, last, count = _read_frame_by_frame(data, timestamps)
+        decoder, resume, got = FrameDecoder(tty=False), ResumePoint(), []
+        cuts = sorted(rng.sample(range(len(data)), min(len(data), rng.choice([0, 1, 3, 20]))))
+        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+            for batch in _batches(decoder.feed(data[start:end]), resume, timestamps):
+                got += batch
+        for batch in _batches(decoder.flush(), resume, timestamps):
+            got += batch
+        assert got == expected, f"round {round_}"
+        assert (resume.stamp, resume.count) == (last, count), f"round {round_}"
+
+
+def test_a_big_read_comes_out_in_small_batches() -> None:
+    lines = BATCH_LINES * 3 + 5
+    data = b"".join(_frame(1, f"2024-05-01T12:00:00.{i:09d}Z line {i}\n".encode()) for i in range(lines))
+    resume = ResumePoint()
+    batches = list(_batches(FrameDecoder(tty=False).feed(data), resume, False))
+    assert [len(batch) for batch in batches] == [BATCH_LINES] * 3 + [5]
+    assert batches[-1][-1] == LogLine(f"line {lines - 1}")
+    assert (resume.stamp, resume.count) == (f"2024-05-01T12:00:00.{lines - 1:09d}Z", 1)
