@@ -3,12 +3,13 @@
 import asyncio
 from pathlib import Path
 
-from textual.widgets import TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from backends.config import Config, load_config
 from tui.app import BerthApp
 from tui.panes import PANES
 from tui.panes.not_built import NotBuiltPane
+from tui.screens.add_host import AddHostScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
@@ -203,3 +204,29 @@ async def test_broken_user_theme_is_one_notification(offline_config: Config, tmp
         messages = toasts(app)
         assert len([m for m in messages if "neon.toml" in m]) == 1
         assert "calm" in app.available_themes and "neon" not in app.available_themes
+
+
+async def test_add_host_dialog_checks_then_saves_the_inventory(offline_config: Config) -> None:
+    assert offline_config.path is not None
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host add", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AddHostScreen)
+        # A name already in use: the dialog says so and stays open.
+        await pilot.press(*"web-1", "enter", *"ssh://ops@10.0.0.5", "enter", "enter", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AddHostScreen)
+        assert "already a host called 'web-1'" in str(app.screen.query_one("#add-host-error").render())
+        app.screen.query_one("#host-name", Input).value = "db-1"
+        app.screen.query_one("#host-identity", Input).value = "~/.ssh/db"
+        await pilot.click("#add")
+        await pilot.pause()
+        assert not isinstance(app.screen, AddHostScreen)
+        for _ in range(100):
+            if offline_config.path.exists():
+                break
+            await pilot.pause(0.05)
+    saved = load_config(offline_config.path).host("db-1")
+    assert saved is not None and (saved.url, saved.identity) == ("ssh://ops@10.0.0.5", "~/.ssh/db")
+    assert [h.name for h in app.config.hosts] == ["local", "web-1", "db-1"]
