@@ -14,6 +14,7 @@ from tui.widgets.log_buffer import (
     SEPARATOR,
     STDERR,
     FilteredView,
+    LineBatch,
     LogBuffer,
     Matches,
     QueryError,
@@ -216,3 +217,22 @@ def test_plain_search_finds_what_the_highlighter_highlights(texts: list[str], qu
     matches.set(query, pattern, buffer)
     expected = [seq for seq in range(len(texts)) if pattern.search(plain_text(texts[seq]))]
     assert list(matches.seqs) == expected
+
+
+def test_a_line_batch_holds_lines_column_wise_as_the_buffer_takes_them() -> None:
+    lines = [LogLine("a"), LogLine("b", "stderr", "2024-05-01T12:00:00Z"), LogLine("c", "system")]
+    batch = LineBatch()
+    batch.add(lines[:1])
+    batch.add(lines[1:])
+    assert len(batch) == 3
+    by_batch, by_lines = LogBuffer(10), LogBuffer(10)
+    assert by_batch.extend(batch) == by_lines.extend(lines) == 0
+    assert [by_batch[i] for i in range(3)] == [by_lines[i] for i in range(3)] == lines
+    batch.keep_last(2)
+    assert (batch.texts, batch.stamps, bytes(batch.codes)) == (
+        ["b", "c"],
+        ["2024-05-01T12:00:00Z", None],
+        b"\x01\x02",
+    )
+    batch.keep_last(5)
+    assert len(batch) == 2

@@ -481,9 +481,9 @@ async def test_appending_100k_lines_in_batches_is_fast() -> None:
         drawn: list[int] = []
         build = lines._strips
 
-        def counting_build(seq: int, width: int, base: Style) -> tuple[Strip, ...]:
+        def counting_build(seq: int, scroll_x: int, width: int, base: Style) -> tuple[Strip, ...]:
             drawn.append(seq)
-            return build(seq, width, base)
+            return build(seq, scroll_x, width, base)
 
         lines._strips = counting_build  # type: ignore[method-assign]
         started = time.perf_counter()
@@ -625,3 +625,65 @@ async def test_detach_stops_the_source() -> None:
         await wait_for(pilot, lambda: second.state == WorkerState.SUCCESS)
         assert first.is_cancelled
         assert view.line(-1).text == "stream ended" and view.line(-2).text == "line 2"
+
+
+async def test_plain_lines_are_drawn_exactly_as_the_styled_way_draws_them() -> None:
+    # Plain stdout/stderr lines skip Rich's Text; every row must still come out segment for segment
+    # (text and style) as the Text way renders it, in each mode the view has.
+    lines = [
+        LogLine("plain"),
+        LogLine("oops", "stderr", STAMP),
+        LogLine("", "stdout", STAMP),
+        LogLine("", "stderr"),
+        LogLine("tab\there, wide 日本語 and ✓ marks", "stdout", STAMP),
+        LogLine("bell \x07 and a progress\rbar", "stderr"),
+        LogLine("x" * 150, "stdout", "not-a-stamp"),
+        LogLine("y" * 97),  # exactly the width with its gutter
+        LogLine("reconnected", "system", STAMP),
+        LogLine("\x1b[31mred\x1b[0m text"),
+    ]
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        body = view.lines_widget
+        view.append(lines)
+        await settle(pilot)
+
+        def rows() -> list[list[tuple[str, Style | None]]]:
+            body._cache.clear()
+            strips = [body.render_line(y) for y in range(body.scrollable_content_region.height)]
+            return [[(segment.text, segment.style) for segment in strip] for strip in strips]
+
+        built = body._segments
+        plain: list[int] = []
+
+        def counted(seq: int, *args: object) -> object:
+            made = built(seq, *args)  # type: ignore[arg-type]
+            if made is not None:
+                plain.append(seq)
+            return made
+
+        def both_ways() -> tuple[list[list[tuple[str, Style | None]]], list[list[tuple[str, Style | None]]]]:
+            plain.clear()
+            body._segments = counted  # type: ignore[method-assign,assignment]
+            fast = rows()
+            assert len(plain) >= 5, "the plain lines should take the quick way"
+            body._segments = lambda *args: None  # type: ignore[method-assign]
+            try:
+                return fast, rows()
+            finally:
+                del body._segments
+
+        for toggle in (None, "t", "c", "w", "t", "c"):
+            if toggle:
+                await pilot.press(toggle)
+                await settle(pilot)
+            fast, styled = both_ways()
+            assert fast == styled, f"after {toggle!r}"
+        await pilot.press("w")  # no wrap: scrolled sideways, rows are cut the same way too
+        body.scroll_to(x=7, animate=False, immediate=True)
+        await settle(pilot)
+        assert body.scroll_offset.x == 7
+        fast, styled = both_ways()
+        assert fast == styled
+        assert any("日本語" in "".join(text for text, _ in row) for row in fast)

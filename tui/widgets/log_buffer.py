@@ -11,6 +11,8 @@ import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import TypeVar
 
 from backends.streams import LogLine
@@ -24,6 +26,8 @@ SEPARATOR = -1
 """A row of the filtered view that stands for skipped lines between two chunks of context."""
 
 _CODES = {"stdout": STDOUT, "stderr": STDERR, "system": SYSTEM}
+# A LogLine's fields, by position: (text, stream, timestamp).
+_LINE_TEXT, _LINE_STREAM, _LINE_STAMP = itemgetter(0), itemgetter(1), itemgetter(2)
 _STREAMS = ("stdout", "stderr", "system", "system")
 
 # The pattern Rich's AnsiDecoder tokenizes with, so that stripping escapes here gives exactly the
@@ -106,6 +110,36 @@ def compile_query(query: str) -> re.Pattern[str]:
     return re.compile(re.escape(query), re.IGNORECASE)
 
 
+class LineBatch:
+    """Lines waiting to go into a `LogBuffer`, stored column-wise as the buffer stores them.
+
+    A source's batches are taken apart into these columns as they arrive, so their `LogLine`s
+    die at once instead of waiting for the next flush: objects alive that long reach the garbage
+    collector's oldest generation, and a flood of them sets off its slow full collections.
+    """
+
+    __slots__ = ("codes", "stamps", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.stamps: list[str | None] = []
+        self.codes = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def add(self, lines: Sequence[LogLine]) -> None:
+        """Add `lines` after those held."""
+        self.texts.extend(map(_LINE_TEXT, lines))
+        self.stamps.extend(map(_LINE_STAMP, lines))
+        self.codes.extend(map(_CODES.get, map(_LINE_STREAM, lines), repeat(STDOUT)))
+
+    def keep_last(self, count: int) -> None:
+        """Drop all but the newest `count` lines."""
+        drop = max(0, len(self) - count)
+        del self.texts[:drop], self.stamps[:drop], self.codes[:drop]
+
+
 class LogBuffer:
     """A bounded ring of log lines: the newest `max_lines` are kept, older ones fall off the front.
 
@@ -142,19 +176,19 @@ class LogBuffer:
     def _pos(self, seq: int) -> int:
         return (seq - self._base) % self.max_lines
 
-    def extend(self, lines: Sequence[LogLine]) -> int:
+    def extend(self, lines: Sequence[LogLine] | LineBatch) -> int:
         """Append `lines`; returns how many old lines fell off the front to make room."""
-        return self._write(
-            [line.text for line in lines],
-            [line.timestamp for line in lines],
-            bytes([_CODES.get(line.stream, STDOUT) for line in lines]),
-        )
+        if not isinstance(lines, LineBatch):
+            batch = LineBatch()
+            batch.add(lines)
+            lines = batch
+        return self._write(lines.texts, lines.stamps, lines.codes)
 
     def append_marker(self, text: str, stamp: str | None) -> int:
         """Append a marker line (a `system` line shown distinctly); returns how many lines fell off."""
         return self._write([text], [stamp], bytes([MARKER]))
 
-    def _write(self, texts: list[str], stamps: list[str | None], codes: bytes) -> int:
+    def _write(self, texts: list[str], stamps: list[str | None], codes: bytes | bytearray) -> int:
         count = len(texts)
         cap = self.max_lines
         old_first = self.first

@@ -35,7 +35,7 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.containers import Horizontal
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.markup import escape
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -52,8 +52,11 @@ from tui.screens.picker import PickerScreen
 from tui.widgets.log_buffer import (
     MARKER,
     SEPARATOR,
+    STDERR,
+    STDOUT,
     SYSTEM,
     FilteredView,
+    LineBatch,
     LogBuffer,
     Matches,
     QueryError,
@@ -78,6 +81,7 @@ RANGES: tuple[tuple[str, str | None, int | None], ...] = (
 """The ranges `s` offers: (label, since, tail), passed on in `LogView.RangeRequested`."""
 
 GUTTER_WIDTH = 2
+_CACHE_MIN = 64  # lines whose drawn rows are kept, at least; else two screens' worth
 _GUTTER = ("  ", "▌ ", "· ", "━ ")  # by stream code: stdout, stderr, system, marker
 _GUTTER_STYLE = ("", "log-view--stderr", "log-view--system", "log-view--marker")
 _CURRENT_GUTTER = "▸ "
@@ -143,9 +147,14 @@ class LogLines(ScrollView, can_focus=True):
     def __init__(self, view: LogView) -> None:
         super().__init__()
         self._view = view
-        # Strips for recently drawn lines only (keyed by seq, which is never reused).
-        self._cache: LRUCache[int, tuple[Strip, ...]] = LRUCache(1024)
+        # The rows of lines drawn lately, by seq (never reused), with the (scroll_x, width) they
+        # were cut for. Sized to the screen (see on_resize): cached strips outlive a frame, so the
+        # garbage collector moves them to its oldest generation, and each full collection of it
+        # costs tens of milliseconds on the event loop; a flood must not churn thousands through it.
+        self._cache: LRUCache[int, tuple[tuple[int, int], tuple[Strip, ...]]] = LRUCache(_CACHE_MIN)
         self._styles: dict[str, Style] = {}
+        self._combined: dict[tuple[str, Style], Style] = {}
+        self._base: Style | None = None  # the widget's style, worked out once per render pass
         self._ends = array("q")  # wrapping: running total of rows at the end of each entry
         self._origin = 0  # wrapping: rows taken by entries already trimmed off the front
         self._wrapped_for = 0  # the width the wrapped heights were measured at
@@ -367,6 +376,7 @@ class LogLines(ScrollView, can_focus=True):
 
     def on_resize(self, event: Resize) -> None:
         """Re-wrap for a new width, and stay at the end when following."""
+        self._cache.maxsize = max(_CACHE_MIN, 2 * event.size.height)
         if self._view.wrap and self._wrap_width() != self._wrapped_for:
             self.relayout(None if self._view.follow else self.top_seq())
         elif self._view.follow:
@@ -378,6 +388,8 @@ class LogLines(ScrollView, can_focus=True):
         """Theme or CSS changed: styled strips and component styles are stale."""
         super().notify_style_update()
         self._styles.clear()
+        self._combined.clear()
+        self._base = None
         self._cache.clear()
 
     def invalidate(self, *seqs: int | None) -> None:
@@ -403,11 +415,24 @@ class LogLines(ScrollView, can_focus=True):
             self._styles[name] = style
         return style
 
+    def _on_base(self, name: str, base: Style) -> Style:
+        """Component style `name` over the line's `base`, as Rich combines a span with its text's style."""
+        key = (name, base)
+        style = self._combined.get(key)
+        if style is None:
+            style = self._combined[key] = base + self._style(name)
+        return style
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Draw the rows in `crop`, working out the widget's own style once for all of them."""
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         """Draw screen row `y`: only rows on screen get here, and recent lines come from the cache."""
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base if self._base is not None else self.rich_style
         found = self._locate(scroll_y + y)
         if found is None:
             return Strip.blank(width, base)
@@ -417,12 +442,11 @@ class LogLines(ScrollView, can_focus=True):
             return Strip([Segment(_SEPARATOR_TEXT, self._style("log-view--separator"))]).crop_extend(
                 0, width, base
             )
-        strips = self._strips(seq, self._wrap_width() if self._view.wrap else width, base)
-        if part >= len(strips):
-            return Strip.blank(width, base)
         if self._view.wrap:
-            return strips[part]
-        return strips[part].crop_extend(scroll_x, scroll_x + width, base)
+            strips = self._strips(seq, 0, self._wrap_width(), base)
+        else:
+            strips = self._strips(seq, scroll_x, width, base)
+        return strips[part] if part < len(strips) else Strip.blank(width, base)
 
     def _body(self, seq: int, text: str, code: int) -> Text:
         view = self._view
@@ -445,31 +469,73 @@ class LogLines(ScrollView, can_focus=True):
                     body.stylize(style, match.start(), match.end())
         return body
 
-    def _strips(self, seq: int, width: int, base: Style) -> tuple[Strip, ...]:
+    def _segments(
+        self, seq: int, code: int, stamp: str | None, base: Style
+    ) -> tuple[list[Segment], int] | None:
+        """The segments of a plain line (and its width in cells), or None if it needs `_body`'s styling.
+
+        Most lines of a flood are plain stdout or stderr text: these are built directly as the Text
+        of `_strips` would render them, span for span, without a Text per line.
+        """
+        view = self._view
+        text = view.buffer.text(seq)
+        if code > STDERR or seq == view.matches.current or (view.keep_colours and "\x1b" in text):
+            return None
+        body = plain_text(text)
+        if view.matches.pattern is not None and view.matches.pattern.search(body):
+            return None
+        gutter = _GUTTER[code]
+        cells = GUTTER_WIDTH + _cells(body)
+        if not stamp:
+            if code == STDOUT:  # no span at all: Rich renders the whole line as one unstyled segment
+                return [Segment(gutter + body)], cells
+            segments = [Segment(gutter, self._on_base(_GUTTER_STYLE[code], base))]
+        else:
+            shown = short_stamp(stamp) + " "
+            cells += _cells(shown)
+            segments = [
+                Segment(gutter, self._on_base(_GUTTER_STYLE[code], base) if code else base),
+                Segment(shown, self._on_base("log-view--timestamp", base)),
+            ]
+        if body:
+            segments.append(Segment(body, base))
+        return segments, cells
+
+    def _strips(self, seq: int, scroll_x: int, width: int, base: Style) -> tuple[Strip, ...]:
+        """The rows line `seq` takes on screen, `width` cells wide, scrolled sideways by `scroll_x`."""
         cached = self._cache.get(seq)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] == (scroll_x, width):
+            return cached[1]
         view, buffer = self._view, self._view.buffer
         code = buffer.code(seq)
-        line = Text(style=base, no_wrap=True, end="")
-        if seq == view.matches.current:
-            line.append(_CURRENT_GUTTER, self._style("log-view--current-match"))
+        stamp = buffer.stamp(seq) if view.show_timestamps else None
+        plain = self._segments(seq, code, stamp, base)
+        if plain is not None:
+            segments, cells = plain
+            if not view.wrap and not scroll_x and cells < width:
+                # The usual row: the line padded to the width, one Strip instead of three.
+                segments.append(Segment(" " * (width - cells), base))
+                strip = Strip(segments, width)
+                self._cache.set(seq, ((scroll_x, width), (strip,)))
+                return (strip,)
+            strip = Strip(segments, cells)
         else:
-            line.append(_GUTTER[code], self._style(_GUTTER_STYLE[code]) if code else None)
-        prefix = GUTTER_WIDTH
-        stamp = buffer.stamp(seq)
-        if view.show_timestamps and stamp:
-            shown = short_stamp(stamp) + " "
-            line.append(shown, self._style("log-view--timestamp"))
-            prefix += cell_len(shown)
-        line.append_text(self._body(seq, buffer.text(seq), code))
-        strip = Strip(line.render(self.app.console))
+            line = Text(style=base, no_wrap=True, end="")
+            if seq == view.matches.current:
+                line.append(_CURRENT_GUTTER, self._style("log-view--current-match"))
+            else:
+                line.append(_GUTTER[code], self._style(_GUTTER_STYLE[code]) if code else None)
+            if stamp:
+                line.append(short_stamp(stamp) + " ", self._style("log-view--timestamp"))
+            line.append_text(self._body(seq, buffer.text(seq), code))
+            strip = Strip(line.render(self.app.console))
         strips: tuple[Strip, ...]
         if not view.wrap:
-            strips = (strip,)
+            strips = (strip.crop_extend(scroll_x, scroll_x + width, base),)
         else:
             # Fold at the width (cell-exact, like `less`), continuation rows indented under the text,
             # so the heights measured in `_heights` hold without rendering every line.
+            prefix = GUTTER_WIDTH + (_cells(short_stamp(stamp)) + 1 if stamp else 0)
             room = max(1, width - prefix)
             total = strip.cell_length
             cuts = [*range(prefix + room, total, room), total]
@@ -478,7 +544,7 @@ class LogLines(ScrollView, can_focus=True):
                 (part if i == 0 else Strip.join([indent, part])).crop_extend(0, width, base)
                 for i, part in enumerate(strip.divide(cuts))
             )
-        self._cache.set(seq, strips)
+        self._cache.set(seq, ((scroll_x, width), strips))
         return strips
 
 
@@ -608,7 +674,7 @@ class LogView(Widget):
         """Lines that arrived while paused."""
         self.flush_count = 0
         """How many times an attached source's lines were flushed into the buffer."""
-        self._pending: list[LogLine] = []
+        self._pending = LineBatch()
         self._flush_timer: Timer | None = None
         self._last_flush = 0.0
         self._lines = LogLines(self)
@@ -674,7 +740,7 @@ class LogView(Widget):
 
     def clear(self) -> None:
         """Drop every line (the search stays), e.g. before re-attaching a source for another range."""
-        self._pending.clear()
+        self._pending = LineBatch()
         self.buffer.clear()
         self.matches.set(self.matches.query, self.matches.pattern, self.buffer)
         self._rebuild_filter()
@@ -709,10 +775,11 @@ class LogView(Widget):
             async for batch in source:
                 if batch:
                     pending = self._pending
-                    pending.extend(batch)
+                    pending.add(batch)
+                    del batch  # its lines now live in the columns only
                     # Whatever lies beyond one buffer's worth would only fall off at the next flush.
                     if len(pending) > self.buffer.max_lines:
-                        del pending[: len(pending) - self.buffer.max_lines]
+                        pending.keep_last(self.buffer.max_lines)
                     self._schedule_flush()
                 # Let the UI breathe between batches even if the source never really waits.
                 await asyncio.sleep(0)
@@ -749,12 +816,12 @@ class LogView(Widget):
             self._flush_timer = None
         if not self._pending:
             return
-        lines, self._pending = self._pending, []
+        lines, self._pending = self._pending, LineBatch()
         self._last_flush = time.monotonic()
         self.flush_count += 1
         self._ingest(lines)
 
-    def _ingest(self, lines: Sequence[LogLine], marker: str | None = None) -> None:
+    def _ingest(self, lines: Sequence[LogLine] | LineBatch, marker: str | None = None) -> None:
         buffer = self.buffer
         old_end, old_count = buffer.end, len(buffer)
         dropped = buffer.extend(lines) if marker is None else buffer.append_marker(marker, _now_stamp())
