@@ -6,6 +6,9 @@ CLI print `str(error)` and never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 
 class BerthError(Exception):
     """A failure the user can act on: `message` says what failed, `hint` what to do about it."""
@@ -49,3 +52,30 @@ class Denied(BerthError):
     """The engine or host refused: permission denied, unpaired key, read-only mode."""
 
     kind = "denied"
+
+
+class HostKeyUnknown(Denied):
+    """The host presented a key that no known_hosts file lists for it: the user must decide."""
+
+    def __init__(self, label: str, fingerprint: str, record: Callable[[], Path]) -> None:
+        super().__init__(
+            f"The host key of {label} is not known: {fingerprint}.",
+            "Check it with the host's admin, then accept it (--accept-new on the command line).",
+        )
+        self.label = label
+        self.fingerprint = fingerprint
+        self.record = record
+
+
+class HostKeyChanged(Denied):
+    """The host presented a key other than the one recorded for it: refused, never overridden."""
+
+    def __init__(self, label: str, fingerprint: str, known: list[str], where: list[Path]) -> None:
+        files = ", ".join(str(p) for p in where)
+        super().__init__(
+            f"The host key of {label} has CHANGED: it is now {fingerprint}, "
+            f"but {files} has {', '.join(known)}. This may be an attack; berth refuses to connect.",
+            "If the host was really reinstalled, remove its old line from known_hosts yourself.",
+        )
+        self.fingerprint = fingerprint
+        self.known = known

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import asyncssh
+from typing import TYPE_CHECKING
 
 from backends import paths
 from backends.config import Config, HostConfig
-from backends.errors import BerthError, NotFound, Unreachable
-from backends.ssh import HostKeyChanged, HostKeyUnknown, connect
+from backends.errors import BerthError, HostKeyChanged, HostKeyUnknown, NotFound, Unreachable
+
+if TYPE_CHECKING:
+    import asyncssh
 
 DOCKER_SOCKETS = ("/var/run/docker.sock",)
 LXD_SOCKETS = (
@@ -211,6 +212,9 @@ class HostSession:
     # Connection --------------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
+        # asyncssh loads only when a host is remote: local-only runs start faster without it.
+        from backends.ssh import connect
+
         attempt = 0
         while True:
             try:
@@ -244,6 +248,8 @@ class HostSession:
 
     async def _forward(self, conn: asyncssh.SSHClientConnection) -> None:
         """Find the engine sockets on the host and forward each to its fixed local path."""
+        import asyncssh
+
         wanted = {engine: socket_candidates(self.host, engine) for engine in ("docker", "lxd")}
         everything = [path for paths_ in wanted.values() for path in paths_]
         try:
@@ -306,6 +312,8 @@ class HostSession:
             )
             out, _ = await proc.communicate()
             return CommandResult(proc.returncode or 0, out.decode("utf-8", "replace"))
+        import asyncssh
+
         await self.ready()
         assert self._conn is not None
         command = shlex.join(argv)

@@ -19,40 +19,13 @@ from typing import Any
 import asyncssh
 
 from backends.config import HostConfig
-from backends.errors import BerthError, Denied, Invalid, Unreachable
+from backends.errors import BerthError, Denied, HostKeyChanged, HostKeyUnknown, Invalid, Unreachable
 
 CONNECT_TIMEOUT = 10.0
 # A silent network (a cable pulled, a suspended VM) is noticed after interval * count seconds.
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 3
 MAX_JUMPS = 4
-
-
-class HostKeyUnknown(Denied):
-    """The host presented a key that no known_hosts file lists for it: the user must decide."""
-
-    def __init__(self, label: str, fingerprint: str, record: Callable[[], Path]) -> None:
-        super().__init__(
-            f"The host key of {label} is not known: {fingerprint}.",
-            "Check it with the host's admin, then accept it (--accept-new on the command line).",
-        )
-        self.label = label
-        self.fingerprint = fingerprint
-        self.record = record
-
-
-class HostKeyChanged(Denied):
-    """The host presented a key other than the one recorded for it: refused, never overridden."""
-
-    def __init__(self, label: str, fingerprint: str, known: list[str], where: list[Path]) -> None:
-        files = ", ".join(str(p) for p in where)
-        super().__init__(
-            f"The host key of {label} has CHANGED: it is now {fingerprint}, "
-            f"but {files} has {', '.join(known)}. This may be an attack; berth refuses to connect.",
-            "If the host was really reinstalled, remove its old line from known_hosts yourself.",
-        )
-        self.fingerprint = fingerprint
-        self.known = known
 
 
 @dataclass(frozen=True)

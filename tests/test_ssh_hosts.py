@@ -15,9 +15,8 @@ from ssh_helpers import SshHost, known_hosts
 
 from backends.config import HostConfig
 from backends.docker import DockerBackend
-from backends.errors import Denied, NotFound
+from backends.errors import Denied, HostKeyChanged, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, probe_host
-from backends.ssh import HostKeyChanged, HostKeyUnknown
 
 pytestmark = pytest.mark.engines
 
@@ -68,9 +67,7 @@ async def test_tunnel_reaches_the_same_docker_and_lxd(
 async def test_a_host_without_the_engine_says_where_it_looked(sshd: SshServer, ssh_host: SshHost) -> None:
     session = HostSession(ssh_host(sshd, docker_socket="/nonexistent/docker.sock"))
     try:
-        with pytest.raises(
-            NotFound, match=r"No docker socket on box \(looked at /nonexistent/docker.sock\)"
-        ):
+        with pytest.raises(NotFound, match=r"No docker socket on box \(looked at /nonexistent/docker.sock\)"):
             await DockerBackend.for_session(session)
     finally:
         await session.close()

@@ -14,10 +14,9 @@ from textual.widget import Widget
 from textual.widgets import Input
 
 from backends.config import Config, HostConfig, adhoc_host, save_config
-from backends.errors import BerthError, NotFound
+from backends.errors import BerthError, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
-from backends.ssh import HostKeyUnknown
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
