@@ -438,3 +438,32 @@ async def test_marks_and_headers_take_their_colours_from_the_theme() -> None:
         await pilot.pause()
         after = table.data_table.get_cell("c3", MARK_COLUMN).style
         assert before != after
+
+
+async def test_an_update_that_changes_nothing_draws_no_frame() -> None:
+    # A stats sample every 2 s hands the table all its rows again, mostly unchanged: a frame for that
+    # (a scrolling table lays out again and redraws its scrollbar) is most of what an idle console costs.
+    fleet = {**FLEET, **{f"x{i}": container(f"box-{i}") for i in range(60)}}
+    table = ResourceTable(COLUMNS)
+    app = Host(table, fleet)
+    frames: list[object] = []
+    async with app.run_test(size=SIZE) as pilot:
+        table.update_rows({**fleet, "c1": container("web-2", mem=301)})
+        await pilot.pause()
+        draw = app._display
+
+        def counted(screen: object, renderable: object) -> None:
+            if renderable is not None:
+                frames.append(renderable)
+            draw(screen, renderable)  # type: ignore[arg-type]
+
+        app._display = counted  # type: ignore[method-assign]
+        for _ in range(3):
+            table.update_rows({key: Row(dict(row.cells), row.group, row.rank) for key, row in fleet.items()})
+            await pilot.pause(0.05)
+        assert table.last_update.cells_changed == 0
+        # The first of the three put c1 back from 301 to 300 MiB and drew; the other two drew nothing.
+        assert len(frames) == 1
+        table.set_filter("web")  # a change does draw
+        await pilot.pause()
+        assert len(frames) > 1 and table.status_text == "filter: web  3/65"

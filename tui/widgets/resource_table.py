@@ -259,6 +259,7 @@ class ResourceTable(Widget):
             classes="rt-filter-input",
         )
         self._error = Label(classes="rt-filter-error")
+        self._lines_shown: dict[Static, str] = {}  # what the empty-state and status lines say
         # What each row on screen shows, as values (not rendered Text), for the cell-by-cell diff.
         self._shown: dict[str, tuple[object, ...]] = {}
         self._order: list[str] = []
@@ -652,10 +653,17 @@ class ResourceTable(Widget):
                 message = f"Nothing matches filter {self._model.row_filter.text!r}.  (esc clears it)"
             else:
                 message = self._empty_message
-            self._empty.update(Text(message))
+            self._set_line(self._empty, message)
         status = self.status_text
         self.set_class(bool(status), "-status")
-        self._status.update(Text(status))
+        self._set_line(self._status, status)
+
+    def _set_line(self, line: Static, text: str) -> None:
+        # Updating a Static lays out and redraws the screen even with the same text, and every data
+        # update (a stats sample every 2 s) comes through here: only a new text is worth a frame.
+        if self._lines_shown.get(line) != text:
+            self._lines_shown[line] = text
+            line.update(Text(text))
 
     def action_open_filter(self) -> None:
         """Open the filter prompt with the current filter in it."""
