@@ -100,8 +100,10 @@ def berth_env(home: Path) -> dict[str, str]:
     return {
         "TERM": "xterm-256color",
         "COLORTERM": "truecolor",
+        "HOME": str(home),  # the test's own ~/.ssh
         "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_STATE_HOME": str(home / "state"),
+        "XDG_RUNTIME_DIR": str(home / "run"),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
 
@@ -159,13 +161,25 @@ def test_installed_berth_in_a_real_terminal(
 
 
 @pytest.mark.engines
+@pytest.mark.parametrize("where", ["local", "ssh"])
 def test_exec_shell_suspends_the_console_and_comes_back(
-    tmux: Tmux, dockerd: DockerEngine, spawn: Spawn, isolated_home: Path, tmp_path: Path
+    tmux: Tmux,
+    dockerd: DockerEngine,
+    spawn: Spawn,
+    isolated_home: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    where: str,
 ) -> None:
+    """`e` opens a shell in the container; over SSH it goes through berth's forwarded socket."""
     c = spawn()
-    config = Config(
-        hosts=[HostConfig("local", docker_socket=str(dockerd.socket))], path=tmp_path / "config.toml"
-    )
+    if where == "ssh":
+        host = request.getfixturevalue("ssh_host")(
+            request.getfixturevalue("sshd"), docker_socket=str(dockerd.socket)
+        )
+    else:
+        host = HostConfig("local", docker_socket=str(dockerd.socket))
+    config = Config(hosts=[host], path=tmp_path / "config.toml")
     save_config(config, tmp_path / "config.toml")
     env = berth_env(isolated_home)
     tmux.start([installed_berth(), "--config", str(tmp_path / "config.toml")], env)

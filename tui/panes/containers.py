@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -509,7 +508,7 @@ class ContainersPane(Widget):
         if event.table.id == "containers-table":
             self.action_inspect()
 
-    def action_exec(self) -> None:
+    async def action_exec(self) -> None:
         """A shell in the container: the console steps aside until the shell exits."""
         found = self._cursor_container()
         if found is None:
@@ -528,7 +527,9 @@ class ContainersPane(Widget):
         audit(feed.host.name, "container.exec", [container.id])
         try:
             with self.app.suspend():
-                subprocess.run(argv, check=False)
+                # Awaited, not run blocking: for an SSH host this loop serves the forwarded socket.
+                shell_process = await asyncio.create_subprocess_exec(*argv)
+                await shell_process.wait()
         except Exception as exc:  # SuspendNotSupported under a test driver or a web terminal
             self.notify(f"Cannot open a shell from this terminal: {exc}", severity="error")
 
