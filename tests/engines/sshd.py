@@ -12,6 +12,7 @@ import pwd
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,7 @@ def keygen(path: Path, comment: str) -> str:
     return f"{kind} {blob}"
 
 
-def _config_text(root: Path, port: int) -> str:
+def _config_text(root: Path, port: int, extra_config: Sequence[str] = ()) -> str:
     lines = [
         f"ListenAddress {HOST}",
         f"Port {port}",
@@ -169,13 +170,16 @@ def _config_text(root: Path, port: int) -> str:
     ]
     if os.access(SFTP_SERVER, os.X_OK):
         lines.append(f"Subsystem sftp {SFTP_SERVER}")
+    lines.extend(extra_config)  # last: sshd keeps the first value of a keyword, so extras only add
     return "\n".join(lines) + "\n"
 
 
-def start_sshd(root: Path, port: int | None = None) -> SshServer:
+def start_sshd(root: Path, port: int | None = None, extra_config: Sequence[str] = ()) -> SshServer:
     """Start ``sshd -D -e -f root/sshd_config`` on 127.0.0.1 and wait until it sends its banner.
 
     With no ``port`` a free one is picked (and another tried if it was taken meanwhile).
+    ``extra_config`` lines are appended to the generated sshd_config (e.g. ``SetEnv ...``);
+    they cannot override a keyword the generated part already sets.
     Raises :class:`engines.EngineError` with the log tail when it does not come up.
     """
     binary = find_binary("sshd", SSHD_ENV)
@@ -190,7 +194,7 @@ def start_sshd(root: Path, port: int | None = None) -> SshServer:
     for _ in range(attempts):
         chosen = port if port is not None else free_port()
         try:
-            server = _launch(binary, root, chosen, user, host_pub)
+            server = _launch(binary, root, chosen, user, host_pub, extra_config)
         except EngineError as exc:
             last = exc
             if "Address already in use" not in str(exc):
@@ -210,9 +214,11 @@ def start_sshd(root: Path, port: int | None = None) -> SshServer:
     raise last
 
 
-def _launch(binary: str, root: Path, port: int, user: str, host_pub: str) -> SshServer:
+def _launch(
+    binary: str, root: Path, port: int, user: str, host_pub: str, extra_config: Sequence[str] = ()
+) -> SshServer:
     config = root / "sshd_config"
-    config.write_text(_config_text(root, port))
+    config.write_text(_config_text(root, port, extra_config))
     known_hosts = root / "known_hosts"
     known_hosts.write_text(f"[{HOST}]:{port} {host_pub}\n")
     log = root / "sshd.log"
