@@ -252,6 +252,9 @@ class HostSession:
 
         wanted = {engine: socket_candidates(self.host, engine) for engine in ("docker", "lxd")}
         everything = [path for paths_ in wanted.values() for path in paths_]
+        # This exec must stay the connection's first session: sshd turns TCP_NODELAY on when the
+        # first session starts and never for a forward-only connection, where ~10 % of engine
+        # calls stall ~44 ms (tests/bench/bench_hosts.py, "forward-only").
         try:
             result = await asyncio.wait_for(
                 conn.run(shlex.join(["sh", "-c", _FIND_SOCKETS, "sh", *everything]), check=False),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from asyncssh.encryption import get_default_encryption_algs
 
 from backends.config import HostConfig
 from backends.errors import BerthError, Denied, HostKeyChanged, HostKeyUnknown, Invalid, Unreachable
@@ -26,6 +27,10 @@ CONNECT_TIMEOUT = 10.0
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 3
 MAX_JUMPS = 4
+PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+"""AES-GCM before asyncssh's default chacha20-poly1305: one OpenSSL (AES-NI) call per packet
+instead of several Python-level steps, ~0.1-0.2 ms less per small request through a tunnel here
+(tests/bench/bench_hosts.py). A Ciphers line in the user's ~/.ssh/config still wins."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ async def connect(
     """
     arguments = connect_arguments(host)
     options = resolved_options(host, arguments)
+    if list(options.encryption_algs) == get_default_encryption_algs():  # the config set no Ciphers
+        arguments["encryption_algs"] = PREFERRED_CIPHERS
+        options = resolved_options(host, arguments)
     where = Endpoint(str(options.username), str(options.host), int(options.port))
     tunnel: asyncssh.SSHClientConnection | None = None
     if host.jump:
