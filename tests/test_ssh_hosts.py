@@ -1,9 +1,11 @@
 """Hosts over SSH against the test sshd: forwarded engine sockets, host keys, reconnects."""
 
 import asyncio
+import dataclasses
 import os
 import signal
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,21 @@ def fingerprint_from_line(public_line: str, folder: Path) -> str:
     path.write_text(public_line + "\n")
     out = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], capture_output=True, text=True, check=True)
     return out.stdout.split()[1]
+
+
+async def test_jump_host_from_the_inventory(
+    make_sshd: Callable[..., SshServer], dockerd: DockerEngine, ssh_host: SshHost
+) -> None:
+    jump_server = make_sshd()
+    bastion = ssh_host(jump_server, "bastion")
+    inner = ssh_host(make_sshd(), "inner", docker_socket=str(dockerd.socket))
+    inner = dataclasses.replace(inner, jump="bastion")
+    inventory = {h.name: h for h in (bastion, inner)}
+    session = HostSession(inner, inventory.get)
+    try:
+        backend = await DockerBackend.for_session(session)
+        assert (await backend.version())["ApiVersion"]
+        await backend.close()
+        assert len(jump_server.session_children()) == 1  # the way in went through the bastion
+    finally:
+        await session.close()
