@@ -152,16 +152,32 @@ async def connect(
         tunnel = await connect(jump, resolve, accept_new=accept_new, depth=depth + 1)
     try:
         try:
-            return await _connect_once(host, arguments, options, where, tunnel)
+            conn = await _connect_once(host, arguments, options, where, tunnel)
         except HostKeyUnknown as unknown:
             if not accept_new:
                 raise
             unknown.record()
-            return await _connect_once(host, arguments, options, where, tunnel)
+            conn = await _connect_once(host, arguments, options, where, tunnel)
     except BaseException:
         if tunnel is not None:
             tunnel.close()
         raise
+    if tunnel is not None:
+        # asyncssh does not own a tunnel it was handed: close it with the connection it carries.
+        closer = asyncio.create_task(_close_when_closed(conn, tunnel))
+        _TUNNEL_CLOSERS.add(closer)
+        closer.add_done_callback(_TUNNEL_CLOSERS.discard)
+    return conn
+
+
+_TUNNEL_CLOSERS: set[asyncio.Task[None]] = set()
+
+
+async def _close_when_closed(
+    conn: asyncssh.SSHClientConnection, tunnel: asyncssh.SSHClientConnection
+) -> None:
+    await conn.wait_closed()
+    tunnel.close()
 
 
 async def _connect_once(

@@ -220,3 +220,4 @@ async def test_jump_host_from_the_inventory(
         assert len(jump_server.session_children()) == 1  # the way in went through the bastion
     finally:
         await session.close()
+    await wait_until(lambda: not jump_server.session_children(), 5)  # closed with the connection
