@@ -9,7 +9,7 @@ from backends.config import Config, load_config
 from tui.app import BerthApp
 from tui.panes import PANES
 from tui.panes.not_built import NotBuiltPane
-from tui.screens.add_host import AddHostScreen
+from tui.screens.form import FormScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
@@ -212,17 +212,17 @@ async def test_add_host_dialog_checks_then_saves_the_inventory(offline_config: C
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("colon", *"host add", "enter")
         await pilot.pause()
-        assert isinstance(app.screen, AddHostScreen)
+        assert isinstance(app.screen, FormScreen)
         # A name already in use: the dialog says so and stays open.
         await pilot.press(*"web-1", "enter", *"ssh://ops@10.0.0.5", "enter", "enter", "enter")
         await pilot.pause()
-        assert isinstance(app.screen, AddHostScreen)
-        assert "already a host called 'web-1'" in str(app.screen.query_one("#add-host-error").render())
-        app.screen.query_one("#host-name", Input).value = "db-1"
-        app.screen.query_one("#host-identity", Input).value = "~/.ssh/db"
-        await pilot.click("#add")
+        assert isinstance(app.screen, FormScreen)
+        assert "already a host called 'web-1'" in str(app.screen.query_one("#form-error").render())
+        app.screen.query_one("#field-name", Input).value = "db-1"
+        app.screen.query_one("#field-identity", Input).value = "~/.ssh/db"
+        await pilot.click("#submit")
         await pilot.pause()
-        assert not isinstance(app.screen, AddHostScreen)
+        assert not isinstance(app.screen, FormScreen)
         for _ in range(100):
             if offline_config.path.exists():
                 break

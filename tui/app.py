@@ -23,7 +23,7 @@ from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
 from tui.panes import PANES
-from tui.screens.add_host import AddHostScreen
+from tui.screens.add_host import add_host_form
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.logs import LogScreen
@@ -211,7 +211,7 @@ class BerthApp(App[None]):
             self.save_config()
             self.notify(f"Added {updated.hosts[-1].name}; switch to it with H.")
 
-        self.push_screen(AddHostScreen(self.config), added)
+        self.push_screen(add_host_form(self.config), added)
 
     def action_pick_host(self) -> None:
         """Choose a host from the inventory, or all of them."""
