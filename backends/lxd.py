@@ -471,6 +471,7 @@ class LxdBackend:
             "environment": {},
         }
         what = f"run {argv[0]} in {name}"
+        await self._instance(name)
         result = await self._do("post", f"instances/{name}/exec", what, json=body)
         outputs = result.get("output") or {}
         texts = {}
