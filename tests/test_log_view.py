@@ -7,10 +7,13 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from rich.segment import Segment
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input
 from textual.worker import WorkerState
@@ -19,7 +22,7 @@ from backends.errors import Unreachable
 from backends.streams import LogLine
 from tui.screens.picker import PickerScreen
 from tui.widgets.log_buffer import MARKER
-from tui.widgets.log_view import LogView
+from tui.widgets.log_view import LogStatus, LogView
 
 SIZE = (100, 30)
 STAMP = "2024-05-01T12:34:56.123456789Z"
@@ -481,9 +484,11 @@ async def test_appending_100k_lines_in_batches_is_fast() -> None:
         drawn: list[int] = []
         build = lines._strips
 
-        def counting_build(seq: int, scroll_x: int, width: int, base: Style) -> tuple[Strip, ...]:
+        def counting_build(
+            seq: int, scroll_x: int, width: int, base: Style, fold: int = 0
+        ) -> tuple[Strip, ...]:
             drawn.append(seq)
-            return build(seq, scroll_x, width, base)
+            return build(seq, scroll_x, width, base, fold)
 
         lines._strips = counting_build  # type: ignore[method-assign]
         started = time.perf_counter()
@@ -687,3 +692,98 @@ async def test_plain_lines_are_drawn_exactly_as_the_styled_way_draws_them() -> N
         fast, styled = both_ways()
         assert fast == styled
         assert any("日本語" in "".join(text for text, _ in row) for row in fast)
+
+
+async def test_rows_go_to_the_screen_as_textuals_own_styling_would_make_them() -> None:
+    # With a plain box the view hands its rows to the compositor itself, skipping Textual's per-row
+    # styling; what comes out must be what that styling makes, row for row and segment for segment.
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        body = view.lines_widget
+        view.append([*numbered(0, 50, "stderr", STAMP), LogLine("x" * 150), LogLine("\x1b[32mgreen\x1b[0m")])
+        await settle(pilot)
+
+        def both_ways(crop: Region) -> tuple[list[list[Segment]], list[list[Segment]]]:
+            ours = [list(strip) for strip in body.render_lines(crop)]
+            body._styles_cache.clear()
+            body._pass = body._pass_values()
+            try:
+                textuals = [list(strip) for strip in ScrollView.render_lines(body, crop)]
+            finally:
+                body._pass = None
+            return ours, textuals
+
+        full = Region(0, 0, *body.size)
+        for toggle in (None, "t", "w", "w"):
+            if toggle:
+                await pilot.press(toggle)
+                await settle(pilot)
+            assert body._plain_box()
+            for crop in (full, Region(3, 2, 40, 5)):
+                ours, textuals = both_ways(crop)
+                assert ours == textuals, f"after {toggle!r}, {crop}"
+        body.scroll_to(x=9, animate=False, immediate=True)
+        view.set_follow(False)
+        body.scroll_to(y=30, animate=False, immediate=True)
+        await settle(pilot)
+        ours, textuals = both_ways(full)
+        assert ours == textuals
+        assert any("x" * 20 in "".join(segment.text for segment in row) for row in ours)
+
+        # Not plain (padding here): Textual styles the rows, and the text is where padding puts it.
+        body.styles.padding = (0, 0, 0, 3)
+        await settle(pilot)
+        assert not body._plain_box()
+        first = body.render_lines(Region(0, 0, *body.size))[0].text
+        assert first.startswith("   " + body.render_line(0).text[:20])
+
+
+async def test_the_status_row_is_drawn_again_only_when_it_changes() -> None:
+    app = Host(max_lines=100)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        status = view.query_one(LogStatus)
+        drawn: list[str] = []
+        render = status.render
+
+        def counted() -> str:
+            drawn.append(render())
+            return drawn[-1]
+
+        status.render = counted  # type: ignore[method-assign]
+        view.append(numbered(0, 100))
+        await settle(pilot)
+        assert drawn and "100 / 100 lines" in drawn[-1]
+        drawn.clear()
+        for start in range(100, 1000, 100):  # a full ring: the count no longer changes
+            view.append(numbered(start, 100))
+            await settle(pilot)
+        assert shown(view)[-1] == "line 999"
+        assert drawn == []
+        await pilot.press("t")
+        await settle(pilot)
+        assert len(drawn) == 1 and "timestamps" in drawn[0]
+
+
+async def test_lines_narrower_than_the_view_scroll_sideways_only_once_they_are_wider() -> None:
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        lines = view.lines_widget
+        view.append(numbered(0, 5, "stdout", STAMP))
+        await settle(pilot)
+        width = lines.scrollable_content_region.width
+        assert lines.virtual_size.width == width and lines.max_scroll_x == 0
+        await pilot.press("t")  # 2 + 25 + 6 cells: still narrower than the view
+        await settle(pilot)
+        assert lines.virtual_size.width == width and lines.max_scroll_x == 0
+        assert shown(view)[0] == "2024-05-01 12:34:56.123Z line 0"
+
+        await pilot.resize_terminal(24, 10)  # now the timestamped lines are wider than the view
+        await settle(pilot)
+        assert lines.virtual_size.width == 2 + 25 + len("line 0")
+        assert lines.max_scroll_x == lines.virtual_size.width - lines.scrollable_content_region.width > 0
+        await pilot.resize_terminal(*SIZE)
+        await settle(pilot)
+        assert lines.virtual_size.width == lines.scrollable_content_region.width

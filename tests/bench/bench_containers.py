@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -512,6 +513,9 @@ async def _logview_child(args: argparse.Namespace) -> dict[str, Any]:
     class FloodApp(App[None]):
         def compose(self) -> ComposeResult:
             yield LogView(max_lines=MAX_LINES, id="flood")
+
+        def on_ready(self) -> None:
+            gc.freeze()  # as BerthApp does once its first frame is up: measure what berth does
 
     live = args.mode == "live"
     lines = args.lines

@@ -8,8 +8,10 @@ then fed to a `LogView` in a headless app (120x40, ring of 100,000) as `DockerBa
 Unpaced (the default), it measures how many lines a second the view can take at most; with
 `--rate`, chunks arrive at that many lines a second, as from a busy dockerd, and the view's CPU
 use is measured. Either way `t` is pressed every 0.2 s and the time until a frame shows the
-toggle is reported (median and p95), with the frames drawn and the time spent in the garbage
-collector (its full collections take tens of milliseconds each here, on the event loop).
+toggle is reported (median and p95, and split where its action runs), with the frames drawn and
+their cost, and the time the garbage collector took during the flood. The app calls `gc.freeze()`
+once it is up, as BerthApp does (`--no-freeze`: it does not; full collections of the app's own
+objects then take tens of milliseconds each here, on the event loop).
 
 It says nothing about dockerd or the socket: the real figures come from `bench_containers`.
 """
@@ -84,7 +86,7 @@ async def source(blob: bytes, frame: int, rate: float | None) -> AsyncIterator[l
             yield batch
 
 
-async def run(lines: int, rate: float | None, presses: bool) -> dict[str, Any]:
+async def run(lines: int, rate: float | None, presses: bool, freeze: bool = True) -> dict[str, Any]:
     """Feed `lines` lines to a LogView; return the figures."""
     from textual.app import App, ComposeResult
 
@@ -93,6 +95,10 @@ async def run(lines: int, rate: float | None, presses: bool) -> dict[str, Any]:
     class FloodApp(App[None]):
         def compose(self) -> ComposeResult:
             yield LogView(max_lines=MAX_LINES, id="flood")
+
+        def on_ready(self) -> None:
+            if freeze:
+                gc.freeze()  # as BerthApp does once its first frame is up: measure what berth does
 
     blob, frame = stream_bytes(lines)
     pauses: list[tuple[int, float]] = []
@@ -112,7 +118,26 @@ async def run(lines: int, rate: float | None, presses: bool) -> dict[str, Any]:
         view = app.query_one("#flood", LogView)
         view.focus()
         await pilot.pause()
+        acted: list[float] = []
+        toggle = view.action_toggle_timestamps
+
+        def timed_toggle() -> None:  # notes when the key's action runs
+            acted.append(time.monotonic())
+            toggle()
+
+        view.action_toggle_timestamps = timed_toggle  # type: ignore[method-assign]
+        split: list[tuple[float, float]] = []
+        frame_costs: list[float] = []
+        refresh = app.screen._compositor_refresh
+
+        def timed_refresh() -> None:  # the cost of each frame: compositor update and its output
+            began = time.perf_counter()
+            refresh()
+            frame_costs.append(time.perf_counter() - began)
+
+        app.screen._compositor_refresh = timed_refresh  # type: ignore[method-assign]
         frames_before = clock.frames
+        pauses.clear()  # the app's start-up is not part of the flood
         cpu_before = time.process_time()
         start = time.monotonic()
         view.attach(source(blob, frame, rate))
@@ -122,6 +147,7 @@ async def run(lines: int, rate: float | None, presses: bool) -> dict[str, Any]:
                 pressed, shown = await _press_and_time(app, clock, "t", changed)
                 if view.buffer.end < lines:
                     latencies.append(shown - pressed)
+                    split.append((acted[-1] - pressed, shown - acted[-1]))
                 await asyncio.sleep(0.2)
             else:
                 await asyncio.sleep(0.005)
@@ -138,9 +164,15 @@ async def run(lines: int, rate: float | None, presses: bool) -> dict[str, Any]:
         "lines_per_second": lines / seconds,
         "cpu_share": cpu / seconds,
         "frames": frames,
+        "frame_ms_median": median(frame_costs) * 1000,
+        "frame_ms_p95": p95(frame_costs) * 1000,
+        "frame_share": sum(frame_costs) / seconds,
         "flushes": view.flush_count,
         "key_ms_median": median(latencies) * 1000,
         "key_ms_p95": p95(latencies) * 1000,
+        "key_to_action_ms_median": median([before for before, _ in split]) * 1000,
+        "action_to_frame_ms_median": median([after for _, after in split]) * 1000,
+        "action_to_frame_ms_p95": p95([after for _, after in split]) * 1000,
         "presses": len(latencies),
     }
 
@@ -151,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=400_000, help="lines to feed (400,000)")
     parser.add_argument("--rate", type=float, help="lines a second (default: as fast as the view takes them)")
     parser.add_argument("--no-presses", action="store_true", help="do not press `t` meanwhile")
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="no gc.freeze() once the app is up (BerthApp does it)"
+    )
     args = parser.parse_args(argv)
-    figures = asyncio.run(run(args.lines, args.rate, not args.no_presses))
+    figures = asyncio.run(run(args.lines, args.rate, not args.no_presses, not args.no_freeze))
     for name, value in figures.items():
         print(f"{name:>18}: {value:,.3f}" if isinstance(value, float) else f"{name:>18}: {value:,}")
     return 0

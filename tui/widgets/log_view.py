@@ -81,7 +81,8 @@ RANGES: tuple[tuple[str, str | None, int | None], ...] = (
 """The ranges `s` offers: (label, since, tail), passed on in `LogView.RangeRequested`."""
 
 GUTTER_WIDTH = 2
-_CACHE_MIN = 64  # lines whose drawn rows are kept, at least; else two screens' worth
+_MIN_WRAP = GUTTER_WIDTH + 8  # the narrowest width lines are wrapped at
+_CACHE_MIN = 16  # lines whose drawn rows are kept, at least; else a screen's worth
 _GUTTER = ("  ", "▌ ", "· ", "━ ")  # by stream code: stdout, stderr, system, marker
 _GUTTER_STYLE = ("", "log-view--stderr", "log-view--system", "log-view--marker")
 _CURRENT_GUTTER = "▸ "
@@ -147,14 +148,18 @@ class LogLines(ScrollView, can_focus=True):
     def __init__(self, view: LogView) -> None:
         super().__init__()
         self._view = view
-        # The rows of lines drawn lately, by seq (never reused), with the (scroll_x, width) they
-        # were cut for. Sized to the screen (see on_resize): cached strips outlive a frame, so the
+        # The rows of lines drawn lately, by seq (never reused), with the (scroll_x, width, fold) they
+        # were cut for. One screen's worth (see on_resize): cached strips outlive a frame, so the
         # garbage collector moves them to its oldest generation, and each full collection of it
-        # costs tens of milliseconds on the event loop; a flood must not churn thousands through it.
-        self._cache: LRUCache[int, tuple[tuple[int, int], tuple[Strip, ...]]] = LRUCache(_CACHE_MIN)
+        # costs time on the event loop; a flood must not churn thousands through it. A row handed
+        # to the compositor also keeps what Textual derives from it (filtered and divided copies,
+        # each with its own caches), a score of objects a row.
+        self._cache: LRUCache[int, tuple[tuple[int, int, int], tuple[Strip, ...]]] = LRUCache(_CACHE_MIN)
         self._styles: dict[str, Style] = {}
         self._combined: dict[tuple[str, Style], Style] = {}
-        self._base: Style | None = None  # the widget's style, worked out once per render pass
+        # What every row of a render pass needs (see _pass_values). Each is a property that costs
+        # more than drawing a cached row, so it is worked out once per pass rather than per row.
+        self._pass: tuple[int, int, int, int, Style] | None = None
         self._ends = array("q")  # wrapping: running total of rows at the end of each entry
         self._origin = 0  # wrapping: rows taken by entries already trimmed off the front
         self._wrapped_for = 0  # the width the wrapped heights were measured at
@@ -231,7 +236,7 @@ class LogLines(ScrollView, can_focus=True):
     # -- layout --------------------------------------------------------------------------------
 
     def _wrap_width(self) -> int:
-        return max(GUTTER_WIDTH + 8, self.scrollable_content_region.width)
+        return max(_MIN_WRAP, self.scrollable_content_region.width)
 
     def _heights(self, start: int) -> list[int]:
         """The wrapped heights of entries from `start` on, at the current width."""
@@ -267,7 +272,11 @@ class LogLines(ScrollView, can_focus=True):
             self.virtual_size = Size(self.scrollable_content_region.width, height)
         else:
             prefix = GUTTER_WIDTH + (self._stamp_cells + 1 if view.show_timestamps else 0)
-            self.virtual_size = Size(prefix + self._max_cells, self.entry_count)
+            # Lines narrower than the view scroll no further sideways however wide they are: the
+            # extent is then the view's own width, so a toggle that changes their width (timestamps)
+            # leaves the size alone and does not make Textual lay the screen out again.
+            width = max(prefix + self._max_cells, self.scrollable_content_region.width)
+            self.virtual_size = Size(width, self.entry_count)
 
     def relayout(self, anchor: int | None = None) -> None:
         """Lay out from scratch (after a toggle): line `anchor` at the top, or the end when following."""
@@ -376,10 +385,13 @@ class LogLines(ScrollView, can_focus=True):
 
     def on_resize(self, event: Resize) -> None:
         """Re-wrap for a new width, and stay at the end when following."""
-        self._cache.maxsize = max(_CACHE_MIN, 2 * event.size.height)
+        self._cache.maxsize = max(_CACHE_MIN, event.size.height)
         if self._view.wrap and self._wrap_width() != self._wrapped_for:
             self.relayout(None if self._view.follow else self.top_seq())
-        elif self._view.follow:
+            return
+        if not self._view.wrap:
+            self._update_virtual_size()  # the view's width is part of the sideways extent
+        if self._view.follow:
             self.scroll_to_end()
 
     # -- drawing -------------------------------------------------------------------------------
@@ -389,7 +401,6 @@ class LogLines(ScrollView, can_focus=True):
         super().notify_style_update()
         self._styles.clear()
         self._combined.clear()
-        self._base = None
         self._cache.clear()
 
     def invalidate(self, *seqs: int | None) -> None:
@@ -423,16 +434,57 @@ class LogLines(ScrollView, can_focus=True):
             style = self._combined[key] = base + self._style(name)
         return style
 
+    def _pass_values(self) -> tuple[int, int, int, int, Style]:
+        """(scroll_x, scroll_y, the width lines fold at, the width rows are drawn, the widget's style).
+
+        Rows are drawn as wide as the content region, the columns under the vertical scrollbar
+        included, as Textual would pad them; lines fold and scroll within the rest.
+        """
+        scroll_x, scroll_y = self.scroll_offset
+        return scroll_x, scroll_y, self._wrap_width(), self.content_region.width, self.rich_style
+
+    def _plain_box(self) -> bool:
+        """No padding, border, outline, tint, opacity or hatch: Textual's styling leaves the rows as drawn."""
+        styles = self.styles
+        return (
+            not styles.gutter
+            and not any(edge for edge, _ in styles.outline)
+            and not styles.tint.a
+            and styles.text_opacity == 1.0
+            and self.opacity == 1.0
+            and not (styles.has_rule("hatch") and styles.hatch != "none")
+            and not (self.auto_links and self.hover_style.link_id)
+        )
+
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Draw the rows in `crop`, working out the widget's own style once for all of them."""
-        self._base = self.rich_style
-        return super().render_lines(crop)
+        """Draw the rows in `crop`, working out the scroll offset, widths and style once for all of them.
+
+        With a plain box (the usual case) the rows go to the compositor as drawn, through the app's
+        line filters only: Textual's per-row styling would copy each row into a new Strip and read
+        a dozen style properties per row, about as much work again as drawing it, in every frame of
+        a flood. A test holds this way to the rows Textual's way makes.
+        """
+        self._pass = self._pass_values()
+        try:
+            if not self._plain_box():
+                return super().render_lines(crop)
+            self._styles_cache.clear()  # not kept up to date meanwhile: start afresh if needed again
+            strips = [self.render_line(y) for y in crop.line_range]
+            filters = self.get_line_filters()
+            if filters:
+                background = self.background_colors[1]
+                for line_filter in filters:
+                    strips = [strip.apply_filter(line_filter, background) for strip in strips]
+            x1, x2 = crop.column_span
+            if (x1, x2) != (0, self._pass[3]):
+                strips = [strip.crop(x1, x2) for strip in strips]
+            return strips
+        finally:
+            self._pass = None  # a row drawn outside a pass (visible_text) must see the state as it is now
 
     def render_line(self, y: int) -> Strip:
         """Draw screen row `y`: only rows on screen get here, and recent lines come from the cache."""
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.scrollable_content_region.width
-        base = self._base if self._base is not None else self.rich_style
+        scroll_x, scroll_y, fold, width, base = self._pass or self._pass_values()
         found = self._locate(scroll_y + y)
         if found is None:
             return Strip.blank(width, base)
@@ -443,7 +495,7 @@ class LogLines(ScrollView, can_focus=True):
                 0, width, base
             )
         if self._view.wrap:
-            strips = self._strips(seq, 0, self._wrap_width(), base)
+            strips = self._strips(seq, 0, width, base, fold)
         else:
             strips = self._strips(seq, scroll_x, width, base)
         return strips[part] if part < len(strips) else Strip.blank(width, base)
@@ -501,10 +553,14 @@ class LogLines(ScrollView, can_focus=True):
             segments.append(Segment(body, base))
         return segments, cells
 
-    def _strips(self, seq: int, scroll_x: int, width: int, base: Style) -> tuple[Strip, ...]:
-        """The rows line `seq` takes on screen, `width` cells wide, scrolled sideways by `scroll_x`."""
+    def _strips(self, seq: int, scroll_x: int, width: int, base: Style, fold: int = 0) -> tuple[Strip, ...]:
+        """The rows line `seq` takes on screen, `width` cells wide, scrolled sideways by `scroll_x`.
+
+        `fold` is the width wrapped lines fold at (0: not wrapping).
+        """
+        key = (scroll_x, width, fold)
         cached = self._cache.get(seq)
-        if cached is not None and cached[0] == (scroll_x, width):
+        if cached is not None and cached[0] == key:
             return cached[1]
         view, buffer = self._view, self._view.buffer
         code = buffer.code(seq)
@@ -512,11 +568,11 @@ class LogLines(ScrollView, can_focus=True):
         plain = self._segments(seq, code, stamp, base)
         if plain is not None:
             segments, cells = plain
-            if not view.wrap and not scroll_x and cells < width:
+            if not fold and not scroll_x and cells < width:
                 # The usual row: the line padded to the width, one Strip instead of three.
                 segments.append(Segment(" " * (width - cells), base))
                 strip = Strip(segments, width)
-                self._cache.set(seq, ((scroll_x, width), (strip,)))
+                self._cache.set(seq, (key, (strip,)))
                 return (strip,)
             strip = Strip(segments, cells)
         else:
@@ -530,13 +586,13 @@ class LogLines(ScrollView, can_focus=True):
             line.append_text(self._body(seq, buffer.text(seq), code))
             strip = Strip(line.render(self.app.console))
         strips: tuple[Strip, ...]
-        if not view.wrap:
+        if not fold:
             strips = (strip.crop_extend(scroll_x, scroll_x + width, base),)
         else:
             # Fold at the width (cell-exact, like `less`), continuation rows indented under the text,
             # so the heights measured in `_heights` hold without rendering every line.
             prefix = GUTTER_WIDTH + (_cells(short_stamp(stamp)) + 1 if stamp else 0)
-            room = max(1, width - prefix)
+            room = max(1, fold - prefix)
             total = strip.cell_length
             cuts = [*range(prefix + room, total, room), total]
             indent = Strip.blank(prefix, base)
@@ -544,7 +600,7 @@ class LogLines(ScrollView, can_focus=True):
                 (part if i == 0 else Strip.join([indent, part])).crop_extend(0, width, base)
                 for i, part in enumerate(strip.divide(cuts))
             )
-        self._cache.set(seq, ((scroll_x, width), strips))
+        self._cache.set(seq, (key, strips))
         return strips
 
 
@@ -581,10 +637,21 @@ class LogStatus(Widget):
     def __init__(self, view: LogView) -> None:
         super().__init__()
         self._view = view
+        self._shown: str | None = None  # the status last rendered
 
     def render(self) -> str:
         """The LogView's status, as markup with theme colours."""
-        return self._view.status_text()
+        self._shown = self._view.status_text()
+        return self._shown
+
+    def changed(self) -> None:
+        """Redraw if the status differs from what is shown.
+
+        A flood into a full ring leaves it as it was: redrawing it anyway would parse its markup
+        and lay it out again in every frame, a good part of a frame's cost.
+        """
+        if self._view.status_text() != self._shown:
+            self.refresh()
 
 
 class LogView(Widget):
@@ -748,7 +815,7 @@ class LogView(Widget):
         self.follow = True
         self._lines.reset_extent()
         self._lines.relayout()
-        self._status.refresh()
+        self._status.changed()
 
     def attach(self, source: AsyncIterator[Sequence[LogLine]]) -> Worker[None]:
         """Consume `source` (batches of lines) in a worker, replacing any source attached before.
@@ -838,7 +905,7 @@ class LogView(Widget):
         else:
             trimmed = min(dropped, old_count)
         self._lines.lines_added(trimmed, added)
-        self._status.refresh()
+        self._status.changed()
 
     # -- follow, search, filter ---------------------------------------------------------------
 
@@ -848,7 +915,7 @@ class LogView(Widget):
             self.follow = follow
             if follow:
                 self.unseen = 0
-            self._status.refresh()
+            self._status.changed()
 
     def action_follow(self) -> None:
         """Jump to the newest line and follow from there."""
@@ -887,7 +954,7 @@ class LogView(Widget):
         if not self.filtering:  # only the highlights change: no new layout needed
             self.matches.set(query, pattern, self.buffer)
             self._lines.invalidate_all()
-            self._status.refresh()
+            self._status.changed()
             return
         with self._changing_layout():
             self.matches.set(query, pattern, self.buffer)
@@ -952,7 +1019,7 @@ class LogView(Widget):
         self._lines.invalidate(old, seq)
         self.set_follow(False)
         self._lines.scroll_to_seq(seq)
-        self._status.refresh()
+        self._status.changed()
         return seq - self.buffer.first
 
     def _rebuild_filter(self) -> None:
@@ -964,7 +1031,7 @@ class LogView(Widget):
         anchor = None if self.follow else self._lines.top_seq()
         yield
         self._lines.relayout(anchor)
-        self._status.refresh()
+        self._status.changed()
 
     # -- toggles -------------------------------------------------------------------------------
 
@@ -994,7 +1061,7 @@ class LogView(Widget):
         """Keep the ANSI colours in lines, or strip them."""
         self.keep_colours = not self.keep_colours
         self._lines.invalidate_all()
-        self._status.refresh()
+        self._status.changed()
 
     def action_marker(self) -> None:
         """Add a marker line."""
@@ -1088,7 +1155,7 @@ class LogView(Widget):
             if label == choice:
                 self.range_label = label
                 self.post_message(self.RangeRequested(since, tail, label, self))
-                self._status.refresh()
+                self._status.changed()
 
     # -- reading back --------------------------------------------------------------------------
 
@@ -1123,4 +1190,5 @@ class LogView(Widget):
     def visible_text(self) -> list[str]:
         """The text of the rows on screen, top to bottom (for tests and for copying)."""
         lines = self._lines
-        return [lines.render_line(y).text.rstrip() for y in range(lines.scrollable_content_region.height)]
+        region = lines.scrollable_content_region  # rows reach under the scrollbar: leave that out
+        return [lines.render_line(y).crop(0, region.width).text.rstrip() for y in range(region.height)]
