@@ -129,7 +129,7 @@ def test_installed_berth_in_a_real_terminal(
     assert "does not answer" in screen  # the Containers pane says why it shows nothing
 
     tmux.keys("2")
-    tmux.wait_for("Members is not built yet")
+    tmux.wait_for("SNAPS")  # the Members table
     tmux.keys("4")
     tmux.wait_for("Providers is not built yet")
 

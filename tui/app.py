@@ -11,6 +11,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
@@ -28,6 +29,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
+from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
 from tui.screens.picker import PickerScreen
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
@@ -87,7 +89,7 @@ class BerthApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
-        return MainScreen(self.shown_hosts, self.config, self.sessions, self.all_hosts)
+        return MainScreen(self.shown_hosts, self.config, self.sessions, self.all_hosts, self.current_host)
 
     async def on_unmount(self) -> None:
         """Close every host's connection (and remove the forwarded sockets)."""
@@ -195,7 +197,9 @@ class BerthApp(App[None]):
                 names = ", ".join(h.name for h in self.config.hosts)
                 raise NotFound(f"No host called {name!r}.", f"The inventory has: {names}.")
             self.current_host, self.all_hosts = host, False
-        self.run_worker(self.main_screen.set_hosts(self.shown_hosts, self.all_hosts), group="switch")
+        self.run_worker(
+            self.main_screen.set_hosts(self.shown_hosts, self.all_hosts, self.current_host), group="switch"
+        )
         self._show_host()
         self.notify(
             "All hosts" if self.all_hosts else f"Host: {self.current_host.name} ({self.current_host.url})"
@@ -321,8 +325,17 @@ class BerthApp(App[None]):
         for widget in self.main_screen.query(".pane"):
             own = [b for b in type(widget).BINDINGS if isinstance(b, Binding)]
             rows += binding_rows((widget.id or "pane").removeprefix("pane-"), own, keymap)
-        # The shared widgets' keys work wherever a table or a log is on show.
-        for section, widget_type in (("tables", ResourceTable), ("logs", LogView), ("log screen", LogScreen)):
+        # The shared widgets' keys work wherever a table or a log is on show; the member screens'
+        # only there, but they are listed so that they can be found (and remapped by id).
+        shared: tuple[tuple[str, type[DOMNode]], ...] = (
+            ("tables", ResourceTable),
+            ("logs", LogView),
+            ("log screen", LogScreen),
+            ("member keys", KeysScreen),
+            ("member forwards", ForwardsScreen),
+            ("member snapshots", SnapshotsScreen),
+        )
+        for section, widget_type in shared:
             rows += binding_rows(section, [b for b in widget_type.BINDINGS if isinstance(b, Binding)], keymap)
         return rows + command_rows()
 

@@ -49,7 +49,7 @@ class FormScreen(ModalScreen[Any]):
             yield Label(self.title_text, classes="dialog-title")
             for field in self.fields:
                 yield Label(field.label)
-                yield Input(field.value, placeholder=field.placeholder, id=f"field-{field.id}")
+                yield Input(field.value, placeholder=field.placeholder, id=f"field-{field.id}", compact=True)
             yield Label("", id="form-error")
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="submit")

@@ -12,6 +12,7 @@ from backends.config import Config, HostConfig
 from backends.hosts import Sessions
 from tui.panes import PANES
 from tui.panes.containers import ContainersPane
+from tui.panes.members import MembersPane
 from tui.panes.not_built import NotBuiltPane
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
@@ -26,10 +27,18 @@ class MainScreen(Screen[None]):
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
     ]
 
-    def __init__(self, hosts: list[HostConfig], config: Config, sessions: Sessions, all_hosts: bool) -> None:
+    def __init__(
+        self,
+        hosts: list[HostConfig],
+        config: Config,
+        sessions: Sessions,
+        all_hosts: bool,
+        current: HostConfig,
+    ) -> None:
         super().__init__()
         self.hosts = hosts
         self.all_hosts = all_hosts
+        self.current = current
         self.config = config
         self.sessions = sessions
 
@@ -41,6 +50,8 @@ class MainScreen(Screen[None]):
                 with TabPane(f"{spec.key} {spec.title}", id=spec.id):
                     if spec.id == "containers":
                         yield self._containers_pane()
+                    elif spec.id == "members":
+                        yield self._members_pane()
                     else:
                         yield NotBuiltPane(spec)
         yield CommandLine()
@@ -49,17 +60,24 @@ class MainScreen(Screen[None]):
     def _containers_pane(self) -> ContainersPane:
         return ContainersPane(self.hosts, self.config, self.sessions, all_hosts=self.all_hosts)
 
-    async def set_hosts(self, hosts: list[HostConfig], all_hosts: bool) -> None:
+    def _members_pane(self) -> MembersPane:
+        # Members are managed one host at a time: in the all-hosts view, the last host chosen.
+        return MembersPane(self.current, self.config, self.sessions)
+
+    async def set_hosts(self, hosts: list[HostConfig], all_hosts: bool, current: HostConfig) -> None:
         """Point every built pane at `hosts` (one, or all of them in one view)."""
-        self.hosts, self.all_hosts = hosts, all_hosts
-        old = self.query_one(ContainersPane)
-        parent = old.parent
-        assert isinstance(parent, Widget)
-        # A fresh pane rather than a reset: the columns differ, and no state of the old host leaks.
-        await old.remove()
-        await parent.mount(self._containers_pane())
-        if self.active_pane == "containers":
-            self.pane_widget("containers").focus()
+        self.hosts, self.all_hosts, self.current = hosts, all_hosts, current
+        for old, fresh in (
+            (self.query_one(ContainersPane), self._containers_pane()),
+            (self.query_one(MembersPane), self._members_pane()),
+        ):
+            parent = old.parent
+            assert isinstance(parent, Widget)
+            # A fresh pane rather than a reset: the columns differ, and no state of the old host leaks.
+            await old.remove()
+            await parent.mount(fresh)
+        if self.active_pane in ("containers", "members"):
+            self.pane_widget(self.active_pane).focus()
 
     @property
     def active_pane(self) -> str:

@@ -1,0 +1,308 @@
+"""One member instance's keys, port forwards and snapshots, each in a modal table with its keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+from backends.lxd import LxdBackend
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label
+
+from backends.errors import BerthError, Invalid
+from tui.panes.member_rows import (
+    FORWARD_COLUMNS,
+    KEY_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    forward_row,
+    key_row,
+    snapshot_row,
+)
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.form import Field, FormScreen
+from tui.widgets.resource_table import ResourceTable
+from tui.widgets.table_model import Column, Row
+
+
+def parse_port(text: str, what: str) -> int:
+    """A TCP/UDP port number from a form field, or `Invalid` naming the field."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise Invalid(f"{what} must be a port number from 1 to 65535, not {text!r}.")
+    return int(text)
+
+
+class DetailScreen(ModalScreen[None]):
+    """A table of one instance's things (`rows()` reads them), reloaded after every change."""
+
+    BINDINGS = [Binding("escape,q", "close", "Close", id="detail.close")]
+    TITLE_TEXT = ""
+    COLUMNS: Sequence[Column] = ()
+
+    def __init__(self, backend: LxdBackend, name: str) -> None:
+        super().__init__(classes="detail")
+        self.backend = backend
+        self.instance = name
+        self.loads = 0
+
+    def compose(self) -> ComposeResult:
+        """The title, the table and a line of keys."""
+        with Vertical(classes="dialog wide"):
+            yield Label(f"{self.TITLE_TEXT} · {self.instance}", classes="dialog-title")
+            yield ResourceTable(self.COLUMNS, id="detail-table", groupable=False, empty_message="None yet.")
+
+    @property
+    def table(self) -> ResourceTable:
+        """The table of things."""
+        return self.query_one("#detail-table", ResourceTable)
+
+    def on_mount(self) -> None:
+        """Read the rows and focus the table."""
+        self.table.focus()
+        self.reload()
+
+    async def rows(self) -> Mapping[str, Row]:
+        """The rows to show, keyed by id; each screen reads its own."""
+        raise NotImplementedError
+
+    @work(exclusive=True, group="detail")
+    async def reload(self) -> None:
+        """Read the rows again."""
+        try:
+            self.table.update_rows(await self.rows())
+        except BerthError as exc:
+            self.table.empty_message = str(exc)
+            self.table.update_rows({})
+        self.loads += 1
+
+    def run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
+        """Run a change off the UI; say how it went, then reload."""
+
+        async def go() -> None:
+            try:
+                await job()
+                self.notify(label, timeout=3)
+            except BerthError as exc:
+                self.notify(str(exc), title=label, severity="error", timeout=8)
+            self.reload()
+
+        self.run_worker(go(), group="detail-actions", exit_on_error=False)
+
+    def ask(self, question: str, targets: list[str], verb: str, job: Callable[[], Awaitable[object]]) -> None:
+        """Confirm first, then `run`."""
+        self.app.push_screen(
+            ConfirmScreen(question, targets, verb),
+            lambda answer: self.run(f"{verb}: {', '.join(targets)}", job) if answer and answer[0] else None,
+        )
+
+    def action_close(self) -> None:
+        """Back to the pane."""
+        self.dismiss(None)
+
+
+class KeysScreen(DetailScreen):
+    """The SSH keys in the instance's /root/.ssh/authorized_keys: `a` adds one, `d` removes."""
+
+    BINDINGS = [
+        Binding("a", "add", "Add key", id="keys.add"),
+        Binding("d", "remove", "Remove key", id="keys.remove"),
+    ]
+    TITLE_TEXT = "SSH keys"
+    COLUMNS = KEY_COLUMNS
+
+    def __init__(self, backend: LxdBackend, name: str) -> None:
+        super().__init__(backend, name)
+        self.keys: list[str] = []
+
+    async def rows(self) -> Mapping[str, Row]:
+        """One row per key line."""
+        self.keys = await self.backend.keys(self.instance)
+        return {str(i): key_row(k) for i, k in enumerate(self.keys)}
+
+    def action_add(self) -> None:
+        """Ask for a key (its text, or a .pub file to read) and add it."""
+
+        def submit(values: dict[str, str]) -> str:
+            text = values["key"]
+            path = Path(text).expanduser()
+            if text and not text.startswith(("ssh-", "ecdsa-", "sk-")) and path.is_file():
+                text = path.read_text().strip()
+            if not text:
+                raise Invalid("Paste a public key or give the path of a .pub file.")
+            return text
+
+        def chosen(key: str | None) -> None:
+            if key:
+                self.run("Key added", lambda: self.backend.add_key(self.instance, key))
+
+        self.app.push_screen(
+            FormScreen(
+                "Add SSH key",
+                [Field("key", "Public key, or a .pub file", "ssh-ed25519 AAAA… me@laptop")],
+                submit,
+                "Add",
+            ),
+            chosen,
+        )
+
+    def action_remove(self) -> None:
+        """Remove the key under the cursor (or the marked ones), after asking."""
+        chosen = [self.keys[int(i)] for i in self.table.selected_ids()]
+        if chosen:
+            self.ask(
+                f"Remove {len(chosen)} key(s) from {self.instance}?",
+                [str(key_row(k).cells["comment"] or key_row(k).cells["key"]) for k in chosen],
+                "Remove",
+                lambda: self._remove(chosen),
+            )
+
+    async def _remove(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.backend.remove_key(self.instance, key)
+
+
+class ForwardsScreen(DetailScreen):
+    """The instance's port forwards (LXD proxy devices): `a` adds one, `d` removes."""
+
+    BINDINGS = [
+        Binding("a", "add", "Add forward", id="forwards.add"),
+        Binding("d", "remove", "Remove forward", id="forwards.remove"),
+    ]
+    TITLE_TEXT = "Port forwards"
+    COLUMNS = FORWARD_COLUMNS
+
+    async def rows(self) -> Mapping[str, Row]:
+        """One row per proxy device."""
+        instance = await self.backend.member(self.instance)
+        return {f.device: forward_row(f) for f in instance.forwards}
+
+    def action_add(self) -> None:
+        """Ask for host port, container port, protocol and listen address; add the forward."""
+
+        def submit(values: dict[str, str]) -> tuple[int, int, str, str]:
+            protocol = values["protocol"].lower() or "tcp"
+            if protocol not in ("tcp", "udp"):
+                raise Invalid(f"Protocol must be tcp or udp, not {protocol!r}.")
+            return (
+                parse_port(values["host_port"], "The host port"),
+                parse_port(values["port"], "The container port"),
+                protocol,
+                values["listen"] or "0.0.0.0",
+            )
+
+        def chosen(spec: tuple[int, int, str, str] | None) -> None:
+            if spec:
+                host_port, port, protocol, listen = spec
+                self.run(
+                    f"Forward {listen}:{host_port} → {port}/{protocol} added",
+                    lambda: self.backend.add_forward(
+                        self.instance, host_port, port, protocol=protocol, listen_address=listen
+                    ),
+                )
+
+        fields = [
+            Field("host_port", "Host port", "2222"),
+            Field("port", "Container port", "22"),
+            Field("protocol", "Protocol", "tcp or udp", "tcp"),
+            Field("listen", "Listen address on the host", "0.0.0.0", "0.0.0.0"),
+        ]
+        self.app.push_screen(FormScreen("Add port forward", fields, submit, "Add"), chosen)
+
+    def action_remove(self) -> None:
+        """Remove the forward under the cursor (or the marked ones), after asking."""
+        devices = self.table.selected_ids()
+        if devices:
+            shown = [str(self.table.rows[d].cells["host"]) for d in devices]
+            self.ask(
+                f"Remove {len(devices)} forward(s) of {self.instance}?",
+                shown,
+                "Remove",
+                lambda: self._remove(devices),
+            )
+
+    async def _remove(self, devices: list[str]) -> None:
+        for device in devices:
+            await self.backend.remove_forward(self.instance, device)
+
+
+class SnapshotsScreen(DetailScreen):
+    """The instance's snapshots: `c` take one, `R` restore, `d` delete, `S` schedule and expiry."""
+
+    BINDINGS = [
+        Binding("c", "take", "Snapshot now", id="snapshots.take"),
+        Binding("R", "restore", "Restore", id="snapshots.restore"),
+        Binding("d", "remove", "Delete", id="snapshots.delete"),
+        Binding("S", "schedule", "Schedule", id="snapshots.schedule"),
+    ]
+    TITLE_TEXT = "Snapshots"
+    COLUMNS = SNAPSHOT_COLUMNS
+
+    async def rows(self) -> Mapping[str, Row]:
+        """One row per snapshot, newest first."""
+        now = time.time()
+        return {s.name: snapshot_row(s, now) for s in await self.backend.snapshots(self.instance)}
+
+    def action_take(self) -> None:
+        """Ask for a name (empty: a generated one) and take the snapshot."""
+
+        def chosen(values: dict[str, str] | None) -> None:
+            if values is not None:
+                stateful = values["stateful"].lower() in ("y", "yes", "true", "1")
+                self.run(
+                    "Snapshot taken",
+                    lambda: self.backend.snapshot(self.instance, values["name"] or None, stateful=stateful),
+                )
+
+        fields = [
+            Field("name", "Name (empty: generated)", "before-upgrade"),
+            Field("stateful", "Stateful (y/n)", "n", "n"),
+        ]
+        self.app.push_screen(FormScreen("Take a snapshot", fields, lambda v: v, "Snapshot"), chosen)
+
+    def action_restore(self) -> None:
+        """Restore the snapshot under the cursor, after asking."""
+        name = self.table.cursor_id()
+        if name:
+            self.ask(
+                f"Restore {self.instance} to snapshot {name!r}? Changes since then are lost.",
+                [name],
+                "Restore",
+                lambda: self.backend.restore(self.instance, name),
+            )
+
+    def action_remove(self) -> None:
+        """Delete the snapshots marked (or under the cursor), after asking."""
+        names = self.table.selected_ids()
+        if names:
+            self.ask(
+                f"Delete {len(names)} snapshot(s) of {self.instance}?",
+                names,
+                "Delete",
+                lambda: self._delete(names),
+            )
+
+    async def _delete(self, names: list[str]) -> None:
+        for name in names:
+            await self.backend.delete_snapshot(self.instance, name)
+
+    def action_schedule(self) -> None:
+        """Set `snapshots.schedule` (cron or @daily…) and `snapshots.expiry` (e.g. 2w)."""
+
+        def chosen(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.run(
+                    "Snapshot schedule set",
+                    lambda: self.backend.set_schedule(
+                        self.instance, values["schedule"], values["expiry"] or None
+                    ),
+                )
+
+        fields = [
+            Field("schedule", "Schedule (cron, @hourly, @daily; empty: none)", "@daily"),
+            Field("expiry", "Keep for (e.g. 2w, 7d; empty: forever)", "2w"),
+        ]
+        self.app.push_screen(FormScreen("Scheduled snapshots", fields, lambda v: v, "Set"), chosen)
