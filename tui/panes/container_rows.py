@@ -24,7 +24,7 @@ STATE_STYLES = {
 HEALTH_MARKS = {"healthy": ("♥", "green"), "unhealthy": ("✗", "bold red"), "starting": ("…", "yellow")}
 
 
-def _text_number(parse: Callable[[str], float]) -> Callable[[Any], float]:
+def text_number(parse: Callable[[str], float]) -> Callable[[Any], float]:
     """A sort key reading the number back out of a formatted cell."""
 
     def key(value: Any) -> float:
@@ -41,8 +41,8 @@ CONTAINER_COLUMNS: Sequence[Column] = (
     Column("state", "STATE", width=12),
     Column("image", "IMAGE"),
     Column("status", "STATUS"),
-    Column("cpu", "CPU", width=7, justify="right", sort=_text_number(parse_percent)),
-    Column("mem", "MEM", width=9, justify="right", sort=_text_number(parse_bytes)),
+    Column("cpu", "CPU", width=7, justify="right", sort=text_number(parse_percent)),
+    Column("mem", "MEM", width=9, justify="right", sort=text_number(parse_bytes)),
     Column("ports", "PORTS"),
     Column("service", "PROJECT/SERVICE"),
 )
@@ -50,7 +50,7 @@ CONTAINER_COLUMNS: Sequence[Column] = (
 IMAGE_COLUMNS: Sequence[Column] = (
     Column("name", "IMAGE"),
     Column("id", "ID", width=12),
-    Column("size", "SIZE", width=9, justify="right", sort=_text_number(parse_bytes)),
+    Column("size", "SIZE", width=9, justify="right", sort=text_number(parse_bytes)),
     Column("age", "CREATED", width=8, justify="right"),
     Column("used", "USED BY", width=7, justify="right"),
 )

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from backends.lxd_models import Forward, MemberInstance, SnapshotInfo
 from tui.format import age, human_bytes, parse_bytes
-from tui.panes.container_rows import _text_number
+from tui.panes.container_rows import text_number
 from tui.widgets.table_model import Column, Row
 
 STATE_STYLES = {"Running": "green", "Frozen": "cyan", "Stopped": "dim", "Error": "red"}
@@ -19,8 +19,8 @@ MEMBER_COLUMNS: Sequence[Column] = (
     Column("member", "MEMBER"),
     Column("image", "IMAGE"),
     Column("addresses", "ADDRESSES"),
-    Column("mem", "MEM", width=9, justify="right", sort=_text_number(parse_bytes)),
-    Column("disk", "DISK", width=9, justify="right", sort=_text_number(parse_bytes)),
+    Column("mem", "MEM", width=9, justify="right", sort=text_number(parse_bytes)),
+    Column("disk", "DISK", width=9, justify="right", sort=text_number(parse_bytes)),
     Column("snapshots", "SNAPS", width=5, justify="right"),
     Column("forwards", "FORWARDS"),
     Column("limits", "LIMITS"),
