@@ -1,13 +1,11 @@
 """The installed `berth` CLI over SSH hosts: --host NAME|all|URL, --accept-new, `hosts`, `hosts add`."""
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import berth
 from docker_helpers import Spawn
 from engines.dockerd import DockerEngine
 from engines.sshd import SshServer, free_port, keygen
@@ -15,19 +13,6 @@ from ssh_helpers import SshHost, known_hosts
 from test_ssh_hosts import fingerprint_from_line, fingerprint_of
 
 from backends.config import Config, HostConfig, load_config, save_config
-
-BERTH = str(Path(sys.executable).parent / "berth")
-
-
-def berth(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run berth with `config`, in the test's HOME (its own ~/.ssh)."""
-    return subprocess.run(
-        [BERTH, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-    )
 
 
 def inventory(tmp_path: Path, *hosts: HostConfig) -> Path:

@@ -1,22 +1,19 @@
 """The installed `berth` CLI's member verbs against the test LXD, run as a user would."""
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pylxd
 import pytest
+from cli_helpers import berth
 from engines.lxd import LxdEngine
 from engines.sshd import keygen
 
 from backends.config import Config, HostConfig, save_config
 
 pytestmark = pytest.mark.engines
-BERTH = str(Path(sys.executable).parent / "berth")
 
 
 @pytest.fixture
@@ -40,16 +37,6 @@ def made(lxd: LxdEngine) -> Iterator[list[str]]:
             if inst.status != "Stopped":
                 inst.stop(force=True, wait=True)
             inst.delete(wait=True)
-
-
-def berth(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BERTH, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-    )
 
 
 def test_member_lifecycle(inventory: Path, made: list[str], lxd: LxdEngine, tmp_path: Path) -> None:

@@ -247,19 +247,16 @@ class MembersPane(Widget):
 
     def action_act(self, action: str) -> None:
         """start / stop / restart the targets."""
-        backend = self._writable()
-        names = self.targets()
-        if backend is None or not names:
-            return
-
-        async def job() -> None:
-            for name in names:
-                await backend.act(name, action)
-
-        self._run(action, job, f"{action}: {', '.join(names)}")
+        self._each(action, lambda _name: action)
 
     def action_freeze(self) -> None:
         """Freeze running targets, unfreeze frozen ones."""
+        self._each(
+            "freeze/unfreeze", lambda name: "unfreeze" if self.instances[name].state == "Frozen" else "freeze"
+        )
+
+    def _each(self, label: str, action_for: Callable[[str], str]) -> None:
+        """Apply `action_for(name)` to each target, one after the other."""
         backend = self._writable()
         names = self.targets()
         if backend is None or not names:
@@ -267,10 +264,9 @@ class MembersPane(Widget):
 
         async def job() -> None:
             for name in names:
-                frozen = self.instances[name].state == "Frozen"
-                await backend.act(name, "unfreeze" if frozen else "freeze")
+                await backend.act(name, action_for(name))
 
-        self._run("freeze/unfreeze", job, f"freeze/unfreeze: {', '.join(names)}")
+        self._run(label, job, f"{label}: {', '.join(names)}")
 
     def action_delete(self) -> None:
         """Delete the targets, after a question naming them and their snapshots."""
