@@ -5,13 +5,14 @@ import dataclasses
 import os
 import signal
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from docker_helpers import Spawn
 from engines.dockerd import DockerEngine
-from engines.lxd import LxdEngine
+from engines.lxd import LxdEngine, launch_busybox
 from engines.sshd import SshServer, keygen
 from ssh_helpers import SshHost, known_hosts
 
@@ -19,6 +20,7 @@ from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.errors import Denied, HostKeyChanged, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, probe_host
+from backends.lxd import LxdBackend
 
 pytestmark = pytest.mark.engines
 
@@ -58,6 +60,16 @@ async def test_tunnel_reaches_the_same_docker_and_lxd(
         engines = {e.engine: e for e in state.engines}
         assert state.state == "online" and engines["docker"].state == "up" and engines["lxd"].state == "up"
         assert engines["lxd"].socket == str(session.local_socket("lxd"))
+        # The LXD backend runs unchanged through the forwarded socket.
+        far_lxd = await LxdBackend.for_session(session)
+        near_lxd = LxdBackend("direct", str(lxd.socket))
+        instance = await asyncio.to_thread(launch_busybox, lxd, f"t-{uuid.uuid4().hex[:6]}", False)
+        try:
+            listed = [m.name for m in await far_lxd.members()]
+            assert instance.name in listed and listed == [m.name for m in await near_lxd.members()]
+        finally:
+            await asyncio.to_thread(instance.delete, wait=True)
+            await asyncio.gather(far_lxd.close(), near_lxd.close())
         # One SSH connection carries everything (the listener's children are per connection).
         assert len(sshd.session_children()) == 1
     finally:
