@@ -38,10 +38,10 @@ from backends.lxd_models import (
     MemberInstance,
     MemberSpec,
     SnapshotInfo,
-    parse_size,
     port_set,
     proxy_address,
 )
+from backends.units import parse_size
 
 __all__ = [
     "ACTIONS",

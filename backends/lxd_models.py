@@ -1,5 +1,5 @@
 """What the LXD backend hands out: member instances, their forwards and snapshots, and the parsing
-of LXD's own notations (proxy addresses, sizes, timestamps) that goes with them."""
+of LXD's own notations (proxy addresses, timestamps) that goes with them."""
 
 from __future__ import annotations
 
@@ -8,27 +8,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from backends.errors import Invalid
-
 MEMBER_KEY = "user.berth.member"
 CONTACT_KEY = "user.berth.contact"
 
-_SIZE_UNITS = {
-    "": 1, "B": 1,
-    "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5,
-    "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5,
-}  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE)
 # LXD writes nanoseconds; Python's datetime takes at most microseconds.
 _FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def parse_size(text: str) -> int:
-    """Bytes in an LXD size such as "512MiB", "2GB" or "1073741824"; Invalid otherwise."""
-    match = _SIZE.match(text)
-    if not match:
-        raise Invalid(f"Not a size: {text!r}.", "Write it like 512MiB, 2GiB or 1GB.")
-    return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").upper()])
 
 
 def lxd_time(text: str | None) -> float:

@@ -17,7 +17,8 @@ from engines.sshd import keygen
 from backends.audit import read_audit
 from backends.errors import Conflict, Invalid, NotFound, Unreachable
 from backends.lxd import LxdBackend, check_key
-from backends.lxd_models import Forward, MemberSpec, lxd_time, parse_size, port_set, proxy_address
+from backends.lxd_models import Forward, MemberSpec, lxd_time, port_set, proxy_address
+from backends.units import parse_size
 
 pytestmark = pytest.mark.engines
 
