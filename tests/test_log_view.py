@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import pytest
 from rich.segment import Segment
 from rich.style import Style
 from textual.app import App, ComposeResult
@@ -21,6 +22,7 @@ from textual.worker import WorkerState
 from backends.errors import Unreachable
 from backends.streams import LogLine
 from tui.screens.picker import PickerScreen
+from tui.widgets import log_view
 from tui.widgets.log_buffer import MARKER
 from tui.widgets.log_view import LogStatus, LogView
 
@@ -787,3 +789,36 @@ async def test_lines_narrower_than_the_view_scroll_sideways_only_once_they_are_w
         await pilot.resize_terminal(*SIZE)
         await settle(pilot)
         assert lines.virtual_size.width == lines.scrollable_content_region.width
+
+
+async def test_a_flood_is_flushed_less_often_than_a_trickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once a flush brings a screenful, every frame shows only new lines: the next flush waits the
+    # longer flood interval. A clock of our own says when "now" is.
+    now = [1000.0]
+    monkeypatch.setattr(log_view, "monotonic", lambda: now[0])
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        between = (log_view.FLUSH_INTERVAL + log_view.FLOOD_FLUSH_INTERVAL) / 2
+
+        def arrive(count: int) -> None:
+            view._pending.add(numbered(view.buffer.end + len(view._pending), count))
+            view._schedule_flush()
+
+        arrive(3)  # a trickle: flushed at once, and again as soon as the short interval is over
+        assert view.flush_count == 1
+        now[0] += between
+        arrive(3)
+        assert view.flush_count == 2
+
+        arrive(SIZE[1] * 2)  # a screenful and more: waits, as any flush within the short interval
+        now[0] += log_view.FLUSH_INTERVAL
+        view.flush()
+        assert view.flush_count == 3
+        now[0] += between  # past the short interval, within the flood one: it waits
+        arrive(SIZE[1] * 2)
+        assert view.flush_count == 3
+        await pilot.pause(log_view.FLOOD_FLUSH_INTERVAL * 2)  # the timer set for it runs
+        await settle(pilot)
+        assert view.flush_count == 4
+        assert shown(view)[-1] == f"line {view.buffer.end - 1}"

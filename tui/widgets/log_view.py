@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from array import array
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import accumulate
 from pathlib import Path
+from time import monotonic
 from typing import ClassVar, Self
 
 from rich.cells import cell_len
@@ -69,6 +69,11 @@ from tui.widgets.log_buffer import (
 
 FLUSH_INTERVAL = 1 / 30
 """The shortest time between two flushes of an attached source into the buffer (seconds)."""
+
+FLOOD_FLUSH_INTERVAL = 1 / 20
+"""The same while each flush brings a screenful of lines or more. Every frame then shows only new
+lines, a blur at any rate, and costs as much however many came: fewer frames leave the event loop
+more of its time for keys and for reading the source."""
 
 RANGES: tuple[tuple[str, str | None, int | None], ...] = (
     ("tail 100", None, 100),
@@ -744,6 +749,7 @@ class LogView(Widget):
         self._pending = LineBatch()
         self._flush_timer: Timer | None = None
         self._last_flush = 0.0
+        self._flooding = False  # the last flush brought a screenful or more
         self._lines = LogLines(self)
         self._status = LogStatus(self)
         self._prompt = LogPrompt()
@@ -820,8 +826,9 @@ class LogView(Widget):
     def attach(self, source: AsyncIterator[Sequence[LogLine]]) -> Worker[None]:
         """Consume `source` (batches of lines) in a worker, replacing any source attached before.
 
-        Lines are flushed to the screen at most ~30 times a second however fast they come. A
-        `BerthError` from the source is shown as a system line, and so is its end.
+        Lines are flushed to the screen at most ~30 times a second however fast they come (~20 in a
+        flood, when each flush brings a screenful). A `BerthError` from the source is shown as a
+        system line, and so is its end.
         """
         # A coroutine function, not a coroutine: a worker replaced before it starts leaves nothing unawaited.
         return self.run_worker(
@@ -866,7 +873,8 @@ class LogView(Widget):
     def _schedule_flush(self) -> None:
         if self._flush_timer is not None:
             return
-        wait = self._last_flush + FLUSH_INTERVAL - time.monotonic()
+        interval = FLOOD_FLUSH_INTERVAL if self._flooding else FLUSH_INTERVAL
+        wait = self._last_flush + interval - monotonic()
         if wait <= 0:
             self.flush()
         else:
@@ -884,7 +892,8 @@ class LogView(Widget):
         if not self._pending:
             return
         lines, self._pending = self._pending, LineBatch()
-        self._last_flush = time.monotonic()
+        self._last_flush = monotonic()
+        self._flooding = len(lines) >= max(1, self._lines.size.height)
         self.flush_count += 1
         self._ingest(lines)
 
