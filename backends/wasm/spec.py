@@ -60,7 +60,10 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """How a task ended: `kind` (one of RESULT_KINDS), the exit code for "exit", and a message."""
+    """How a task ended: `kind` (one of RESULT_KINDS), the exit code for "exit", and a message.
+
+    `stdout`/`stderr` hold the output only when the runner was given nowhere to stream it.
+    """
 
     kind: str
     exit_code: int | None = None
@@ -69,6 +72,8 @@ class TaskResult:
     fuel_used: int | None = None
     stdout_bytes: int = 0
     stderr_bytes: int = 0
+    stdout: bytes = field(default=b"", repr=False)
+    stderr: bytes = field(default=b"", repr=False)
 
     @property
     def ok(self) -> bool:
