@@ -210,9 +210,10 @@ def run_task(
     """Run `spec` to its end in this thread and say how it ended.
 
     Output goes to `on_output(stream, chunk)` as the module writes it (called on a wasmtime worker
-    thread, one call at a time); without `on_output` it is kept in the result's `stdout`/`stderr`. Setting `cancel` stops the task within a tick. Raises
-    NotFound for a module file, stored ref or preopened directory that does not exist, and
-    whatever `on_output` raised (after stopping the task).
+    thread, one call at a time); without `on_output` it is kept in the result's `stdout`/`stderr`.
+    Setting `cancel` stops the task within a tick. Raises NotFound for a module file, stored ref or
+    preopened directory that does not exist, and whatever `on_output` raised (after stopping the
+    task).
     """
     started = time.perf_counter()
     try:
