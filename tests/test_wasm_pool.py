@@ -74,7 +74,7 @@ async def test_a_full_queue_refuses_with_a_clear_message(
             for _ in range(10):
                 accepted.append(await pool.submit(spin))
         assert "cancel some" in str(refused.value)
-        # Two wait in the pool; at most DEPTH more were handed to the one worker.
+        # Two wait in the pool; one more may have been handed to the worker, one runs.
         assert 2 <= len(accepted) <= 4
         for record in accepted:
             await pool.cancel(record.id)

@@ -19,7 +19,7 @@ def module_label(spec: TaskSpec) -> str:
     """What the task runs, as people read it: the image, the file name, or a short module hash."""
     if spec.image:
         return spec.image if not spec.host or spec.host == "local" else f"{spec.image}@{spec.host}"
-    if isinstance(spec.module, bytes):
+    if isinstance(spec.module, bytes | bytearray):
         return f"<{len(spec.module)} bytes>"
     if spec.module.startswith("sha256:"):
         return spec.module[:19]
@@ -98,7 +98,7 @@ class TaskRecord:
 def spec_to_json(spec: TaskSpec) -> dict[str, Any]:
     """A spec as JSON values; a module given as bytes is kept as base64 (history stores it whole)."""
     module: Any = spec.module
-    if isinstance(module, bytes):
+    if isinstance(module, bytes | bytearray):
         module = {"base64": base64.b64encode(module).decode("ascii")}
     limits = spec.limits
     return {

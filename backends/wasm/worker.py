@@ -4,7 +4,7 @@ Started as `python -m backends.wasm.worker FD [STORE_ROOT]`, FD being its end of
 
 Each worker holds its own `ModuleStore` (and so its own wasmtime engine and loaded modules): a
 module compiled once stays loaded there for every later task. The parent talks over one duplex
-pipe. Parent -> worker: ("run", id, spec), ("cancel", id), ("stop",). Worker -> parent:
+pipe. Parent -> worker: ("run", [(id, spec), ...]), ("cancel", id), ("stop",). Worker -> parent:
 ("ready", pid), ("started", id, time), ("out", id, stream, bytes), ("done", id, result).
 
 A control thread reads the pipe while the main thread runs the task, so a cancel reaches the
@@ -53,9 +53,10 @@ def serve(conn: Connection, store_root: str | None) -> None:
             except (EOFError, OSError):
                 break  # the parent is gone: finish nothing more
             if message[0] == "run":
-                with state_lock:
-                    cancels[message[1]] = threading.Event()
-                jobs.put((message[1], message[2]))
+                for task_id, spec in message[1]:
+                    with state_lock:
+                        cancels[task_id] = threading.Event()
+                    jobs.put((task_id, spec))
             elif message[0] == "cancel":
                 with state_lock:
                     event = cancels.get(message[1])
