@@ -46,7 +46,7 @@ DockerFor = Callable[[str], Awaitable["DockerBackend"]]
 OUTPUT_KEEP = 128 * 1024
 """Bytes of output lines kept per task: replayed to a new viewer and written to history."""
 BATCH = 8
-"""Tasks handed to a worker at once while a backlog waits (one message, one wake-up: the pipe
+"""Most tasks handed to a worker at once while a backlog waits (one message, one wake-up: the pipe
 write and the worker's wake-up were most of the cost of a trivial task). Without a backlog a
 worker gets one task at a time, so no task waits behind a long one while another worker idles."""
 CANCEL_GRACE = 3.0
@@ -374,8 +374,10 @@ class TaskPool:
         for w in list(self._workers):
             if not self._queue:
                 return
-            backlog = len(self._queue) >= 2 * BATCH * len(self._workers)
-            room = (BATCH if backlog else 1) - len(w.tasks)
+            # At most half a fair share of what waits: batches shrink as the queue drains, so
+            # the last tasks spread over all workers instead of waiting in one.
+            share = max(1, min(BATCH, len(self._queue) // (2 * len(self._workers))))
+            room = share - len(w.tasks)
             if not w.ready or room <= 0:
                 continue
             batch = []
