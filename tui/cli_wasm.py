@@ -1,0 +1,175 @@
+"""`berth wasm run`: a WASI module run here under limits, its output streamed to the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from backends.docker_logs import parse_duration
+from backends.errors import Invalid
+from backends.units import parse_size
+from backends.wasm.runtime import run_task
+from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
+from backends.wasm.store import ModuleStore
+from tui.cli import CliContext, cli
+
+TIMEOUT_EXIT = 124
+"""Exit status after the wall-time limit, as timeout(1) uses."""
+
+
+class Size(click.ParamType[int]):
+    """A byte count as people write it: 64MiB, 1GB, 65536."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Bytes in `value`."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except Invalid as exc:
+            self.fail(exc.message, param, ctx)
+
+
+class Duration(click.ParamType[float]):
+    """Seconds, written 2, 1.5, 90s, 10m or 1h30m."""
+
+    name = "duration"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Seconds in `value`."""
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
+        except ValueError:
+            self.fail(f"Not a duration: {text!r}. Write it like 30s, 2m or 1.5.", param, ctx)
+        if seconds <= 0:
+            self.fail("The timeout must be longer than 0 s.", param, ctx)
+        return seconds
+
+
+def _preopen(spec: str, writable: bool) -> Preopen:
+    """HOSTDIR[:GUESTDIR] as a Preopen; the guest sees the host path when GUESTDIR is left out."""
+    host, _, guest = spec.partition(":")
+    if not Path(host).is_dir():
+        raise Invalid(f"No directory {host} to give the module.", "Check the path given to --dir.")
+    return Preopen(str(Path(host).resolve()), guest or host, writable)
+
+
+def _env(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """K=V pairs as (key, value)."""
+    parsed = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise Invalid(f"--env {pair!r} is not KEY=VALUE.", "Write it like --env NAME=value.")
+        parsed.append((key, value))
+    return tuple(parsed)
+
+
+def _stream(stream: str, chunk: bytes) -> None:
+    """Pass the module's output straight on to ours, as it comes."""
+    out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+    out.write(chunk)
+    out.flush()
+
+
+def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: bool) -> TaskResult:
+    """Run the task in a thread so Ctrl-C (which Python only sees between calls) cancels it."""
+    cancel = threading.Event()
+    finished = threading.Event()
+    outcome: list[TaskResult | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run_task(spec, store, _stream if stream else None, cancel))
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome.append(exc)
+        finally:
+            finished.set()
+
+    # Daemon: should wasmtime ever not stop, a second Ctrl-C still ends berth.
+    threading.Thread(target=work, name="berth-wasm-run", daemon=True).start()
+    try:
+        finished.wait()
+    except KeyboardInterrupt:
+        cancel.set()
+        finished.wait()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+@cli.group()
+def wasm() -> None:
+    """Run WASI modules with limits (wasmtime, here)."""
+
+
+@wasm.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("module")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
+@click.option("--fuel", type=click.IntRange(min=1), help="Stop after this much fuel (~instructions).")
+@click.option("--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB...")
+@click.option("--timeout", type=Duration(), help="Stop after this wall time: 30s, 2m, 1.5...")
+@click.option("--max-output", type=Size(), default="16MiB", show_default=True, help="Most stdout+stderr.")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="An environment variable (repeatable).")
+@click.option("--dir", "dirs", multiple=True, metavar="HOSTDIR[:GUESTDIR]", help="Preopen, read-only.")
+@click.option("--rw-dir", "rw_dirs", multiple=True, metavar="HOSTDIR[:GUESTDIR]", help="Preopen, writable.")
+@click.option(
+    "--stdin", "stdin", type=click.File("rb"), help="File whose bytes are the module's stdin (- for ours)."
+)
+@click.pass_obj
+def wasm_run(
+    obj: CliContext,
+    module: str,
+    args: tuple[str, ...],
+    fuel: int | None,
+    memory: int | None,
+    timeout: float | None,
+    max_output: int,
+    env: tuple[str, ...],
+    dirs: tuple[str, ...],
+    rw_dirs: tuple[str, ...],
+    stdin: BinaryIO | None,
+) -> None:
+    """Run MODULE (a .wasm file or a stored sha256: ref) with ARGS; exit with its exit code.
+
+    Its stdout and stderr stream to ours as it writes them. If it fails another way (a trap, out
+    of fuel or memory, an invalid module...) berth says so on stderr and exits 1; 124 when it
+    timed out. With --json, prints how it ended and its output as one JSON object instead.
+    """
+    spec = TaskSpec(
+        module=module,
+        args=args,
+        env=_env(env),
+        stdin=stdin.read() if stdin is not None else b"",
+        dirs=tuple(_preopen(d, False) for d in dirs) + tuple(_preopen(d, True) for d in rw_dirs),
+        limits=Limits(fuel=fuel, memory=memory, timeout=timeout, max_output=max_output),
+        name=Path(module).name,
+    )
+    result = _run_interruptibly(spec, ModuleStore(), stream=not obj.json)
+    if obj.json:
+        click.echo(
+            json.dumps(
+                {
+                    **result.to_json(),
+                    "stdout": result.stdout.decode(errors="replace"),
+                    "stderr": result.stderr.decode(errors="replace"),
+                }
+            )
+        )
+    if result.kind == "exit":
+        sys.exit(result.exit_code)
+    if not obj.json:
+        click.echo(f"berth: {result.message}", err=True)
+    if result.kind == "cancelled":
+        sys.exit(130)  # only Ctrl-C cancels a task here
+    sys.exit(TIMEOUT_EXIT if result.kind == "timeout" else 1)
