@@ -129,7 +129,8 @@ def config_check(obj: CliContext) -> None:
 # The verbs register themselves on `cli`; imported here so `berth --help` lists them.
 import tui.cli_docker  # noqa: E402
 import tui.cli_hosts  # noqa: E402
-import tui.cli_members  # noqa: E402, F401
+import tui.cli_members  # noqa: E402
+import tui.cli_wasm_tasks  # noqa: E402, F401
 from tui import cli_wasm  # noqa: E402, F401
 
 
