@@ -1,13 +1,17 @@
 """The installed `berth wasm run`, with the C test programs, run as a user would."""
 
+import io
 import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
+import pytest
 from cli_helpers import BERTH, berth
+from engines.dockerd import DockerEngine
 
 Programs = dict[str, Path]
 
@@ -118,3 +122,35 @@ def test_output_streams_live_and_ctrl_c_cancels(tmp_path: Path, wasm_programs: P
     assert loop.wait(timeout=10) == 130
     assert loop.stderr is not None
     assert loop.stderr.read() == b"berth: cancelled while running\n"
+
+
+@pytest.mark.engines
+def test_a_wasi_image_runs_from_the_hosts_docker(
+    tmp_path: Path, dockerd: DockerEngine, wasm_programs: Programs
+) -> None:
+    client = dockerd.client()
+    dockerfile = (
+        'FROM scratch\nCOPY echo.wasm /bin/echo.wasm\nENV FROM_IMAGE=yes\nCMD ["/bin/echo.wasm", "x"]\n'
+    )
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as context:
+        for name, data in (
+            ("Dockerfile", dockerfile.encode()),
+            ("echo.wasm", wasm_programs["echo"].read_bytes()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            context.addfile(info, io.BytesIO(data))
+    tar.seek(0)
+    client.images.build(fileobj=tar, custom_context=True, tag="berth-test/cli-echo-wasm:1", rm=True)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[[hosts]]\nname = "box"\nurl = "local"\ndocker_socket = "{dockerd.socket}"\n')
+    try:
+        done = berth(config, "--host", "box", "wasm", "run", "berth-test/cli-echo-wasm:1", "--env", "K=v")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[1] == "arg 1: x"
+        assert {"env FROM_IMAGE=yes", "env K=v"} <= set(lines[2:])
+    finally:
+        client.images.remove("berth-test/cli-echo-wasm:1", force=True)
+        client.close()

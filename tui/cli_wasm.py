@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,7 +141,8 @@ def wasm_run(
     rw_dirs: tuple[str, ...],
     stdin: BinaryIO | None,
 ) -> None:
-    """Run MODULE (a .wasm file or a stored sha256: ref) with ARGS; exit with its exit code.
+    """Run MODULE (a .wasm file, a stored sha256: ref, or a wasi/wasm image on --host's Docker)
+    with ARGS; exit with its exit code.
 
     Its stdout and stderr stream to ours as it writes them. If it fails another way (a trap, out
     of fuel or memory, an invalid module...) berth says so on stderr and exits 1; 124 when it
@@ -155,7 +157,17 @@ def wasm_run(
         limits=Limits(fuel=fuel, memory=memory, timeout=timeout, max_output=max_output),
         name=Path(module).name,
     )
-    result = _run_interruptibly(spec, ModuleStore(), stream=not obj.json)
+    # Imported here: it registers on this module's `wasm` group, and Docker loads only for images.
+    from tui.cli_wasm_tasks import image_task, is_image
+
+    cleanup = None
+    if is_image(module):
+        spec, cleanup = image_task(obj, replace(spec, module=b"", image=module, host=obj.host, name=""))
+    try:
+        result = _run_interruptibly(spec, ModuleStore(), stream=not obj.json)
+    finally:
+        if cleanup is not None:
+            cleanup()
     if obj.json:
         click.echo(
             json.dumps(
