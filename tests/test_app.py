@@ -60,7 +60,7 @@ async def test_starts_on_the_first_pane_with_host_state(offline_config: Config) 
         rendered = header.render()
         assert "local" in rendered and "docker absent" in rendered
         notices = [str(p.query_one(".notice").render()) for p in app.query(NotBuiltPane)]
-        assert len(notices) == 2 and all("is not built yet" in n for n in notices)
+        assert len(notices) == 1 and all("is not built yet" in n for n in notices)
 
 
 async def test_number_keys_and_tab_switch_panes(offline_config: Config) -> None:

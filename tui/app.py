@@ -20,6 +20,7 @@ from backends.config import Config, HostConfig, adhoc_host, save_config
 from backends.errors import BerthError, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
+from backends.wasm.pool import TaskPool
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
@@ -78,6 +79,8 @@ class BerthApp(App[None]):
             raise NotFound(f"No host called {host!r} in the inventory.", "Run berth with a name from it.")
         self.current_host = start
         self.sessions = Sessions(config)
+        self._pool: TaskPool | None = None
+        self._pool_lock = asyncio.Lock()
         self._asked: set[str] = set()
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
 
@@ -89,11 +92,24 @@ class BerthApp(App[None]):
 
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
-        return MainScreen(self.shown_hosts, self.config, self.sessions, self.all_hosts, self.current_host)
+        return MainScreen(
+            self.shown_hosts, self.config, self.sessions, self.all_hosts, self.current_host, self.wasm_pool
+        )
+
+    async def wasm_pool(self) -> TaskPool:
+        """berth's local wasm task pool, started the first time a pane asks for it."""
+        async with self._pool_lock:
+            if self._pool is None:
+                pool = TaskPool()
+                await pool.start()
+                self._pool = pool
+        return self._pool
 
     async def on_unmount(self) -> None:
-        """Close every host's connection (and remove the forwarded sockets)."""
+        """Close every host's connection (and remove the forwarded sockets), stop the task pool."""
         await self.sessions.close()
+        if self._pool is not None:
+            await self._pool.close()
 
     @property
     def main_screen(self) -> MainScreen:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -10,10 +12,12 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from backends.config import Config, HostConfig
 from backends.hosts import Sessions
+from backends.wasm.pool import TaskPool
 from tui.panes import PANES
 from tui.panes.containers import ContainersPane
 from tui.panes.members import MembersPane
 from tui.panes.not_built import NotBuiltPane
+from tui.panes.wasm import WasmPane
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 
@@ -34,8 +38,10 @@ class MainScreen(Screen[None]):
         sessions: Sessions,
         all_hosts: bool,
         current: HostConfig,
+        wasm_pool: Callable[[], Awaitable[TaskPool]],
     ) -> None:
         super().__init__()
+        self.wasm_pool = wasm_pool
         self.hosts = hosts
         self.all_hosts = all_hosts
         self.current = current
@@ -52,6 +58,8 @@ class MainScreen(Screen[None]):
                         yield self._containers_pane()
                     elif spec.id == "members":
                         yield self._members_pane()
+                    elif spec.id == "wasm":
+                        yield WasmPane(self.current, self.wasm_pool)
                     else:
                         yield NotBuiltPane(spec)
         yield CommandLine()
@@ -76,6 +84,7 @@ class MainScreen(Screen[None]):
             # A fresh pane rather than a reset: the columns differ, and no state of the old host leaks.
             await old.remove()
             await parent.mount(fresh)
+        self.query_one(WasmPane).host = current  # where a task's image comes from
         if self.active_pane in ("containers", "members"):
             self.pane_widget(self.active_pane).focus()
 

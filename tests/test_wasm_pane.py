@@ -1,0 +1,100 @@
+"""The Wasm tasks pane driven with keys and forms: tasks run in berth's pool, output shows live."""
+
+from pathlib import Path
+
+from test_app import toasts
+from test_containers_pane import until
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from backends.config import Config, HostConfig
+from tui.app import BerthApp
+from tui.panes.wasm import WasmPane
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.form import FormScreen
+from tui.screens.logs import LogScreen
+from tui.widgets.log_view import LogView
+
+SIZE = (160, 40)
+
+
+def wasm_app(tmp_path: Path) -> BerthApp:
+    nowhere = "/nonexistent/berth-test"
+    host = HostConfig("local", docker_socket=f"{nowhere}/docker.sock", lxd_socket=f"{nowhere}/lxd.sock")
+    return BerthApp(Config(hosts=[host], path=tmp_path / "config.toml"))
+
+
+def pane(app: BerthApp) -> WasmPane:
+    return app.query_one(WasmPane)
+
+
+async def submit_form(pilot: Pilot[None], app: BerthApp, **values: str) -> None:
+    """Put `values` in the form on screen and submit it with Enter in its last field."""
+    form = app.screen
+    assert isinstance(form, FormScreen)
+    for field, value in values.items():
+        form.query_one(f"#field-{field}", Input).value = value
+    form.set_focus(form.query(Input).last())
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def shown_lines(app: BerthApp) -> list[str]:
+    buffer = app.screen.query_one(LogView).buffer
+    return [buffer[i].text for i in range(len(buffer))]
+
+
+async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    app = wasm_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: pane(app).pool is not None, timeout=30, what=pane(app).table.empty_message)
+
+        # n: a module that does not exist is refused in the form; the slow printer runs.
+        await pilot.press("n")
+        await pilot.pause()
+        await submit_form(pilot, app, module=str(tmp_path / "nope.wasm"))
+        assert "No module file" in str(app.screen.query_one("#form-error").render())
+        await submit_form(pilot, app, module=str(wasm_programs["slow"]), timeout="30s", fuel="")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen), what=f"the output; {toasts(app)}")
+        # Lines arrive while the task still runs (it prints one every 100 ms).
+        records = pane(app).records
+        await until(pilot, lambda: any("tick" in t for t in shown_lines(app)), timeout=15, what="live lines")
+        assert any(r.state == "running" for r in records.values())
+        await until(pilot, lambda: all(r.state == "done" for r in records.values()), timeout=30)
+        await pilot.press("escape")
+        await pilot.pause()
+
+        table = pane(app).table
+        (first,) = records
+        assert str(table.rows[first].cells["exit"]) == "exit 0"
+
+        # R runs it again with the same spec.
+        assert table.move_cursor_to(first)
+        await pilot.press("R")
+        await until(pilot, lambda: len(records) == 2, what="the re-run")
+        (second,) = set(records) - {first}
+        await until(pilot, lambda: records[second].state == "done", timeout=30, what="the re-run's end")
+
+        # c cancels a task that would never end.
+        await pilot.press("n")
+        await pilot.pause()
+        await submit_form(pilot, app, module=str(wasm_programs["loop"]))
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        await pilot.press("escape")
+        await pilot.pause()
+        (looping,) = set(records) - {first, second}
+        await until(pilot, lambda: records[looping].state == "running", timeout=15)
+        assert table.move_cursor_to(looping)
+        await pilot.press("c")
+        await until(pilot, lambda: records[looping].state == "cancelled", timeout=15, what="the cancel")
+
+        # d drops the finished task from the history, after asking.
+        assert table.move_cursor_to(first)
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: first not in table.rows, what="the dropped row")

@@ -1,0 +1,268 @@
+"""The Wasm tasks pane: WASI modules run by berth's local pool, with live output and history."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widget import Widget
+
+from backends.config import HostConfig
+from backends.docker_logs import parse_duration
+from backends.errors import BerthError, Invalid
+from backends.streams import LogLine
+from backends.units import parse_size
+from backends.wasm.pool import TaskPool, TaskRecord
+from backends.wasm.spec import Limits, Preopen, TaskSpec
+from tui.error_log import log_unexpected
+from tui.panes.wasm_rows import TASK_COLUMNS, task_row
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.form import Field, FormScreen
+from tui.screens.logs import LogScreen
+from tui.widgets.resource_table import ResourceTable
+
+NEW_TASK_FIELDS = (
+    Field("module", "Module: a .wasm file or a stored sha256:…", "./hello.wasm"),
+    Field("image", "…or a wasi/wasm image on this host (instead of a module)", "ghcr.io/me/tool:1"),
+    Field("args", "Arguments (shell words)", "--verbose input.txt"),
+    Field("env", "Environment (K=V, space-separated)", "LANG=C.UTF-8"),
+    Field("fuel", "Fuel (empty: no limit)", "1000000000"),
+    Field("memory", "Memory (empty: no limit)", "64MiB"),
+    Field("timeout", "Wall time (empty: no limit)", "30s"),
+    Field("dirs", "Read-only dirs, HOST[:GUEST], comma-separated", "./data:/data"),
+    Field("rw_dirs", "Writable dirs, HOST[:GUEST], comma-separated", "./out:/out"),
+)
+
+
+def _preopens(text: str, writable: bool) -> tuple[Preopen, ...]:
+    found = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        host, _, guest = part.partition(":")
+        path = Path(host).expanduser()
+        if not path.is_dir():
+            raise Invalid(f"No folder {host!r} to give the module.")
+        found.append(Preopen(str(path.resolve()), guest or host, writable))
+    return tuple(found)
+
+
+def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
+    """The new-task form's values as a spec; each malformed value is named."""
+    module, image = values["module"], values["image"]
+    if bool(module) == bool(image):
+        raise Invalid("Give a module or an image (one of the two).")
+    if module and not module.startswith("sha256:") and not Path(module).expanduser().is_file():
+        raise Invalid(f"No module file {module!r}.")
+    try:
+        args = tuple(shlex.split(values["args"]))
+        env = tuple(tuple(pair.split("=", 1)) for pair in shlex.split(values["env"]))
+    except ValueError as exc:
+        raise Invalid(f"Arguments or environment: {exc}.") from None
+    if any(len(pair) != 2 for pair in env):
+        raise Invalid("Write the environment as K=V pairs.")
+    fuel = values["fuel"].replace(",", "").replace("_", "")
+    if fuel and not fuel.isdigit():
+        raise Invalid(f"Fuel is a whole number, not {values['fuel']!r}.")
+    timeout = None
+    if values["timeout"]:
+        try:
+            timeout = parse_duration(values["timeout"])
+        except ValueError:
+            raise Invalid(
+                f"Not a duration: {values['timeout']!r}.", "Write it like 500ms, 30s or 5m."
+            ) from None
+    limits = Limits(
+        fuel=int(fuel) if fuel else None,
+        memory=parse_size(values["memory"]) if values["memory"] else None,
+        timeout=timeout,
+    )
+    return TaskSpec(
+        module=str(Path(module).expanduser().resolve())
+        if module and not module.startswith("sha256:")
+        else module,
+        args=args,
+        env=tuple((k, v) for k, v in env),
+        dirs=_preopens(values["dirs"], False) + _preopens(values["rw_dirs"], True),
+        limits=limits,
+        image=image or None,
+        host=host.name if image else None,
+        name=image or Path(module).name,
+    )
+
+
+class WasmPane(Widget):
+    """Tasks of berth's local wasm pool, newest first; live ones update as they run."""
+
+    BINDINGS = [
+        Binding("n", "new", "New task", id="wasm.new"),
+        Binding("l", "output", "Output", id="wasm.output"),
+        Binding("R", "rerun", "Re-run", id="wasm.rerun"),
+        Binding("c", "cancel", "Cancel", id="wasm.cancel"),
+        Binding("d", "drop", "Drop", id="wasm.drop"),
+    ]
+
+    def __init__(self, host: HostConfig, pool: Callable[[], Awaitable[TaskPool]]) -> None:
+        super().__init__(id="pane-wasm", classes="pane wasm")
+        self.host = host
+        self._get_pool = pool
+        self.pool: TaskPool | None = None
+        self.records: dict[str, TaskRecord] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._connecting = False
+
+    def compose(self) -> ComposeResult:
+        """The tasks table."""
+        yield ResourceTable(
+            TASK_COLUMNS, id="tasks-table", groupable=False, empty_message="Starting the pool…"
+        )
+
+    @property
+    def table(self) -> ResourceTable:
+        """The tasks table."""
+        return self.query_one("#tasks-table", ResourceTable)
+
+    def focus(self, scroll_visible: bool = True) -> WasmPane:
+        """Focus goes to the table."""
+        self.table.focus(scroll_visible)
+        return self
+
+    def on_show(self) -> None:
+        """Shown for the first time: start (or join) the app's pool and follow its tasks.
+
+        Not on mount: the pool's worker processes start only for people who use this pane.
+        """
+        if self.pool is None and not self._connecting:
+            self._connecting = True
+            self.connect_pool()
+
+    def on_unmount(self) -> None:
+        """Stop following the pool (it lives on with the app)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    @work(group="wasm", exit_on_error=False)
+    async def connect_pool(self) -> None:
+        """Get the pool, show its tasks, and update a row at every change of its task."""
+        try:
+            self.pool = await self._get_pool()
+        except BerthError as exc:
+            self.table.empty_message = str(exc)
+            return
+        except Exception as exc:  # the pane says what broke instead of staying on "Starting…"
+            self.table.empty_message = log_unexpected(exc)
+            return
+        self.records = {r.id: r for r in self.pool.tasks()}
+        self._unsubscribe = self.pool.subscribe(self._changed)
+        self.table.empty_message = "No tasks yet: n runs one."
+        self._show()
+
+    def _changed(self, record: TaskRecord) -> None:
+        self.records[record.id] = record
+        self._show()
+
+    def _show(self) -> None:
+        now = time.time()
+        self.table.update_rows({tid: task_row(r, now) for tid, r in self.records.items()})
+
+    def _chosen(self) -> list[TaskRecord]:
+        return [self.records[t] for t in self.table.selected_ids() if t in self.records]
+
+    def _run(self, label: str, job: Callable[[TaskPool], Awaitable[object]]) -> None:
+        """Run a pool call off the UI; failures become one notification."""
+        pool = self.pool
+        if pool is None:
+            self.notify("The task pool is not ready yet.", severity="warning")
+            return
+
+        async def go() -> None:
+            try:
+                await job(pool)
+            except BerthError as exc:
+                self.notify(str(exc), title=label, severity="error", timeout=8)
+
+        self.run_worker(go(), group="wasm-actions", exit_on_error=False)
+
+    def action_new(self) -> None:
+        """The new-task form; the task is queued when it closes, and its output opens."""
+
+        def chosen(spec: TaskSpec | None) -> None:
+            if spec is not None:
+                self._run("run", lambda pool: self._submit(pool, spec))
+
+        self.app.push_screen(
+            FormScreen("Run a wasm task", NEW_TASK_FIELDS, lambda v: task_spec(v, self.host), "Run"), chosen
+        )
+
+    async def _submit(self, pool: TaskPool, spec: TaskSpec) -> None:
+        record = await pool.submit(spec)
+        self._changed(record)
+        self.table.move_cursor_to(record.id)
+        self.show_output(record)
+
+    def show_output(self, record: TaskRecord) -> None:
+        """The task's stdout and stderr in the log view, live while it runs."""
+        pool = self.pool
+        if pool is None:
+            return
+
+        def source(_since: str | None, _tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
+            return pool.output(record.id)
+
+        self.app.push_screen(
+            LogScreen(f"task {record.id} · {record.name}", source=source, source_name=record.id)
+        )
+
+    def action_output(self) -> None:
+        """Open the output of the task under the cursor."""
+        tid = self.table.cursor_id()
+        if tid in self.records:
+            self.show_output(self.records[tid])
+
+    def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
+        """Enter: the task's output."""
+        self.action_output()
+
+    def action_rerun(self) -> None:
+        """Run the chosen tasks again with the same spec."""
+        ids = [r.id for r in self._chosen()]
+
+        async def rerun(pool: TaskPool) -> None:
+            for tid in ids:
+                await pool.rerun(tid)
+
+        self._run("re-run", rerun)
+
+    def action_cancel(self) -> None:
+        """Cancel the chosen queued or running tasks."""
+        ids = [r.id for r in self._chosen() if r.state in ("queued", "running")]
+
+        async def cancel(pool: TaskPool) -> None:
+            for tid in ids:
+                await pool.cancel(tid)
+
+        self._run("cancel", cancel)
+
+    def action_drop(self) -> None:
+        """Remove the chosen finished tasks from the history, after asking."""
+        finished = [r for r in self._chosen() if r.state not in ("queued", "running")]
+        if not finished:
+            return
+
+        async def drop(pool: TaskPool) -> None:
+            for record in finished:
+                await pool.drop(record.id)
+                self.records.pop(record.id, None)
+            self._show()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Drop {len(finished)} task(s) from the history?",
+                [f"{r.id} {r.name}" for r in finished],
+                "Drop",
+            ),
+            lambda answer: self._run("drop", drop) if answer and answer[0] else None,
+        )
