@@ -1,17 +1,16 @@
 """The installed `berth wasm run`, with the C test programs, run as a user would."""
 
-import io
 import json
 import os
 import signal
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import BERTH, berth
 from engines.dockerd import DockerEngine
+from wasm_helpers import build_image
 
 Programs = dict[str, Path]
 
@@ -132,17 +131,9 @@ def test_a_wasi_image_runs_from_the_hosts_docker(
     dockerfile = (
         'FROM scratch\nCOPY echo.wasm /bin/echo.wasm\nENV FROM_IMAGE=yes\nCMD ["/bin/echo.wasm", "x"]\n'
     )
-    tar = io.BytesIO()
-    with tarfile.open(fileobj=tar, mode="w") as context:
-        for name, data in (
-            ("Dockerfile", dockerfile.encode()),
-            ("echo.wasm", wasm_programs["echo"].read_bytes()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            context.addfile(info, io.BytesIO(data))
-    tar.seek(0)
-    client.images.build(fileobj=tar, custom_context=True, tag="berth-test/cli-echo-wasm:1", rm=True)
+    build_image(
+        client, "berth-test/cli-echo-wasm:1", dockerfile, **{"echo.wasm": wasm_programs["echo"].read_bytes()}
+    )
     config = tmp_path / "config.toml"
     config.write_text(f'[[hosts]]\nname = "box"\nurl = "local"\ndocker_socket = "{dockerd.socket}"\n')
     try:

@@ -1,12 +1,11 @@
 """`berth wasm tasks`: the task history a pool wrote, as JSON and as a table; images for `wasm run`."""
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 from cli_helpers import berth
 from engines.dockerd import DockerEngine
+from wasm_helpers import build_image
 
 from backends.wasm.history import TaskHistory
 from backends.wasm.pool import TaskPool
@@ -55,17 +54,9 @@ def test_image_task_takes_the_image_from_the_chosen_hosts_docker(
     """What `berth wasm run IMAGE` uses: the image from --host's Docker, ready for run_task."""
     client = dockerd.client()
     dockerfile = 'FROM scratch\nCOPY echo.wasm /echo.wasm\nENV FROM_IMAGE=yes\nENTRYPOINT ["/echo.wasm"]\n'
-    tar = io.BytesIO()
-    with tarfile.open(fileobj=tar, mode="w") as context:
-        for name, data in (
-            ("Dockerfile", dockerfile.encode()),
-            ("echo.wasm", wasm_programs["echo"].read_bytes()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            context.addfile(info, io.BytesIO(data))
-    tar.seek(0)
-    client.images.build(fileobj=tar, custom_context=True, tag="berth-test/echo-wasm:latest", rm=True)
+    build_image(
+        client, "berth-test/echo-wasm:latest", dockerfile, **{"echo.wasm": wasm_programs["echo"].read_bytes()}
+    )
     config = tmp_path / "config.toml"
     config.write_text(f'[[hosts]]\nname = "box"\nurl = "local"\ndocker_socket = "{dockerd.socket}"\n')
     try:

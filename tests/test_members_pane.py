@@ -10,10 +10,10 @@ import pylxd
 import pytest
 from engines.lxd import LxdEngine
 from engines.sshd import keygen
+from pilot_helpers import fill_form
 from test_app import toasts
 from test_containers_pane import until
 from textual.pilot import Pilot
-from textual.widgets import Input
 
 from backends.config import Config, HostConfig
 from tui.app import BerthApp
@@ -71,17 +71,6 @@ def pane(app: BerthApp) -> MembersPane:
     return app.query_one(MembersPane)
 
 
-async def fill(pilot: Pilot[None], app: BerthApp, **values: str) -> None:
-    """Put `values` in the form on screen and submit it with Enter in its last field."""
-    form = app.screen
-    assert isinstance(form, FormScreen)
-    for field, value in values.items():
-        form.query_one(f"#field-{field}", Input).value = value
-    form.set_focus(form.query(Input).last())
-    await pilot.press("enter")
-    await pilot.pause()
-
-
 async def test_create_snapshot_restore_and_delete_through_keys_and_forms(
     lxd: LxdEngine, client: pylxd.Client, made: list[str], tmp_path: Path
 ) -> None:
@@ -97,10 +86,12 @@ async def test_create_snapshot_restore_and_delete_through_keys_and_forms(
         # n: the form refuses a bad key file, then makes the instance with the key in it.
         await pilot.press("n")
         await pilot.pause()
-        await fill(pilot, app, name=name, member="alice", image="busybox", keys=str(tmp_path / "nope.pub"))
+        await fill_form(
+            pilot, app, name=name, member="alice", image="busybox", keys=str(tmp_path / "nope.pub")
+        )
         assert isinstance(app.screen, FormScreen)
         assert "No key file" in str(app.screen.query_one("#form-error").render())
-        await fill(pilot, app, keys=str(tmp_path / "alice.pub"), memory="256MiB")
+        await fill_form(pilot, app, keys=str(tmp_path / "alice.pub"), memory="256MiB")
         assert not isinstance(app.screen, FormScreen), app.screen.query_one("#form-error").render()
         table = pane(app).table
         await wait(pilot, app, lambda: name in table.rows, timeout=60, what="the new member's row")
@@ -119,7 +110,7 @@ async def test_create_snapshot_restore_and_delete_through_keys_and_forms(
         await wait(pilot, app, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.loads > 0)
         await pilot.press("c")
         await pilot.pause()
-        await fill(pilot, app, name="before-change")
+        await fill_form(pilot, app, name="before-change")
         snapshots = app.screen
         assert isinstance(snapshots, SnapshotsScreen)
         await wait(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from wasm_helpers import build_image
 
 from backends.docker import DockerBackend
 from backends.errors import Invalid
@@ -57,17 +58,6 @@ def show_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return (folder / "show.wasm").read_bytes()
 
 
-def context(dockerfile: str, **files: bytes) -> io.BytesIO:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    out.seek(0)
-    return out
-
-
 @pytest.fixture(scope="module")
 def images(dockerd: object, show_wasm: bytes) -> Iterator[dict[str, str]]:
     """Tags of three FROM scratch images in the test dockerd: a wasm one and two without one."""
@@ -84,12 +74,7 @@ def images(dockerd: object, show_wasm: bytes) -> Iterator[dict[str, str]]:
     tags = {}
     for name, dockerfile in built.items():
         tags[name] = f"berth-test/{name}:latest"
-        client.images.build(
-            fileobj=context(dockerfile, **{"show.wasm": show_wasm, "motd": motd}),
-            custom_context=True,
-            tag=tags[name],
-            rm=True,
-        )
+        build_image(client, tags[name], dockerfile, **{"show.wasm": show_wasm, "motd": motd})
     yield tags
     for tag in tags.values():
         with contextlib.suppress(docker.errors.ImageNotFound):

@@ -2,16 +2,14 @@
 
 from pathlib import Path
 
+from pilot_helpers import fill_form
 from test_app import toasts
 from test_containers_pane import until
-from textual.pilot import Pilot
-from textual.widgets import Input
 
 from backends.config import Config, HostConfig
 from tui.app import BerthApp
 from tui.panes.wasm import WasmPane
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.form import FormScreen
 from tui.screens.logs import LogScreen
 from tui.widgets.log_view import LogView
 
@@ -26,17 +24,6 @@ def wasm_app(tmp_path: Path) -> BerthApp:
 
 def pane(app: BerthApp) -> WasmPane:
     return app.query_one(WasmPane)
-
-
-async def submit_form(pilot: Pilot[None], app: BerthApp, **values: str) -> None:
-    """Put `values` in the form on screen and submit it with Enter in its last field."""
-    form = app.screen
-    assert isinstance(form, FormScreen)
-    for field, value in values.items():
-        form.query_one(f"#field-{field}", Input).value = value
-    form.set_focus(form.query(Input).last())
-    await pilot.press("enter")
-    await pilot.pause()
 
 
 def shown_lines(app: BerthApp) -> list[str]:
@@ -55,9 +42,9 @@ async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
         # n: a module that does not exist is refused in the form; the slow printer runs.
         await pilot.press("n")
         await pilot.pause()
-        await submit_form(pilot, app, module=str(tmp_path / "nope.wasm"))
+        await fill_form(pilot, app, module=str(tmp_path / "nope.wasm"))
         assert "No module file" in str(app.screen.query_one("#form-error").render())
-        await submit_form(pilot, app, module=str(wasm_programs["slow"]), timeout="30s", fuel="")
+        await fill_form(pilot, app, module=str(wasm_programs["slow"]), timeout="30s", fuel="")
         await until(pilot, lambda: isinstance(app.screen, LogScreen), what=f"the output; {toasts(app)}")
         # Lines arrive while the task still runs (it prints one every 100 ms).
         records = pane(app).records
@@ -81,7 +68,7 @@ async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
         # c cancels a task that would never end.
         await pilot.press("n")
         await pilot.pause()
-        await submit_form(pilot, app, module=str(wasm_programs["loop"]))
+        await fill_form(pilot, app, module=str(wasm_programs["loop"]))
         await until(pilot, lambda: isinstance(app.screen, LogScreen))
         await pilot.press("escape")
         await pilot.pause()

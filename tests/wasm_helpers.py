@@ -1,9 +1,12 @@
 """WASI test programs: tests/wasm/*.c built with Debian's clang + wasi-libc, plus a few in WAT."""
 
+import io
 import shutil
 import subprocess
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
@@ -56,3 +59,15 @@ def wasm_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     programs["invalid"] = out / "invalid.wasm"
     programs["invalid"].write_bytes(b"\0asm\1\0\0\0\xff not a section")
     return programs
+
+
+def build_image(client: Any, tag: str, dockerfile: str, **files: bytes) -> None:
+    """Build image `tag` in a test dockerd from `dockerfile` and `files` (no registry needed)."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
