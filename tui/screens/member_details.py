@@ -6,7 +6,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from backends.lxd import LxdBackend
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label
 
 from backends.errors import BerthError, Invalid
+from backends.lxd import LxdBackend
 from tui.panes.member_rows import (
     FORWARD_COLUMNS,
     KEY_COLUMNS,
