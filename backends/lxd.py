@@ -21,11 +21,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import pylxd
-import requests
 
 from backends.audit import audited
 from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable
@@ -42,6 +39,10 @@ from backends.lxd_models import (
     proxy_address,
 )
 from backends.units import parse_size
+
+if TYPE_CHECKING:
+    import pylxd
+    import requests
 
 __all__ = [
     "ACTIONS",
@@ -173,13 +174,25 @@ class LxdBackend:
         """`fn(*args, **kwargs)` in a worker thread, its failure turned into a BerthError."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        except pylxd.exceptions.LXDAPIException as exc:
-            raise self._failed(what, str(exc), exc.response.status_code) from exc
-        except (pylxd.exceptions.ClientConnectionFailed, OSError) as exc:  # requests' errors are OSErrors
-            raise Unreachable(
+        except Exception as exc:
+            translated = self._translated(what, exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def _translated(self, what: str, exc: Exception) -> BerthError | None:
+        """The BerthError for a pylxd or connection failure; None for anything else."""
+        import pylxd
+
+        if isinstance(exc, pylxd.exceptions.LXDAPIException):
+            return self._failed(what, str(exc), exc.response.status_code)
+        # requests' connection errors are OSErrors.
+        if isinstance(exc, pylxd.exceptions.ClientConnectionFailed | OSError):
+            return Unreachable(
                 f"LXD on {self.host_name} did not answer at {self.socket_path} while trying to {what}.",
                 "Check that LXD runs there; berth retries when it comes back.",
-            ) from exc
+            )
+        return None
 
     def _connect(self) -> pylxd.Client:
         if not Path(self.socket_path).exists():
@@ -187,6 +200,8 @@ class LxdBackend:
                 f"No LXD socket at {self.socket_path} on {self.host_name}.",
                 "Check that LXD is installed and running; set lxd_socket for the host if it lives elsewhere.",
             )
+        import pylxd  # here, not at the top: it costs ~0.15 s to import and only LXD work needs it
+
         return pylxd.Client(endpoint=self.socket_path, timeout=HTTP_TIMEOUT)
 
     async def _client(self) -> pylxd.Client:
@@ -735,6 +750,8 @@ class LxdBackend:
     @staticmethod
     def _save(response: requests.Response, path: Path, report: Callable[[int], None]) -> None:
         """Stream a response body to `path` through a `.part` file renamed at the end."""
+        import requests
+
         part = path.with_name(path.name + ".part")
         done = 0
         try:
