@@ -142,13 +142,16 @@ class MembersPane(Widget):
 
     @work(group="lxd", exit_on_error=False)
     async def watch_instances(self) -> None:
-        """Read the instances now, after each action, and every 5 s while the pane is on screen.
+        """Read the instances when the pane shows, after each action, and every 5 s while it is shown.
 
         The next read is scheduled only after the last one ended, so a slow host never piles
         reads up.
         """
         session = self.sessions.get(self.host)
         while True:
+            # Hidden: no LXD traffic at all (most starts never show this pane).
+            while not self._wake.is_set() and not self._on_screen():
+                await asyncio.sleep(1.0)
             self._wake.clear()
             version = session.version
             if self.backend is None:
@@ -171,8 +174,6 @@ class MembersPane(Widget):
                 self.reads += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-            while not self._wake.is_set() and not self._on_screen():
-                await asyncio.sleep(1.0)  # hidden: no reads until the pane shows again
 
     def _on_screen(self) -> bool:
         return self.screen is self.app.screen and self.display and self.region.area > 0
