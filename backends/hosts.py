@@ -157,6 +157,7 @@ class HostSession:
         self._changed: asyncio.Event | None = None
         self._trusted: asyncio.Event | None = None
         self._listeners: list[Callable[[HostSession], None]] = []
+        self._runtime: Path | None = None
         self._prefix = f"{os.getpid()}-{hashlib.sha1(host.url.encode()).hexdigest()[:12]}"
 
     # State -------------------------------------------------------------------------------------
@@ -192,7 +193,8 @@ class HostSession:
         """Begin connecting (SSH hosts) in the background; calling it again does nothing."""
         if self.host.is_local or self._task is not None:
             return
-        sweep_stale_sockets(paths.runtime_dir())
+        self._runtime = paths.runtime_dir()
+        sweep_stale_sockets(self._runtime)
         self._task = asyncio.create_task(self._supervise(), name=f"ssh {self.host.name}")
 
     async def ready(self) -> None:
@@ -280,7 +282,9 @@ class HostSession:
 
     def local_socket(self, engine: str) -> Path:
         """Where `engine`'s forwarded socket lives here (the same path across reconnects)."""
-        return paths.runtime_dir() / f"{self._prefix}-{engine}.sock"
+        if self._runtime is None:
+            self._runtime = paths.runtime_dir()  # made (0700) once, not on every call
+        return self._runtime / f"{self._prefix}-{engine}.sock"
 
     async def socket(self, engine: str) -> str:
         """A unix socket here that reaches `engine` ("docker" or "lxd") on this host."""

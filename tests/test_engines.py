@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,7 @@ import asyncssh
 import pytest
 from engines.dockerd import DockerEngine
 from engines.images import DOCKER_REPO, DOCKER_TAG, busybox_applets, busybox_rootfs_tar
-from engines.lxd import LxdEngine, launch_busybox
+from engines.lxd import LxdEngine, echo_in_netns, launch_busybox
 from engines.sshd import SshServer
 
 pytestmark = pytest.mark.engines
@@ -81,29 +79,6 @@ def test_dockerd_restarts_in_place(dockerd: DockerEngine, docker_busybox: str) -
 
 # --- lxd ------------------------------------------------------------------------------------
 
-NETNS_CLIENT = r"""
-import socket, sys, time
-deadline = time.monotonic() + 15
-while True:
-    try:
-        with socket.create_connection(("127.0.0.1", 17001), timeout=2) as conn:
-            conn.sendall(b"ping-through-proxy\n")
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = conn.recv(64)
-                if not chunk:
-                    break
-                got += chunk
-        if got:
-            print(got.decode().strip())
-            sys.exit(0)
-    except OSError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("no answer through the proxy device")
-    time.sleep(0.1)
-"""
-
 
 def test_lxd_busybox_instance_exec_and_proxy(lxd: LxdEngine) -> None:
     name = f"smoke-{uuid.uuid4().hex[:6]}"
@@ -131,12 +106,7 @@ def test_lxd_busybox_instance_exec_and_proxy(lxd: LxdEngine) -> None:
         # The proxy listens in LXD's network namespace, not on this host's loopback.
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", 17001), timeout=1).close()
-        client = subprocess.run(
-            lxd.netns([sys.executable, "-c", NETNS_CLIENT]),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        client = echo_in_netns(lxd, 17001, "ping-through-proxy")
         assert client.returncode == 0, client.stderr
         assert client.stdout.strip() == "ping-through-proxy"
     finally:

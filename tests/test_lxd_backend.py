@@ -3,7 +3,6 @@
 import asyncio
 import random
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pylxd
 import pytest
-from engines.lxd import LxdEngine
+from engines.lxd import LxdEngine, echo_in_netns
 from engines.sshd import keygen
 
 from backends.audit import read_audit
@@ -176,25 +175,6 @@ async def test_backup_delete_import(members: LxdBackend, client: pylxd.Client, t
         await members.import_backup(tmp_path / "junk")
 
 
-NETNS_ECHO = r"""
-import socket, sys, time
-deadline = time.monotonic() + 15
-while True:
-    try:
-        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as conn:
-            conn.sendall(b"hello-member\n")
-            got = conn.recv(64)
-        if got:
-            print(got.decode().strip())
-            sys.exit(0)
-    except OSError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("no answer through the forward")
-    time.sleep(0.1)
-"""
-
-
 async def test_forward_reaches_a_listener_and_refuses_a_taken_port(
     members: LxdBackend, lxd: LxdEngine
 ) -> None:
@@ -207,13 +187,7 @@ async def test_forward_reaches_a_listener_and_refuses_a_taken_port(
     assert forward == Forward(f"berth-tcp-{host_port}", "tcp", "127.0.0.1", host_port, 7000)
     assert (await members.member(first)).forwards == (forward,)
 
-    client = await asyncio.to_thread(
-        subprocess.run,
-        lxd.netns([sys.executable, "-c", NETNS_ECHO, str(host_port)]),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    client = await asyncio.to_thread(echo_in_netns, lxd, host_port, "hello-member")
     assert client.returncode == 0, client.stderr
     assert client.stdout.strip() == "hello-member"
 

@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import click
 
 from backends import __version__, paths
 from backends.config import Config, HostConfig, adhoc_host, load_config
 from backends.errors import BerthError, Invalid, NotFound
-from backends.hosts import Sessions
+from backends.hosts import HostSession, Sessions
 from tui.error_log import log_unexpected, setup_error_log
 
 ALL_HOSTS = "all"
+T = TypeVar("T")
+
+
+class Engine(Protocol):
+    """A backend on one host's engine socket (Docker, LXD) that holds connections to close."""
+
+    async def close(self) -> None:
+        """Close its connections."""
+
+
+E = TypeVar("E", bound=Engine)
+
+
+async def on_host(
+    sessions: Sessions,
+    host: HostConfig,
+    connect: Callable[[HostSession], Awaitable[E]],
+    work: Callable[[E], Awaitable[T]],
+) -> T:
+    """Run `work` on `host`'s engine (`connect` makes its backend from the host's session, through
+    its SSH connection if remote), then close the backend."""
+    backend = await connect(sessions.get(host))
+    try:
+        return await work(backend)
+    finally:
+        await backend.close()
 
 
 @dataclass
@@ -33,6 +62,24 @@ class CliContext:
     def sessions(self, config: Config) -> Sessions:
         """Host sessions for one command, honouring --accept-new."""
         return Sessions(config, accept_new=self.accept_new)
+
+    def run_on(
+        self,
+        connect: Callable[[HostSession], Awaitable[E]],
+        work: Callable[[E], Awaitable[T]],
+        host: str | None = None,
+    ) -> T:
+        """Run `work` on the chosen host's engine (see `on_host`), closing every connection after."""
+
+        async def go() -> T:
+            config = self.load()
+            sessions = self.sessions(config)
+            try:
+                return await on_host(sessions, self.host_config(config, host), connect, work)
+            finally:
+                await sessions.close()
+
+        return asyncio.run(go())
 
     def hosts(self, config: Config) -> list[HostConfig]:
         """The hosts --host chose: every one for `all`, else the one `host_config` names."""

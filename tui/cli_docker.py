@@ -14,35 +14,16 @@ import click
 from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.errors import BerthError
-from backends.hosts import Sessions
-from tui.cli import ALL_HOSTS, CliContext, cli
+from tui.cli import ALL_HOSTS, CliContext, cli, on_host
 from tui.format import age, human_bytes, table
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-async def _on_host(sessions: Sessions, host: HostConfig, work: Callable[[DockerBackend], Awaitable[T]]) -> T:
-    """Run `work` on `host`'s Docker (through its SSH connection if remote), then close the client."""
-    backend = await DockerBackend.for_session(sessions.get(host))
-    try:
-        return await work(backend)
-    finally:
-        await backend.close()
-
-
 def _run(obj: CliContext, work: Callable[[DockerBackend], Awaitable[T]], host: str | None = None) -> T:
     """Run `work` on the chosen host's Docker, closing the connections afterwards."""
-
-    async def go() -> T:
-        config = obj.load()
-        sessions = obj.sessions(config)
-        try:
-            return await _on_host(sessions, obj.host_config(config, host), work)
-        finally:
-            await sessions.close()
-
-    return asyncio.run(go())
+    return obj.run_on(DockerBackend.for_session, work, host)
 
 
 def _run_each_host(
@@ -61,7 +42,7 @@ def _run_each_host(
 
         async def one(host: HostConfig) -> tuple[str, list[R] | BerthError]:
             try:
-                return host.name, await _on_host(sessions, host, work)
+                return host.name, await on_host(sessions, host, DockerBackend.for_session, work)
             except BerthError as exc:
                 return host.name, exc
 

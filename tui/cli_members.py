@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -26,21 +25,9 @@ T = TypeVar("T")
 def _run(obj: CliContext, work: Callable[[LxdBackend], Awaitable[T]]) -> T:
     """Run `work` on the chosen host's LXD (through its SSH connection if remote), then close up."""
 
-    from backends.lxd import LxdBackend  # pylxd loads only when a member verb runs (~0.15 s)
+    from backends.lxd import LxdBackend  # loads only when a member verb runs
 
-    async def go() -> T:
-        config = obj.load()
-        sessions = obj.sessions(config)
-        try:
-            backend = await LxdBackend.for_session(sessions.get(obj.host_config(config)))
-            try:
-                return await work(backend)
-            finally:
-                await backend.close()
-        finally:
-            await sessions.close()
-
-    return asyncio.run(go())
+    return obj.run_on(LxdBackend.for_session, work)
 
 
 def _say(obj: CliContext, text: str, data: dict[str, Any]) -> None:

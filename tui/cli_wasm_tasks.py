@@ -31,20 +31,8 @@ def image_task(obj: CliContext, spec: TaskSpec) -> tuple[TaskSpec, Callable[[], 
 
     assert spec.image is not None
 
-    async def go() -> tuple[TaskSpec, Callable[[], None]]:
-        config = obj.load()
-        sessions = obj.sessions(config)
-        try:
-            backend = await DockerBackend.for_session(sessions.get(obj.host_config(config)))
-            try:
-                image = await take_image(backend, spec.image or "")
-            finally:
-                await backend.close()
-        finally:
-            await sessions.close()
-        return image.task_spec(spec), image.cleanup
-
-    return asyncio.run(go())
+    image = obj.run_on(DockerBackend.for_session, lambda backend: take_image(backend, spec.image or ""))
+    return image.task_spec(spec), image.cleanup
 
 
 @wasm.command("tasks")

@@ -1421,32 +1421,44 @@ def report_text(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def run_and_report(
+    name: str,
+    args: argparse.Namespace,
+    preflight: Callable[[], Any],
+    run: Callable[[argparse.Namespace, Any, Path], dict[str, Any]],
+    report_text: Callable[[dict[str, Any]], str],
+    prefix: str,
+) -> int:
+    """The body of a bench's ``main``: check what it needs, run it in a temporary folder that is
+    removed after, print its figures (and ``--json`` them); 2 when it cannot start, 1 on failure."""
+    try:
+        tools = preflight()
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    began = time.monotonic()
+    try:
+        report = run(args, tools, home)
+    except BenchError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    report["total_seconds"] = time.monotonic() - began
+    print(report_text(report) + f"\nwhole bench: {report['total_seconds']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        progress(f"figures written to {args.json}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench (or, internally, the log view child); print the figures; 0 on success."""
     args = parse_args(argv)
     if args.logview_child:
         return logview_child_main(args)
-    try:
-        tools = preflight()
-    except BenchError as exc:
-        print(f"bench_containers: {exc}", file=sys.stderr)
-        return 2
-    home = Path(tempfile.mkdtemp(prefix="bbh-", dir="/tmp"))
-    began = time.monotonic()
-    try:
-        report = run_bench(args, tools, home)
-    except BenchError as exc:
-        print(f"bench_containers: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    report["total_seconds"] = time.monotonic() - began
-    text = report_text(report)
-    print(text + f"\nwhole bench: {report['total_seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench_containers", args, preflight, run_bench, report_text, "bbh-")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import json
 import math
 import os
 import shlex
@@ -39,7 +38,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +56,7 @@ from tests.bench.bench_containers import (
     print_table,
     progress,
     remove_containers,
+    run_and_report,
     sdk_client,
     verdict,
     wait_quiet,
@@ -799,27 +798,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench; print the figures; 0 on success."""
-    args = parse_args(argv)
-    try:
-        tools = preflight()
-    except BenchError as exc:
-        print(f"bench_hosts: {exc}", file=sys.stderr)
-        return 2
-    root = Path(tempfile.mkdtemp(prefix="bbs-", dir="/tmp"))
-    began = time.monotonic()
-    try:
-        report = run_bench(args, tools, root)
-    except BenchError as exc:
-        print(f"bench_hosts: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    report["total_seconds"] = time.monotonic() - began
-    print(report_text(report) + f"\nwhole bench: {report['total_seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench_hosts", parse_args(argv), preflight, run_bench, report_text, "bbs-")
 
 
 if __name__ == "__main__":

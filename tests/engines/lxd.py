@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,3 +259,39 @@ def launch_busybox(engine: LxdEngine, name: str, start: bool = True) -> Any:
     if start:
         inst.start(wait=True)
     return inst
+
+
+_NETNS_ECHO = r"""
+import socket, sys, time
+port, message = int(sys.argv[1]), sys.argv[2].encode() + b"\n"
+deadline = time.monotonic() + 15
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(message)
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = conn.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+        if got:
+            print(got.decode().strip())
+            sys.exit(0)
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(f"no answer on 127.0.0.1:{port} in LXD's network namespace")
+    time.sleep(0.1)
+"""
+
+
+def echo_in_netns(engine: LxdEngine, port: int, message: str) -> subprocess.CompletedProcess[str]:
+    """Send `message` to 127.0.0.1:`port` inside LXD's network namespace (where proxy devices
+    listen), retrying for 15 s; what came back is on stdout."""
+    return subprocess.run(
+        engine.netns([sys.executable, "-c", _NETNS_ECHO, str(port), message]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )

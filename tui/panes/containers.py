@@ -26,9 +26,10 @@ from backends.compose import run_compose
 from backends.config import Config, HostConfig
 from backends.docker import DockerBackend
 from backends.docker_models import ComposeProject, ContainerChange, ContainerInfo, StatsPoint, group_projects
-from backends.errors import BerthError, Denied
+from backends.errors import BerthError
 from backends.hosts import HostSession, Sessions
 from backends.streams import LogLine
+from tui.acting import run_action, run_in_terminal, shown, writable
 from tui.format import human_bytes
 from tui.panes.container_rows import (
     CONTAINER_COLUMNS,
@@ -302,7 +303,7 @@ class ContainersPane(Widget):
 
     def _stats_targets(self) -> list[str]:
         """Running containers in the rows on screen now (plus the selected one)."""
-        if self.view != "containers" or not self.is_on_screen:
+        if self.view != "containers" or not shown(self):
             return []
         ids = self.table.visible_ids()
         grid = self.table.data_table
@@ -316,11 +317,6 @@ class ContainersPane(Widget):
             key for key in on_screen if key in self.containers and self.containers[key].state == "running"
         ]
         return running[:STATS_MAX_ROWS]
-
-    @property
-    def is_on_screen(self) -> bool:
-        """True while this pane is the one shown on the screen in front."""
-        return self.screen is self.app.screen and self.display and self.region.area > 0
 
     def _show_strip(self) -> None:
         key = self.table.cursor_id()
@@ -343,17 +339,8 @@ class ContainersPane(Widget):
 
     def _writable(self, feed: HostFeed) -> DockerBackend | None:
         """The backend to act through; None, with a notification saying why, when acting is not allowed."""
-        problem = None
-        if feed.backend is None:
-            problem = Denied(feed.error or f"No Docker on {feed.host.name}.", "Pick another host with H.")
-        elif self.config.ui.read_only or feed.host.read_only:
-            problem = Denied(
-                f"{feed.host.name} is read-only here.", "Set read_only = false in the config to act."
-            )
-        if problem is not None:
-            self.notify(str(problem), severity="warning")
-            return None
-        return feed.backend
+        why_not = feed.error or f"No Docker on {feed.host.name}."
+        return writable(self, self.config, feed.host, feed.backend, why_not)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Show each key only on the view it works on."""
@@ -365,14 +352,7 @@ class ContainersPane(Widget):
 
     def _run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run an engine call off the UI; failures become one notification."""
-
-        async def go() -> None:
-            try:
-                await job()
-            except BerthError as exc:
-                self.notify(str(exc), title=label, severity="error", timeout=8)
-
-        self.run_worker(go(), group="actions", exit_on_error=False)
+        run_action(self, label, job)
 
     # Container actions ---------------------------------------------------------------------------
 
@@ -525,13 +505,7 @@ class ContainersPane(Widget):
         # The socket is the forwarded one for an SSH host: the shell goes through berth's tunnel.
         argv = [docker, "-H", f"unix://{backend.socket_path}", "exec", "-it", container.id, "sh", "-c", shell]
         audit(feed.host.name, "container.exec", [container.id])
-        try:
-            with self.app.suspend():
-                # Awaited, not run blocking: for an SSH host this loop serves the forwarded socket.
-                shell_process = await asyncio.create_subprocess_exec(*argv)
-                await shell_process.wait()
-        except Exception as exc:  # SuspendNotSupported under a test driver or a web terminal
-            self.notify(f"Cannot open a shell from this terminal: {exc}", severity="error")
+        await run_in_terminal(self, argv)
 
     def _cursor_project(self) -> tuple[HostFeed, ComposeProject] | None:
         """The compose project of the group heading or container under the cursor."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,11 +13,12 @@ from textual.binding import Binding
 from textual.widget import Widget
 
 from backends.config import Config, HostConfig
-from backends.errors import BerthError, Denied, Invalid
+from backends.errors import BerthError, Invalid
 from backends.hosts import Sessions
 from backends.lxd import LxdBackend
 from backends.lxd_models import MemberInstance, MemberSpec
 from backends.streams import LogLine
+from tui.acting import run_action, run_in_terminal, shown, writable
 from tui.format import human_bytes
 from tui.panes.member_rows import MEMBER_COLUMNS, member_row
 from tui.screens.confirm import ConfirmScreen
@@ -150,7 +150,7 @@ class MembersPane(Widget):
         session = self.sessions.get(self.host)
         while True:
             # Hidden: no LXD traffic at all (most starts never show this pane).
-            while not self._wake.is_set() and not self._on_screen():
+            while not self._wake.is_set() and not shown(self):
                 await asyncio.sleep(1.0)
             self._wake.clear()
             version = session.version
@@ -175,9 +175,6 @@ class MembersPane(Widget):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
 
-    def _on_screen(self) -> bool:
-        return self.screen is self.app.screen and self.display and self.region.area > 0
-
     def refresh_now(self) -> None:
         """Read the list again at once (after an action)."""
         self._wake.set()
@@ -194,17 +191,8 @@ class MembersPane(Widget):
 
     def _writable(self) -> LxdBackend | None:
         """The backend to act through; None (and a notification saying why) when acting is not allowed."""
-        problem = None
-        if self.backend is None:
-            problem = Denied(self.offline or f"No LXD on {self.host.name}.", "Pick another host with H.")
-        elif self.config.ui.read_only or self.host.read_only:
-            problem = Denied(
-                f"{self.host.name} is read-only here.", "Set read_only = false in the config to act."
-            )
-        if problem is not None:
-            self.notify(str(problem), severity="warning")
-            return None
-        return self.backend
+        why_not = self.offline or f"No LXD on {self.host.name}."
+        return writable(self, self.config, self.host, self.backend, why_not)
 
     def targets(self) -> list[str]:
         """The marked instances, else the one under the cursor (a member heading: all of theirs)."""
@@ -212,17 +200,7 @@ class MembersPane(Widget):
 
     def _run(self, label: str, job: Callable[[], Awaitable[object]], done: str = "") -> None:
         """Run an LXD call off the UI; failures become one notification; the list is read again."""
-
-        async def go() -> None:
-            try:
-                await job()
-                if done:
-                    self.notify(done, timeout=4)
-            except BerthError as exc:
-                self.notify(str(exc), title=label, severity="error", timeout=10)
-            self.refresh_now()
-
-        self.run_worker(go(), group="member-actions", exit_on_error=False)
+        run_action(self, label, job, done=done, after=self.refresh_now, group="member-actions", timeout=10)
 
     # Actions -------------------------------------------------------------------------------------
 
@@ -364,13 +342,7 @@ class MembersPane(Widget):
         except BerthError as exc:
             self.notify(str(exc), severity="error")
             return
-        try:
-            with self.app.suspend():
-                # Awaited, not blocking: for an SSH host this loop serves the forwarded socket.
-                process = await asyncio.create_subprocess_exec(*argv, env={**os.environ})
-                await process.wait()
-        except Exception as exc:  # SuspendNotSupported under a test driver or a web terminal
-            self.notify(f"Cannot open a shell from this terminal: {exc}", severity="error")
+        await run_in_terminal(self, argv)
 
     def action_logs(self) -> None:
         """The console log and LXD's log of the instance under the cursor, searchable."""

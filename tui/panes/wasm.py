@@ -19,6 +19,7 @@ from backends.streams import LogLine
 from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.spec import Limits, Preopen, TaskSpec
+from tui.acting import run_action
 from tui.error_log import log_unexpected
 from tui.panes.wasm_rows import TASK_COLUMNS, task_row
 from tui.screens.confirm import ConfirmScreen
@@ -178,13 +179,7 @@ class WasmPane(Widget):
             self.notify("The task pool is not ready yet.", severity="warning")
             return
 
-        async def go() -> None:
-            try:
-                await job(pool)
-            except BerthError as exc:
-                self.notify(str(exc), title=label, severity="error", timeout=8)
-
-        self.run_worker(go(), group="wasm-actions", exit_on_error=False)
+        run_action(self, label, lambda: job(pool), group="wasm-actions")
 
     def action_new(self) -> None:
         """The new-task form; the task is queued when it closes, and its output opens."""

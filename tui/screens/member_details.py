@@ -15,6 +15,7 @@ from textual.widgets import Label
 
 from backends.errors import BerthError, Invalid
 from backends.lxd import LxdBackend
+from tui.acting import run_action
 from tui.panes.member_rows import (
     FORWARD_COLUMNS,
     KEY_COLUMNS,
@@ -81,16 +82,7 @@ class DetailScreen(ModalScreen[None]):
 
     def run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run a change off the UI; say how it went, then reload."""
-
-        async def go() -> None:
-            try:
-                await job()
-                self.notify(label, timeout=3)
-            except BerthError as exc:
-                self.notify(str(exc), title=label, severity="error", timeout=8)
-            self.reload()
-
-        self.run_worker(go(), group="detail-actions", exit_on_error=False)
+        run_action(self, label, job, done=label, after=self.reload, group="detail-actions")
 
     def ask(self, question: str, targets: list[str], verb: str, job: Callable[[], Awaitable[object]]) -> None:
         """Confirm first, then `run`."""
