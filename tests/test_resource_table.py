@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from rich.segment import ControlType
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -53,6 +54,46 @@ class Host(App[None]):
 
     def on_resource_table_cursor_moved(self, message: ResourceTable.CursorMoved) -> None:
         self.messages.append(("cursor", message.row_id, message.group))
+
+
+class Terminal:
+    """What a terminal shows: every frame the app sends (whole or partial) written into a character grid."""
+
+    def __init__(self, app: App[None], size: tuple[int, int]) -> None:
+        width, height = size
+        self.grid = [[" "] * width for _ in range(height)]
+        self.frames = 0
+        self._console = app.console
+        self._draw = app._display
+        app._display = self._display  # type: ignore[method-assign]
+
+    def _display(self, screen: object, renderable: object) -> None:
+        if renderable is not None:
+            self.frames += 1
+            x = y = 0
+            for segment in self._console.render(renderable):  # type: ignore[arg-type]
+                if segment.control:
+                    for control in segment.control:
+                        if control[0] == ControlType.CURSOR_MOVE_TO:
+                            x, y = int(control[1]), int(control[2])  # type: ignore[misc]
+                    continue
+                for char in segment.text:
+                    if char == "\n":
+                        x, y = 0, y + 1
+                    elif 0 <= y < len(self.grid) and 0 <= x < len(self.grid[y]):
+                        self.grid[y][x] = char
+                        x += 1
+        self._draw(screen, renderable)  # type: ignore[arg-type]
+
+    def lines(self) -> list[str]:
+        """The screen, line by line."""
+        return ["".join(row) for row in self.grid]
+
+    def line_of(self, text: str) -> str:
+        """The one line showing `text`."""
+        found = [line for line in self.lines() if text in line]
+        assert len(found) == 1, (text, found)
+        return found[0]
 
 
 def on_screen(table: ResourceTable) -> list[str]:
@@ -448,7 +489,7 @@ async def test_an_update_that_changes_nothing_draws_no_frame() -> None:
     app = Host(table, fleet)
     frames: list[object] = []
     async with app.run_test(size=SIZE) as pilot:
-        table.update_rows({**fleet, "c1": container("web-2", mem=301)})
+        table.update_rows({**fleet, "x0": container("box-0", mem=11)})  # the first row: on screen
         await pilot.pause()
         draw = app._display
 
@@ -462,8 +503,53 @@ async def test_an_update_that_changes_nothing_draws_no_frame() -> None:
             table.update_rows({key: Row(dict(row.cells), row.group, row.rank) for key, row in fleet.items()})
             await pilot.pause(0.05)
         assert table.last_update.cells_changed == 0
-        # The first of the three put c1 back from 301 to 300 MiB and drew; the other two drew nothing.
+        # The first of the three put box-0 back from 11 to 10 MiB and drew; the other two drew nothing.
         assert len(frames) == 1
         table.set_filter("web")  # a change does draw
         await pilot.pause()
         assert len(frames) > 1 and table.status_text == "filter: web  3/65"
+
+
+async def test_a_changed_cell_is_drawn_again_and_nothing_else_is() -> None:
+    # DataTable's update_cell makes every visible cell render again; the table's drops only the
+    # changed cells' cached renders and repaints their rows. What reaches the screen must still be
+    # right: the changed rows (the cursor row too), every other row as it was, a row changed while
+    # scrolled out of view once it shows, a mark and the moved cursor.
+    fleet = {f"x{i:02d}": container(f"box-{i:02d}", mem=i) for i in range(60)}
+    table = ResourceTable(COLUMNS)
+    app = Host(table, fleet)
+    terminal = Terminal(app, SIZE)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        grid = table.data_table
+        before = terminal.lines()
+        assert "box-00" in before[1] and "box-50" not in "".join(before)
+        cache = grid._cell_render_cache
+        cached = {key: cache.get(key) for key in [*cache.keys()]}  # an LRUCache is not iterable
+        changed = {"x00": 100, "x03": 103, "x50": 150}  # the cursor row, another, one out of view
+        shown = {**fleet, **{key: container(f"box-{key[1:]}", mem=mem) for key, mem in changed.items()}}
+        table.update_rows(shown)
+        await pilot.pause()
+        assert table.last_update.changed == {(key, "mem") for key in changed}
+        after = terminal.lines()
+        assert "100 MiB" in terminal.line_of("box-00") and "103 MiB" in terminal.line_of("box-03")
+        assert [i for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new] == [1, 4]
+        # Only the changed cells were rendered again (a cell's cache key starts with row, column).
+        rendered = {
+            (key[0].value, key[1].value) for key, lines in cached.items() if cache.get(key) is not lines
+        }
+        assert rendered == {("x00", "mem"), ("x03", "mem")}
+        await pilot.press("space")  # mark box-00, the cursor moves to box-01
+        await pilot.pause()
+        assert terminal.line_of("box-00").lstrip().startswith("✓") and "✓" not in terminal.line_of("box-01")
+        assert table.cursor_id() == "x01"
+        grid.scroll_end(animate=False)
+        await pilot.pause()
+        assert "150 MiB" in terminal.line_of("box-50") and "58 MiB" in terminal.line_of("box-58")
+        frames = terminal.frames
+        table.update_rows({**shown, "x00": container("box-00", mem=7)})  # changed, but out of view
+        await pilot.pause(0.05)
+        assert terminal.frames == frames  # nothing to draw
+        grid.scroll_home(animate=False)
+        await pilot.pause()
+        assert "7 MiB" in terminal.line_of("box-00") and "103 MiB" in terminal.line_of("box-03")

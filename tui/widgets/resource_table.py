@@ -21,20 +21,23 @@ Actions apply to `selected_ids()`: the marked rows on show, else a header's grou
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from typing import ClassVar, Literal
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from rich.text import Text
 from textual import on
 from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.theme import Theme
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
 from tui.widgets.table_model import (
     MARK_COLUMN,
@@ -62,11 +65,90 @@ def _entry_key(entry: Entry) -> str:
 
 
 class _Grid(DataTable[Text]):
-    """The DataTable inside a ResourceTable, plus the two operations DataTable has no public API for.
+    """The DataTable inside a ResourceTable: the operations DataTable has no public API for, and a
+    narrower `update_cell`.
 
-    Both write DataTable's row bookkeeping the way its own `sort()` and `remove_row()` do (Textual 8.x;
-    the dependency is pinned below 9 and tests/test_resource_table.py checks the on-screen order).
+    They write DataTable's row bookkeeping and render caches the way its own `sort()`, `remove_row()`
+    and `update_cell()` do (Textual 8.x; the dependency is pinned below 9, and
+    tests/test_resource_table.py checks the on-screen order and that changed cells show).
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Cells changed since the last frame, by row: their cached renders are dropped before it.
+        self._stale: dict[RowKey, set[ColumnKey]] = {}
+        # Which of the table's lines (header included) each row is drawn on, and what that was worked
+        # out for: DataTable's own `_get_row_region` adds up the heights of all rows above, per call.
+        self._lines: dict[RowKey, range] = {}
+        self._lines_for: tuple[int, bool, int] | None = None
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: Text,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        """Change one cell and redraw only its row (DataTable's own redraws every visible cell).
+
+        DataTable's `update_cell` bumps its update counter, which is part of every render cache key:
+        one changed CPU figure made the next frame render all ~450 visible cells again (~100 ms at
+        160x50), every stats sample. Here only the changed row's cached renders go (lazily, in one
+        pass per frame: `_drop_stale`) and only that row's lines are repainted. A cell that may
+        change its column's width takes DataTable's path: then every row may move.
+        """
+        if update_width:
+            super().update_cell(row_key, column_key, value, update_width=True)
+            return
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if row_key not in self._row_locations or column_key not in self._column_locations:
+            raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
+        self._data[row_key][column_key] = value
+        self._stale.setdefault(row_key, set()).add(column_key)
+        lines = self._lines_of(row_key)
+        if lines:
+            width = max(self.size.width, self.virtual_size.width)
+            self._refresh_region(Region(0, lines.start, width, len(lines)))  # if it is on screen
+
+    def _lines_of(self, row_key: RowKey) -> range | None:
+        """The table's lines (header included, before scrolling) row `row_key` is drawn on."""
+        state = (self._update_count, self.show_header, self.header_height)
+        if state != self._lines_for:
+            y = self.header_height if self.show_header else 0
+            self._lines = {}
+            for row in self.ordered_rows:
+                self._lines[row.key] = range(y, y + row.height)
+                y += row.height
+            self._lines_for = state
+        return self._lines.get(row_key)
+
+    def _drop_stale(self) -> None:
+        """Forget the cached renders of the cells changed since the last frame, and of their rows."""
+        stale, self._stale = self._stale, {}
+        lines: set[int] = set()  # the table's lines the changed rows are drawn on
+        for row_key in stale:
+            index = self._row_locations.get(row_key)
+            row_lines = self._lines_of(row_key)
+            if index is not None and row_lines is not None:
+                lines.update(row_lines)
+                self._row_renderable_cache.discard((self._update_count, index))
+        # Key layouts (Textual 8.x): cell (row_key, column_key, ...), row (row_key, ...), line (y, ...).
+        caches: list[tuple[LRUCache[Any, Any], Callable[[Any], bool]]] = [
+            (self._cell_render_cache, lambda key: key[1] in stale.get(key[0], ())),
+            (self._row_render_cache, lambda key: key[0] in stale),
+            (self._line_cache, lambda key: key[0] in lines),
+        ]
+        for cache, is_stale in caches:
+            for key in list(filter(is_stale, cache.keys())):  # LRUCache is not iterable itself
+                cache.discard(key)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Draw the lines asked for, after dropping the renders `update_cell` made stale."""
+        if self._stale:
+            self._drop_stale()
+        return super().render_lines(crop)
 
     def set_order(self, keys: Sequence[str]) -> None:
         """Show the rows in the order of `keys` (every row key, once)."""
