@@ -13,6 +13,7 @@ import shutil
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -77,24 +78,34 @@ class ContainerStrip(Horizontal):
             yield Label("MEM", id="mem-label")
             yield Sparkline([], id="mem-spark")
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._said: dict[str, str] = {}  # label id -> the markup it shows
+
     def show(self, container: ContainerInfo | None, history: Sequence[StatsPoint]) -> None:
         """Describe `container` (or nothing) with its stats history."""
-        summary = self.query_one("#strip-summary", Label)
         if container is None:
-            summary.update("")
+            self._say("strip-summary", "")
             return
         bits = [f"[b]{container.name}[/b] {container.short_id}", container.image, container.status]
         if container.ports:
             bits.append(container.ports)
-        summary.update("  ·  ".join(bits))
+        self._say("strip-summary", "  ·  ".join(bits))
         cpu = [p.cpu_percent or 0.0 for p in history]
         mem = [float(p.memory) for p in history]
         self.query_one("#cpu-spark", Sparkline).data = cpu
         self.query_one("#mem-spark", Sparkline).data = mem
         last = history[-1] if history else None
         cpu_now = f"{last.cpu_percent:.1f}%" if last and last.cpu_percent is not None else "-"
-        self.query_one("#cpu-label", Label).update(f"CPU {cpu_now}")
-        self.query_one("#mem-label", Label).update(f"MEM {human_bytes(last.memory) if last else '-'}")
+        self._say("cpu-label", f"CPU {cpu_now}")
+        self._say("mem-label", f"MEM {human_bytes(last.memory) if last else '-'}")
+
+    def _say(self, label: str, markup: str) -> None:
+        # Label.update lays out and redraws the whole screen even for the same text, and the strip is
+        # told again after every stats sample (every ~2 s): only a new text is worth that.
+        if self._said.get(label) != markup:
+            self._said[label] = markup
+            self.query_one(f"#{label}", Label).update(markup)
 
 
 class ContainersPane(Widget):
