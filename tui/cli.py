@@ -174,6 +174,7 @@ def config_check(obj: CliContext) -> None:
 
 
 # The verbs register themselves on `cli`; imported here so `berth --help` lists them.
+import tui.cli_broker  # noqa: E402
 import tui.cli_docker  # noqa: E402
 import tui.cli_hosts  # noqa: E402
 import tui.cli_members  # noqa: E402

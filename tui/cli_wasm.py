@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -19,6 +20,7 @@ from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 from backends.wasm.store import ModuleStore
 from tui.cli import CliContext, cli
 
+F = TypeVar("F", bound=Callable[..., Any])
 TIMEOUT_EXIT = 124
 """Exit status after the wall-time limit, as timeout(1) uses."""
 
@@ -109,6 +111,19 @@ def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: bool) -> Task
     return outcome[0]
 
 
+def limits_options(command: F) -> F:
+    """The --fuel, --memory and --timeout options of every verb that runs a module."""
+    command = click.option("--timeout", type=Duration(), help="Stop after this wall time: 30s, 2m, 1.5...")(
+        command
+    )
+    command = click.option(
+        "--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB..."
+    )(command)
+    return click.option(
+        "--fuel", type=click.IntRange(min=1), help="Stop after this much fuel (~instructions)."
+    )(command)
+
+
 @cli.group()
 def wasm() -> None:
     """Run WASI modules with limits (wasmtime, here)."""
@@ -117,9 +132,7 @@ def wasm() -> None:
 @wasm.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("module")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
-@click.option("--fuel", type=click.IntRange(min=1), help="Stop after this much fuel (~instructions).")
-@click.option("--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB...")
-@click.option("--timeout", type=Duration(), help="Stop after this wall time: 30s, 2m, 1.5...")
+@limits_options
 @click.option("--max-output", type=Size(), default="16MiB", show_default=True, help="Most stdout+stderr.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="An environment variable (repeatable).")
 @click.option("--dir", "dirs", multiple=True, metavar="HOSTDIR[:GUESTDIR]", help="Preopen, read-only.")

@@ -38,7 +38,7 @@ from backends.wasm.spec import TaskResult, TaskSpec
 if TYPE_CHECKING:
     from backends.docker import DockerBackend
 
-__all__ = ["DockerFor", "TaskPool", "TaskRecord"]
+__all__ = ["DockerFor", "TaskPool", "TaskRecord", "spawn_worker"]
 
 DockerFor = Callable[[str], Awaitable["DockerBackend"]]
 """How the pool reaches a host's Docker to take a `wasi/wasm` image from it."""
@@ -170,33 +170,11 @@ class TaskPool:
             w.conn.close()
 
     def _spawn(self) -> None:
-        """Start a worker: `python -m backends.wasm.worker` on one end of a socket pair.
-
-        Not `multiprocessing.Process`: its "spawn" start re-runs the parent's main module in the
-        child (the whole console, or a script without a `__main__` guard starting workers of its
-        own), and "fork" would copy the console's threads and event loop. The socket pair is
-        wrapped in multiprocessing's `Connection` for its message framing.
-        """
-        ours, theirs = socket.socketpair()
-        with theirs:
-            log = paths.error_log()
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("ab") as stderr:  # the child's own copy outlives this block
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "backends.wasm.worker", str(theirs.fileno()), self._root_arg()],
-                    pass_fds=[theirs.fileno()],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr,  # a traceback must never land on the console's screen
-                    env=_worker_env(),
-                )
-        w = _Worker(process, Connection(ours.detach()))
+        process, conn = spawn_worker(self.store_root)
+        w = _Worker(process, conn)
         self._workers.append(w)
         assert self._loop is not None
         self._loop.add_reader(w.conn.fileno(), self._on_readable, w)
-
-    def _root_arg(self) -> str:
-        return str(self.store_root) if self.store_root is not None else ""
 
     def _stop_reading(self, w: _Worker) -> None:
         if self._loop is not None:
@@ -522,6 +500,31 @@ class TaskPool:
     def _notify(self, record: TaskRecord) -> None:
         for listener in list(self._listeners):
             listener(record)
+
+
+def spawn_worker(store_root: Path | None) -> tuple[subprocess.Popen[bytes], Connection]:
+    """Start a worker process (`python -m backends.wasm.worker`) and return it with our end of
+    its socket pair; it loads modules from the store at `store_root` (default: berth's own).
+
+    Not `multiprocessing.Process`: its "spawn" start re-runs the parent's main module in the
+    child (the whole console, or a script without a `__main__` guard starting workers of its
+    own), and "fork" would copy the console's threads and event loop. The socket pair is
+    wrapped in multiprocessing's `Connection` for its message framing.
+    """
+    ours, theirs = socket.socketpair()
+    with theirs:
+        log = paths.error_log()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as stderr:  # the child's own copy outlives this block
+            process = subprocess.Popen(
+                [sys.executable, "-m", "backends.wasm.worker", str(theirs.fileno()), str(store_root or "")],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,  # a traceback must never land on the screen
+                env=_worker_env(),
+            )
+    return process, Connection(ours.detach())
 
 
 def _worker_env() -> dict[str, str]:

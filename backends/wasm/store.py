@@ -21,6 +21,7 @@ import wasmtime
 
 from backends import paths
 from backends.errors import Invalid, NotFound
+from backends.wasm.blobs import REF_PREFIX, blob_path, hex_of, put_blob, write_atomic
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 """The wasmtime-py in use: part of every compiled artifact's key."""
@@ -30,7 +31,6 @@ ENGINE_OPTIONS: dict[str, bool] = {"consume_fuel": True, "epoch_interruption": T
 cancellation), the `wasmtime.Config` attributes set to these values."""
 
 WASM_MAGIC = b"\0asm"
-REF_PREFIX = "sha256:"
 MEMORY_CACHE = 64
 """Loaded modules kept in memory (each holds its machine code); the least recently used go first."""
 MAX_PATHS = 4096
@@ -120,15 +120,11 @@ class ModuleStore:
 
     def put(self, data: bytes) -> str:
         """Keep `data` (a wasm module) and return its ref, `sha256:<hex>`."""
-        ref = REF_PREFIX + hashlib.sha256(data).hexdigest()
-        path = self.path(ref)
-        if not path.exists():
-            _write_atomic(path, data)
-        return ref
+        return put_blob(self.blobs, data)
 
     def path(self, ref: str) -> Path:
         """Where the module `ref` is (or would be) kept."""
-        return self.blobs / f"{_hex(ref)}.wasm"
+        return blob_path(self.blobs, ref)
 
     def get(self, ref: str) -> bytes:
         """The bytes of the stored module `ref`; NotFound if it is not in the store."""
@@ -189,7 +185,7 @@ class ModuleStore:
 
     def artifact(self, ref: str) -> Path:
         """Where the compiled code of `ref` is cached for this wasmtime version and engine config."""
-        return self.compiled / f"{_hex(ref)}.cwasm"
+        return self.compiled / f"{hex_of(ref)}.cwasm"
 
     def _memory(self, ref: str) -> Loaded | None:
         with self._lock:
@@ -251,8 +247,8 @@ class ModuleStore:
             self.compiles += 1
         blob = module.serialize()
         path = self.artifact(ref)
-        _write_atomic(path, blob)
-        _write_atomic(_checksum_path(path), hashlib.sha256(blob).hexdigest().encode())
+        write_atomic(path, blob)
+        write_atomic(_checksum_path(path), hashlib.sha256(blob).hexdigest().encode())
         return module
 
     def _link(self, ref: str, module: wasmtime.Module) -> Loaded:
@@ -266,23 +262,8 @@ class ModuleStore:
         return Loaded(ref, module, pre)
 
 
-def _hex(ref: str) -> str:
-    digest = ref.removeprefix(REF_PREFIX)
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise Invalid(f"{ref!r} is not a module ref.", "A ref reads sha256: and 64 hex digits.")
-    return digest
-
-
 def _checksum_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".sha256")
-
-
-def _write_atomic(path: Path, data: bytes | bytearray) -> None:
-    """Write via a temporary file and rename, so readers see the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temp.write_bytes(data)
-    os.replace(temp, path)
 
 
 def _first_cause(text: str) -> str:

@@ -1,0 +1,709 @@
+"""The broker's heart: the task queue (fair across clients, bounded), the connected providers and
+what each is running, re-queueing, and recording every result exactly once.
+
+Everything here runs on one event loop. Tasks are written to the store before a client learns
+their ids; results are written in small batches (a few ms apart) and waiters are woken only after
+their result is on disk. Providers get tasks in batches, up to `PREFETCH` per worker, so a worker
+never idles for a round trip; a task goes to a provider that already holds its module when one is
+free, otherwise the module goes first on the same connection (frames keep their order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from backends.broker import protocol as p
+from backends.broker.store import BrokerStore, apply_outcome
+from backends.broker.tasks import TaskRequest, TaskView
+from backends.errors import Conflict, Invalid, NotFound
+
+PREFETCH = 2
+"""Tasks handed to a provider per worker it has: one running, one waiting behind it."""
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds (seconds) of the task latency histogram, submit to result."""
+FLUSH_DELAY = 0.002
+RECENT = 50_000
+"""Finished tasks kept in memory for quick answers (older ones are read from the store)."""
+LOG_LINES = 500
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+WASM_MAGIC = b"\0asm\x01\0\0\0"
+
+
+class TooLarge(Invalid):
+    """An upload over the broker's size limit (HTTP 413)."""
+
+
+class QueueFull(Conflict):
+    """The queue holds as many tasks as it may (HTTP 429)."""
+
+
+@dataclass
+class BrokerSettings:
+    """How a broker runs: where it keeps state, its limits and timings, and its client tokens."""
+
+    data: Path
+    max_upload: int = 64 * 1024 * 1024
+    queue_limit: int = 100_000
+    max_attempts: int = 3
+    heartbeat: float = 2.0
+    missed_heartbeats: int = 3
+    task_grace: float = 30.0
+    default_deadline: float = 600.0
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Bearer token -> client name; empty means no token is asked for."""
+    name: str = "berth"
+
+
+class Link(Protocol):
+    """A provider's connection as the broker core uses it (the WebSocket side implements it)."""
+
+    def send(self, frame: bytes, binary: bool = False) -> None:
+        """Queue a frame (a text frame of encoded JSON unless `binary`); frames go out in order."""
+
+    def close(self, reason: str) -> None:
+        """End the connection after the frames already queued."""
+
+
+@dataclass(eq=False)
+class _Task:
+    id: str
+    client: str
+    batch: str
+    request: TaskRequest
+    created: float
+    seq: int = 0
+    attempts: int = 0
+    state: str = "queued"
+    provider: ProviderConn | None = None
+    started: float | None = None
+    deadline: float = 0.0
+    cancel_requested: bool = False
+    last_failure: str = ""
+
+
+@dataclass(eq=False)
+class ProviderConn:
+    """A connected, admitted provider: what it offers, what it runs now, and its counters."""
+
+    link: Link
+    fingerprint: str
+    name: str
+    host: str
+    version: str
+    workers: int
+    connected: float
+    last_heartbeat: float
+    busy: int = 0
+    draining: bool = False
+    inflight: dict[str, _Task] = field(default_factory=dict)
+    modules: set[str] = field(default_factory=set)
+    done: int = 0
+    failed: int = 0
+    task_ms: float = 0.0
+
+    @property
+    def free(self) -> int:
+        """How many more tasks it may be handed now."""
+        return 0 if self.draining else self.workers * PREFETCH - len(self.inflight)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """The provider as the API lists it."""
+        return {
+            "fingerprint": self.fingerprint,
+            "name": self.name,
+            "state": "draining" if self.draining else "online",
+            "host": self.host,
+            "version": self.version,
+            "workers": self.workers,
+            "busy": min(len(self.inflight), self.workers),
+            "inflight": len(self.inflight),
+            "done": self.done,
+            "failed": self.failed,
+            "mean_task_ms": round(self.task_ms / self.done, 3) if self.done else None,
+            "last_heartbeat": round(now - self.last_heartbeat, 3),
+            "connected": self.connected,
+        }
+
+
+class Broker:
+    """Tasks in, results out: the queue, the providers, the store. Create, then `await start()`."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self.settings = settings
+        self.max_upload = settings.max_upload
+        self.store = BrokerStore(settings.data)
+        self.started = time.time()
+        self._open: dict[str, _Task] = {}
+        self._seq = 0  # submission order of tasks in memory, for putting re-queued ones back in order
+        self._queues: dict[str, deque[_Task]] = {}
+        self._turns: deque[str] = deque()  # clients with queued tasks, whose turn is next first
+        self._queued = 0
+        self._providers: dict[str, ProviderConn] = {}
+        self._logs: dict[str, deque[str]] = {}
+        self._recent: OrderedDict[str, TaskView] = OrderedDict()
+        self._unflushed: list[tuple[_Task, str, str | None, p.Outcome | None, float]] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._finished_event = asyncio.Event()
+        self._known_modules: set[str] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self.counters = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0}
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+
+    # Life cycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Queue again every task the store holds unfinished, and start watching providers."""
+        for stored in self.store.open_tasks():
+            task = _Task(
+                stored.id, stored.client, stored.batch, stored.request, stored.created, self._next_seq()
+            )
+            task.attempts = stored.attempts
+            self._open[task.id] = task
+            self._enqueue(task)
+        self._watch = asyncio.get_running_loop().create_task(self._watch_providers())
+
+    async def close(self) -> None:
+        """Tell providers goodbye, write what is pending, close the store."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        for conn in list(self._providers.values()):
+            conn.link.close("the broker is shutting down")
+        self._flush()
+        self.store.close()
+
+    # Modules ----------------------------------------------------------------------------------
+
+    async def add_module(self, data: bytes, name: str = "") -> str:
+        """Keep a WASI module; returns its ref. TooLarge over the limit, Invalid if not wasm."""
+        if len(data) > self.max_upload:
+            raise TooLarge(
+                f"The module is {len(data):,} bytes; this broker takes at most {self.max_upload:,}.",
+                "Raise --max-upload (BERTH_BROKER_MAX_UPLOAD) or send a smaller module.",
+            )
+        if not data.startswith(WASM_MAGIC):
+            raise Invalid(
+                "That is not a WebAssembly module (it does not start with \\0asm version 1).",
+                "Upload the compiled .wasm file.",
+            )
+        await asyncio.to_thread(_validate, data)
+        ref = await asyncio.to_thread(self.store.put_module, data, name)
+        self._known_modules.add(ref)
+        return ref
+
+    def module_named(self, name: str) -> str | None:
+        """The ref of the module last uploaded under `name`."""
+        return self.store.module_named(name)
+
+    def _has_module(self, ref: str) -> bool:
+        if ref not in self._known_modules and self.store.has_module(ref):
+            self._known_modules.add(ref)
+        return ref in self._known_modules
+
+    # Tasks ------------------------------------------------------------------------------------
+
+    async def submit(self, requests: list[TaskRequest], client: str) -> list[str]:
+        """Accept tasks (recorded before this returns) and queue them; returns their ids."""
+        ids, _ = self.submit_batch(requests, client)
+        return ids
+
+    def submit_batch(
+        self, requests: list[TaskRequest], client: str, batch: str | None = None
+    ) -> tuple[list[str], str]:
+        """Like `submit`, also returning the batch id that `batch_results` follows.
+
+        A client that names its `batch` may send it again after losing the answer: the tasks
+        accepted the first time are answered again, never queued twice.
+        """
+        if batch is not None:
+            if not _BATCH_ID.fullmatch(batch):
+                raise Invalid("A batch id is 8 to 64 letters, digits, '-' or '_'.")
+            known = self.store.batch_ids(batch)
+            if known:
+                return known, batch
+        if not requests:
+            raise Invalid("No tasks given.", "Send one task object or a non-empty list.")
+        for request in requests:
+            if not self._has_module(request.module):
+                raise Invalid(
+                    f"No module {request.module[:80]!r} on this broker.",
+                    "Upload it first: POST /api/v1/modules answers its ref.",
+                )
+        if len(self._open) + len(requests) > self.settings.queue_limit:
+            raise QueueFull(
+                f"The queue is full ({len(self._open):,} tasks waiting or running, "
+                f"limit {self.settings.queue_limit:,}).",
+                "Retry later.",
+            )
+        now = time.time()
+        batch = batch or "b-" + secrets.token_hex(8)
+        tasks = [
+            _Task("t-" + secrets.token_hex(8), client, batch, r, now, self._next_seq()) for r in requests
+        ]
+        self.store.add_tasks((t.id, t.client, t.batch, t.request, t.created) for t in tasks)
+        for task in tasks:
+            self._open[task.id] = task
+            self._enqueue(task)
+        self._dispatch()
+        return [t.id for t in tasks], batch
+
+    def get(self, task_id: str) -> TaskView:
+        """A task's view; NotFound when the broker never had it."""
+        task = self._open.get(task_id)
+        if task is not None:
+            return self._open_view(task)
+        view = self._recent.get(task_id) or self.store.view(task_id)
+        if view is None:
+            raise NotFound(f"No task {task_id[:80]}.", "List tasks with GET /api/v1/tasks.")
+        return view
+
+    def recent(self, state: str | None = None, limit: int = 100) -> list[TaskView]:
+        """The newest tasks, open ones as they are now."""
+        views = self.store.views(state, limit)
+        return [self._open_view(self._open[v.id]) if v.id in self._open else v for v in views]
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskView:
+        """The task's view once it finished (or as it is when `timeout` runs out)."""
+        view = self.get(task_id)
+        if task_id in self._open:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._waiter(task_id), timeout)
+            view = self.get(task_id)
+        return view
+
+    async def wait_all(self, ids: list[str]) -> list[TaskView]:
+        """Every task's view once all of them finished, in the order given."""
+        waiting = [self._waiter(i) for i in ids if i in self._open]
+        if waiting:
+            await asyncio.gather(*waiting)
+        return [self.get(i) for i in ids]
+
+    async def batch_results(self, batch: str, after: int, timeout: float) -> tuple[list[TaskView], bool]:
+        """Results of a batch finished after finish number `after` (waiting up to `timeout` for
+        one), and whether the whole batch has finished."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._finished_event
+            views = self.store.batch_results(batch, after)
+            total, finished = self.store.batch_counts(batch)
+            if total == 0:
+                raise NotFound(f"No batch {batch[:80]}.")
+            left = deadline - time.monotonic()
+            if views or finished == total or left <= 0:
+                return views, finished == total and len(views) < 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
+
+    def cancel(self, task_id: str) -> TaskView:
+        """Cancel a task: a queued one never runs; a running one is told to stop."""
+        task = self._open.get(task_id)
+        if task is None:
+            view = self.get(task_id)
+            raise Conflict(f"Task {task_id} has already finished ({view.state}).")
+        task.cancel_requested = True
+        if task.state == "queued":
+            self._queues[task.client].remove(task)
+            self._queued -= 1
+            self._finish(
+                task, "cancelled", None, p.Outcome(task.id, task.attempts, "cancelled", message="cancelled")
+            )
+        elif task.provider is not None:
+            task.provider.link.send(p.encode(p.Cancel(task.id)))
+        return self.get(task_id)
+
+    # Providers --------------------------------------------------------------------------------
+
+    def admit(self, link: Link, hello: p.Hello, fingerprint: str) -> ProviderConn | p.Refused:
+        """A provider proved it holds `hello.key`: admit it if paired, else note it as pending.
+
+        An admitted provider gets no task before `ready()`, so the welcome goes first."""
+        row = self.store.seen(fingerprint, hello.key, hello.name, hello.host, hello.version, hello.workers)
+        if not row.paired:
+            self.log(fingerprint, f"refused: not paired (asked as {hello.name!r} from {hello.host})")
+            return p.Refused(
+                f"This provider's key {fingerprint} is not paired with broker {self.settings.name}.",
+                fingerprint,
+                f"An admin of the broker pairs it with: berth broker pair {fingerprint} --name NAME",
+            )
+        old = self._providers.get(fingerprint)
+        if old is not None:  # the same key connecting again: the old connection is stale
+            self.disconnect(fingerprint, "replaced by a new connection of the same provider")
+        now = time.monotonic()
+        conn = ProviderConn(
+            link, fingerprint, row.name, hello.host, hello.version, max(1, hello.workers), time.time(), now
+        )
+        self._providers[fingerprint] = conn
+        self.log(
+            fingerprint, f"connected from {hello.host or '?'} with {conn.workers} workers (v{hello.version})"
+        )
+        return conn
+
+    def ready(self, conn: ProviderConn) -> None:
+        """The provider was welcomed: it may be handed tasks now."""
+        self._dispatch()
+
+    def provider_gone(self, conn: ProviderConn, reason: str) -> None:
+        """The connection ended: its unfinished tasks go back to the queue."""
+        if self._providers.get(conn.fingerprint) is conn:
+            del self._providers[conn.fingerprint]
+            self.log(conn.fingerprint, f"disconnected: {reason}")
+        self._requeue(list(conn.inflight.values()), f"provider {conn.name} {reason}")
+        conn.inflight.clear()
+        self._dispatch()
+
+    def on_message(self, conn: ProviderConn, message: Any) -> None:
+        """Handle a decoded message from an admitted provider."""
+        conn.last_heartbeat = time.monotonic()
+        if isinstance(message, p.Done):
+            self._on_done(conn, message.outcomes)
+        elif isinstance(message, p.Heartbeat):
+            conn.busy = message.busy
+            if message.draining and not conn.draining:
+                conn.draining = True
+                self.log(conn.fingerprint, "draining (asked by the provider)")
+            if message.workers >= 1 and message.workers != conn.workers:
+                conn.workers = message.workers
+                self._dispatch()
+        elif isinstance(message, p.Need):
+            if self._has_module(message.module):
+                self._send_module(conn, message.module)
+        elif isinstance(message, p.Log):
+            self.log(conn.fingerprint, message.line)
+        elif isinstance(message, p.Output):
+            pass  # live output is kept by the provider; the result carries it
+        else:
+            raise p.ProtocolError(f"unexpected {type(message).__name__.lower()!r} after the handshake")
+
+    def drain(self, fingerprint: str) -> None:
+        """Ask a provider to finish what it runs and take nothing new."""
+        conn = self._conn(fingerprint)
+        conn.draining = True
+        conn.link.send(p.encode(p.Drain()))
+        self.log(fingerprint, "draining (asked by an admin)")
+
+    def disconnect(self, fingerprint: str, reason: str = "disconnected by an admin") -> None:
+        """Close a provider's connection; what it ran goes back to the queue."""
+        conn = self._conn(fingerprint)
+        conn.link.send(p.encode(p.Bye(reason)))
+        conn.link.close(reason)
+        self.provider_gone(conn, reason)
+
+    def pair(self, fingerprint: str, name: str) -> None:
+        """Admit a pending provider key under `name` (it is let in when it next connects)."""
+        if not name.strip():
+            raise Invalid("A paired provider needs a name.", "Give one with --name.")
+        if not self.store.pair(fingerprint, name.strip()):
+            raise NotFound(
+                f"No provider with key {fingerprint[:80]} has asked to join.",
+                "Start the provider first; `berth broker pending` lists the keys waiting.",
+            )
+        self.log(fingerprint, f"paired as {name.strip()!r}")
+
+    def pair_key(self, key: bytes, fingerprint: str, name: str) -> None:
+        """Admit a key outright (the embedded broker's own local provider)."""
+        self.store.pair(fingerprint, name, key)
+
+    def providers(self) -> list[dict[str, Any]]:
+        """Every paired provider: connected ones with their live figures, the others offline."""
+        now = time.monotonic()
+        listed = []
+        for row in self.store.providers(paired=True):
+            conn = self._providers.get(row.fingerprint)
+            if conn is not None:
+                listed.append(conn.to_json(now))
+            else:
+                listed.append(
+                    {
+                        "fingerprint": row.fingerprint,
+                        "name": row.name,
+                        "state": "offline",
+                        "host": row.host,
+                        "version": row.version,
+                        "workers": row.workers,
+                        "last_seen": row.last_seen,
+                    }
+                )
+        return listed
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Provider keys that asked to join and wait for an admin to pair them."""
+        return [
+            {
+                "fingerprint": r.fingerprint,
+                "name": r.name,
+                "state": "pending",
+                "host": r.host,
+                "version": r.version,
+                "workers": r.workers,
+                "first_seen": r.first_seen,
+                "last_seen": r.last_seen,
+            }
+            for r in self.store.providers(paired=False)
+        ]
+
+    def provider_log(self, fingerprint: str) -> list[str]:
+        """What happened to a provider (connections, refusals, its own log lines), oldest first."""
+        return list(self._logs.get(fingerprint, ()))
+
+    def log(self, fingerprint: str, line: str) -> None:
+        """Add a line to a provider's log."""
+        log = self._logs.setdefault(fingerprint, deque(maxlen=LOG_LINES))
+        log.append(time.strftime("%Y-%m-%d %H:%M:%S ") + line)
+
+    def online_providers(self) -> int:
+        """How many providers are connected and admitted."""
+        return len(self._providers)
+
+    def status(self) -> dict[str, Any]:
+        """The broker at a glance (GET /api/v1/status)."""
+        running = sum(len(c.inflight) for c in self._providers.values())
+        workers = sum(c.workers for c in self._providers.values() if not c.draining)
+        busy = sum(min(len(c.inflight), c.workers) for c in self._providers.values() if not c.draining)
+        return {
+            "name": self.settings.name,
+            "queued": self._queued,
+            "running": running,
+            "done": self.counters["done"],
+            "failed": self.counters["failed"],
+            "cancelled": self.counters["cancelled"],
+            "retried": self.counters["retried"],
+            "providers": len(self._providers),
+            "workers": workers,
+            "free_workers": max(0, workers - busy),
+            "uptime": round(time.time() - self.started, 3),
+        }
+
+    # Inside -----------------------------------------------------------------------------------
+
+    def _conn(self, fingerprint: str) -> ProviderConn:
+        conn = self._providers.get(fingerprint)
+        if conn is None:
+            raise NotFound(f"No connected provider with key {fingerprint[:80]}.")
+        return conn
+
+    def _open_view(self, task: _Task) -> TaskView:
+        return TaskView(
+            id=task.id,
+            state=task.state,
+            module=task.request.module,
+            name=task.request.name,
+            client=task.client,
+            created=task.created,
+            attempts=task.attempts,
+            provider=task.provider.name if task.provider else None,
+            started=task.started,
+            message=task.last_failure,
+        )
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _waiter(self, task_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(task_id, []).append(future)
+        return future
+
+    def _enqueue(self, task: _Task, front: bool = False) -> None:
+        queue = self._queues.get(task.client)
+        if queue is None:
+            queue = self._queues[task.client] = deque()
+        if not queue:
+            self._turns.append(task.client)
+        queue.appendleft(task) if front else queue.append(task)
+        task.state, task.provider = "queued", None
+        self._queued += 1
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to free workers, taking one task per client in turn."""
+        if not self._queued:
+            return
+        free = [c for c in self._providers.values() if c.free > 0]
+        if not free:
+            return
+        batches: dict[ProviderConn, list[p.Job]] = {}
+        now = time.monotonic()
+        while self._turns and free:
+            client = self._turns.popleft()
+            queue = self._queues[client]
+            task = queue.popleft()
+            self._queued -= 1
+            if queue:
+                self._turns.append(client)
+            conn = _pick(free, task.request.module)
+            task.attempts += 1
+            task.state, task.provider, task.started = "running", conn, time.time()
+            timeout = task.request.limits.timeout
+            task.deadline = now + (
+                timeout + self.settings.task_grace if timeout else self.settings.default_deadline
+            )
+            conn.inflight[task.id] = task
+            if conn.free <= 0:
+                free.remove(conn)
+            if task.request.module not in conn.modules:
+                self._send_module(conn, task.request.module)
+            r = task.request
+            batches.setdefault(conn, []).append(
+                p.Job(task.id, task.attempts, r.module, r.args, r.env, r.stdin, r.limits, r.stream, r.name)
+            )
+        for conn, jobs in batches.items():
+            conn.link.send(p.encode(p.Run(jobs)))
+
+    def _send_module(self, conn: ProviderConn, ref: str) -> None:
+        conn.link.send(p.module_frame(ref, self.store.module_bytes(ref)), binary=True)
+        conn.modules.add(ref)
+
+    def _on_done(self, conn: ProviderConn, outcomes: Iterable[p.Outcome]) -> None:
+        for outcome in outcomes:
+            task = conn.inflight.get(outcome.id)
+            if task is None or task.attempts != outcome.attempt:
+                continue  # a result of an attempt given up on (re-queued or finished elsewhere)
+            del conn.inflight[outcome.id]
+            if outcome.kind == "declined":  # a draining provider hands back what it never started
+                task.attempts -= 1
+                self._enqueue(task, front=True)
+                continue
+            if outcome.kind == "lost":  # the provider lost it (its worker died): try elsewhere
+                self._requeue([task], f"provider {conn.name}: {outcome.message}")
+                continue
+            conn.done += 1
+            conn.task_ms += outcome.duration_ms
+            if not (outcome.kind == "exit" and outcome.exit_code == 0):
+                conn.failed += 1
+            state = "cancelled" if outcome.kind == "cancelled" else "done"
+            self._finish(task, state, conn.name, outcome)
+        self._dispatch()
+
+    def _requeue(self, tasks: list[_Task], why: str) -> None:
+        for task in sorted(tasks, key=lambda t: t.seq, reverse=True):
+            task.last_failure = why
+            if task.cancel_requested:
+                self._finish(
+                    task, "cancelled", None, p.Outcome(task.id, task.attempts, "cancelled", message=why)
+                )
+            elif task.attempts >= self.settings.max_attempts:
+                message = f"gave up after {task.attempts} attempts; last: {why}"
+                self._finish(
+                    task, "failed", None, p.Outcome(task.id, task.attempts, "failed", message=message)
+                )
+            else:
+                self.counters["retried"] += 1
+                self._enqueue(task, front=True)
+
+    def _finish(self, task: _Task, state: str, provider: str | None, outcome: p.Outcome | None) -> None:
+        self._open.pop(task.id, None)
+        if task.provider is not None:
+            task.provider.inflight.pop(task.id, None)
+        task.state = state
+        self._unflushed.append((task, state, provider, outcome, time.time()))
+        if len(self._unflushed) >= 2000:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        """Write finished tasks, then wake whoever waits for them."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._unflushed:
+            return
+        batch, self._unflushed = self._unflushed, []
+        self.store.finish((t.id, s, prov, o, f) for t, s, prov, o, f in batch)
+        for task, state, provider, outcome, finished in batch:
+            self.counters["done" if state == "done" else "failed" if state == "failed" else "cancelled"] += 1
+            elapsed = finished - task.created
+            self.latency[_bucket(elapsed)] += 1
+            self.latency_sum += elapsed
+            view = self._open_view(task)
+            view.state, view.finished, view.provider = state, finished, provider
+            view.seq = self.store.done_seq
+            if outcome is not None:
+                apply_outcome(view, outcome)
+            self._recent[task.id] = view
+            for future in self._waiters.pop(task.id, ()):
+                if not future.done():
+                    future.set_result(None)
+        while len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        event, self._finished_event = self._finished_event, asyncio.Event()
+        event.set()
+
+    async def _watch_providers(self) -> None:
+        """Once a second: providers whose heartbeats stopped are dropped, overdue tasks re-queued."""
+        while True:
+            await asyncio.sleep(min(1.0, self.settings.heartbeat))
+            now = time.monotonic()
+            silence = self.settings.heartbeat * self.settings.missed_heartbeats
+            for conn in list(self._providers.values()):
+                if now - conn.last_heartbeat > silence:
+                    conn.link.close("no heartbeat")
+                    self.provider_gone(conn, f"went silent (no heartbeat for {silence:g} s)")
+                    continue
+                overdue = [t for t in conn.inflight.values() if t.deadline < now]
+                for task in overdue:
+                    del conn.inflight[task.id]
+                    conn.link.send(p.encode(p.Cancel(task.id)))
+                    self.log(conn.fingerprint, f"task {task.id} overdue: given to another provider")
+                if overdue:
+                    self._requeue(overdue, f"provider {conn.name} did not finish it in time")
+                    self._dispatch()
+
+
+def _pick(free: list[ProviderConn], module: str) -> ProviderConn:
+    """The free provider with the most room, preferring those that hold the module already."""
+    best: ProviderConn | None = None
+    for conn in free:
+        if best is None or (module in conn.modules, conn.free) > (module in best.modules, best.free):
+            best = conn
+    assert best is not None
+    return best
+
+
+def _bucket(seconds: float) -> int:
+    for i, bound in enumerate(LATENCY_BUCKETS):
+        if seconds <= bound:
+            return i
+    return len(LATENCY_BUCKETS)
+
+
+def _validate(data: bytes) -> None:
+    """Invalid unless wasmtime accepts the bytes as a module (checked without compiling)."""
+    import wasmtime  # only the broker process that takes uploads pays for loading it
+
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(), data)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise Invalid(
+            f"That is not a valid WebAssembly module: {first}", "Upload the compiled .wasm file."
+        ) from None
+
+
+def tokens_from(text: str) -> dict[str, str]:
+    """Client tokens from `NAME=TOKEN,NAME=TOKEN` (BERTH_BROKER_TOKENS): token -> name."""
+    tokens = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, token = item.partition("=")
+        if not sep or not name or not token:
+            raise Invalid(f"Bad client token {item.split('=')[0]!r}: write NAME=TOKEN, comma-separated.")
+        tokens[token] = name
+    return tokens
+
+
+encode_json: Callable[[Any], bytes] = msgspec.json.Encoder().encode
+"""JSON bytes of API answers (msgspec: views and plain values alike)."""

@@ -1,0 +1,55 @@
+"""The broker's figures in Prometheus' text format (GET /metrics)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backends.broker.core import Broker
+
+
+def render_metrics(broker: Broker) -> str:
+    """Gauges for the queue and providers, counters for finished tasks, a latency histogram."""
+    from backends.broker.core import LATENCY_BUCKETS
+
+    status = broker.status()
+    lines = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP berth_broker_{name} {help_text}")
+        lines.append(f"# TYPE berth_broker_{name} {kind}")
+        lines.extend(f"berth_broker_{name}{labels} {value:g}" for labels, value in samples)
+
+    metric("tasks_queued", "gauge", "Tasks waiting for a worker.", [("", status["queued"])])
+    metric("tasks_running", "gauge", "Tasks handed to providers and not finished.", [("", status["running"])])
+    metric(
+        "tasks_finished_total",
+        "counter",
+        "Tasks finished since the broker started, by state.",
+        [(f'{{state="{s}"}}', status[s]) for s in ("done", "failed", "cancelled")],
+    )
+    metric(
+        "tasks_retried_total",
+        "counter",
+        "Tasks put back in the queue after a provider was lost.",
+        [("", status["retried"])],
+    )
+    metric("providers", "gauge", "Providers connected and admitted.", [("", status["providers"])])
+    metric(
+        "workers_free",
+        "gauge",
+        "Workers of connected providers with nothing to run.",
+        [("", status["free_workers"])],
+    )
+    cumulative = 0
+    buckets = []
+    for bound, count in zip((*LATENCY_BUCKETS, float("inf")), broker.latency, strict=True):
+        cumulative += count
+        buckets.append((f'_bucket{{le="{"+Inf" if bound == float("inf") else f"{bound:g}"}"}}', cumulative))
+    metric(
+        "task_latency_seconds",
+        "histogram",
+        "Seconds from a task's submission to its result.",
+        [*buckets, ("_sum", broker.latency_sum), ("_count", cumulative)],
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,237 @@
+"""The messages between the broker and its providers, and how they are framed on the WebSocket.
+
+A text frame is JSON `{"command": NAME, "data": {...}}`; `data`'s shape depends on `command` and is
+validated on decoding (msgspec), so a handler only ever sees a well-formed message of a known kind.
+A binary frame carries a module's bytes: its 71-byte ref (`sha256:` + 64 hex digits) then the
+module, which the provider checks against the ref before using it.
+
+Conversation: provider `hello` -> broker `challenge` -> provider `auth` (Ed25519 signature of
+`AUTH_CONTEXT + nonce`) -> broker `welcome` or `refused`. Then the broker sends `run` (tasks, in
+batches), `cancel`, `drain`, `bye`; the provider sends `heartbeat`, `need` (a module it lacks),
+`output` (live output of tasks that asked for it), `done` (results, in batches) and `log`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from backends.errors import Invalid
+from backends.wasm.blobs import REF_PREFIX, ref_of
+
+AUTH_CONTEXT = b"berth-broker-auth-v1\0"
+"""What a provider signs before the broker's nonce, so the signature means nothing elsewhere."""
+REF_LENGTH = len(REF_PREFIX) + 64
+
+
+class ProtocolError(Invalid):
+    """A frame that is not a valid message: not JSON, an unknown command, data of the wrong shape."""
+
+
+class Limits(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What one task may use: fuel, memory bytes, wall seconds, output bytes (None: no limit)."""
+
+    fuel: int | None = None
+    memory: int | None = None
+    timeout: float | None = None
+    max_output: int | None = None
+
+
+class Job(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """One task as a provider runs it; `attempt` tells a retry's result from a stale one."""
+
+    id: str
+    attempt: int
+    module: str
+    args: list[str] = []
+    env: dict[str, str] = {}
+    stdin: bytes = b""
+    limits: Limits = Limits()
+    stream: bool = False
+    name: str = ""
+    """The program's argv[0] (default: the module's ref)."""
+
+
+class Outcome(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """How one attempt of a task ended on a provider (`kind` as in backends.wasm.spec)."""
+
+    id: str
+    attempt: int
+    kind: str
+    exit_code: int | None = None
+    message: str = ""
+    duration_ms: float = 0.0
+    fuel_used: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+# Provider -> broker --------------------------------------------------------------------------
+
+
+class Hello(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider's first message: its Ed25519 public key (32 raw bytes) and what it offers."""
+
+    key: bytes
+    name: str = ""
+    version: str = ""
+    workers: int = 1
+    host: str = ""
+
+
+class Auth(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider's signature over `AUTH_CONTEXT + nonce`."""
+
+    signature: bytes
+
+
+class Heartbeat(msgspec.Struct, forbid_unknown_fields=True):
+    """Sent every few seconds: how many tasks run now, of how many workers, and whether draining."""
+
+    busy: int = 0
+    workers: int = 1
+    draining: bool = False
+
+
+class Need(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider lacks a module a task needs: the broker answers with a binary module frame."""
+
+    module: str
+
+
+class Output(msgspec.Struct, forbid_unknown_fields=True):
+    """Live output of a task that asked for it (`stream` "stdout" or "stderr")."""
+
+    id: str
+    attempt: int
+    stream: str
+    data: bytes
+
+
+class Done(msgspec.Struct, forbid_unknown_fields=True):
+    """Results of finished tasks, in a batch."""
+
+    outcomes: list[Outcome]
+
+
+class Log(msgspec.Struct, forbid_unknown_fields=True):
+    """A line for the provider's log as the broker shows it."""
+
+    line: str
+
+
+# Broker -> provider --------------------------------------------------------------------------
+
+
+class Challenge(msgspec.Struct, forbid_unknown_fields=True):
+    """A fresh nonce to sign, and the broker's name."""
+
+    nonce: bytes
+    broker: str = ""
+
+
+class Welcome(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider is admitted under `name`; it should send a heartbeat every `heartbeat` s."""
+
+    fingerprint: str
+    name: str
+    heartbeat: float = 2.0
+
+
+class Refused(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider is not admitted: why, and what the admin can do about it."""
+
+    reason: str
+    fingerprint: str = ""
+    hint: str = ""
+
+
+class Run(msgspec.Struct, forbid_unknown_fields=True):
+    """Tasks to run, in a batch."""
+
+    jobs: list[Job]
+
+
+class Cancel(msgspec.Struct, forbid_unknown_fields=True):
+    """Stop a task (its result comes back as kind "cancelled")."""
+
+    id: str
+
+
+class Drain(msgspec.Struct, forbid_unknown_fields=True):
+    """Finish the running tasks, take no new ones."""
+
+
+class Bye(msgspec.Struct, forbid_unknown_fields=True):
+    """The broker is closing this connection, and why."""
+
+    reason: str = ""
+
+
+FROM_PROVIDER: dict[str, type[msgspec.Struct]] = {
+    "hello": Hello,
+    "auth": Auth,
+    "heartbeat": Heartbeat,
+    "need": Need,
+    "output": Output,
+    "done": Done,
+    "log": Log,
+}
+FROM_BROKER: dict[str, type[msgspec.Struct]] = {
+    "challenge": Challenge,
+    "welcome": Welcome,
+    "refused": Refused,
+    "run": Run,
+    "cancel": Cancel,
+    "drain": Drain,
+    "bye": Bye,
+}
+_COMMAND = {cls: name for table in (FROM_PROVIDER, FROM_BROKER) for name, cls in table.items()}
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    command: str
+    data: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+_decoders = {cls: msgspec.json.Decoder(cls) for cls in _COMMAND}
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """The text frame for a message."""
+    return b'{"command":"%s","data":%s}' % (_COMMAND[type(message)].encode(), _encoder.encode(message))
+
+
+def decode(frame: bytes | str, table: dict[str, type[msgspec.Struct]]) -> Any:
+    """The message in a text frame, if its command is one `table` (one direction's) knows.
+
+    Raises ProtocolError naming what is wrong; never anything else, whatever the frame holds.
+    """
+    try:
+        envelope = _envelope.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed message: {exc}") from None
+    cls = table.get(envelope.command)
+    if cls is None:
+        raise ProtocolError(f"unknown command {envelope.command[:40]!r}")
+    try:
+        return _decoders[cls].decode(envelope.data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"malformed {envelope.command!r} message: {exc}") from None
+
+
+def module_frame(ref: str, data: bytes) -> bytes:
+    """The binary frame that carries a module."""
+    return ref.encode() + data
+
+
+def split_module_frame(frame: bytes) -> tuple[str, bytes]:
+    """The ref and bytes in a binary module frame; ProtocolError when they don't match."""
+    ref = frame[:REF_LENGTH].decode("ascii", "replace")
+    data = frame[REF_LENGTH:]
+    if not ref.startswith(REF_PREFIX) or ref_of(data) != ref:
+        raise ProtocolError(f"module frame does not match its ref {ref[:REF_LENGTH]!r}")
+    return ref, data

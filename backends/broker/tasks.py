@@ -1,0 +1,60 @@
+"""What clients ask the broker to run (`TaskRequest`) and what they get back (`TaskView`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from backends.broker.protocol import Limits
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+"""A task's states: `done` means the module ran to an end (any exit code or trap: see `kind`);
+`failed` means berth could not run it (no provider finished it within the retries)."""
+FINISHED = frozenset(("done", "failed", "cancelled"))
+
+
+class TaskRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """One task as a client submits it (`POST /api/v1/tasks`, one object or a list).
+
+    `module` is a ref from `POST /api/v1/modules`; `stdin` is base64 in JSON; `stream` asks the
+    provider to send output live instead of only with the result.
+    """
+
+    module: str
+    args: list[str] = []
+    env: dict[str, str] = {}
+    stdin: bytes = b""
+    limits: Limits = Limits()
+    name: str = ""
+    stream: bool = False
+
+
+class TaskView(msgspec.Struct, omit_defaults=False):
+    """A task as the API shows it: its request, state and, when finished, how it ended."""
+
+    id: str
+    state: str
+    module: str
+    name: str
+    client: str
+    created: float
+    attempts: int = 0
+    provider: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    kind: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    duration_ms: float | None = None
+    fuel_used: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The task as JSON values, output decoded as UTF-8 text (invalid bytes replaced)."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        data["stdout"] = self.stdout.decode("utf-8", "replace")
+        data["stderr"] = self.stderr.decode("utf-8", "replace")
+        return data

@@ -1,0 +1,264 @@
+"""`berth broker …`, `berth provider` and `berth submit`: the offloading broker from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from backends import paths
+from backends.broker.client import DEFAULT_URL, BrokerClient
+from backends.broker.tasks import TaskRequest
+from backends.errors import BerthError
+from tui.cli import CliContext, cli
+from tui.cli_wasm import Size, limits_options
+
+BROKER_URL = click.option(
+    "--broker",
+    "url",
+    envvar="BERTH_BROKER_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The broker's base URL (env BERTH_BROKER_URL).",
+)
+TOKEN = click.option("--token", envvar="BERTH_BROKER_TOKEN", help="Client token, if the broker asks for one.")
+
+
+def _echo_rows(obj: CliContext, rows: list[dict[str, Any]], columns: list[str], empty: str) -> None:
+    if obj.json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    widths = [
+        max(len(c), *(len(str(r.get(c, "") if r.get(c) is not None else "-")) for r in rows)) for c in columns
+    ]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        cells = [str(row.get(c) if row.get(c) is not None else "-") for c in columns]
+        click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
+
+
+def _call(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+    async def go() -> Any:
+        async with BrokerClient(url, token, patience=0) as client:
+            return await client.call(method, path, body=body, retry=False)
+
+    return asyncio.run(go())
+
+
+@cli.group()
+def broker() -> None:
+    """Run the wasm offloading broker, and pair and watch its providers."""
+
+
+@broker.command("serve")
+@click.option(
+    "--listen",
+    envvar="BERTH_BROKER_LISTEN",
+    default="127.0.0.1:4080",
+    show_default=True,
+    help="Address to listen on (env BERTH_BROKER_LISTEN).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    envvar="BERTH_BROKER_DATA",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the broker's database and modules (default: berth's data folder).",
+)
+@click.option("--tls-cert", envvar="BERTH_BROKER_TLS_CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tls-key", envvar="BERTH_BROKER_TLS_KEY", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--tokens",
+    envvar="BERTH_BROKER_TOKENS",
+    default="",
+    help="Client tokens NAME=TOKEN,… (env BERTH_BROKER_TOKENS); none: no token asked.",
+)
+@click.option(
+    "--max-upload",
+    envvar="BERTH_BROKER_MAX_UPLOAD",
+    type=Size(),
+    default="64MiB",
+    show_default=True,
+    help="Largest module accepted.",
+)
+@click.option(
+    "--queue-limit",
+    envvar="BERTH_BROKER_QUEUE_LIMIT",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="Most tasks waiting or running at once (more: HTTP 429).",
+)
+def broker_serve(
+    listen: str,
+    data_dir: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tokens: str,
+    max_upload: int,
+    queue_limit: int,
+) -> None:
+    """Serve the broker until interrupted (SIGINT/SIGTERM)."""
+    from backends.broker.core import Broker, BrokerSettings, tokens_from
+    from backends.broker.server import parse_listen, running, tls_context
+
+    host, port = parse_listen(listen)
+    settings = BrokerSettings(
+        data=data_dir or paths.data_dir() / "broker",
+        max_upload=max_upload,
+        queue_limit=queue_limit,
+        tokens=tokens_from(tokens),
+    )
+    tls = tls_context(tls_cert, tls_key)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with running(Broker(settings), host, port, tls) as url:
+            click.echo(f"berth broker listening on {url} (data in {settings.data})", err=True)
+            await stop.wait()
+        click.echo("berth broker stopped", err=True)
+
+    asyncio.run(serve())
+
+
+@broker.command("pending")
+@BROKER_URL
+@TOKEN
+@click.pass_obj
+def broker_pending(obj: CliContext, url: str, token: str | None) -> None:
+    """Provider keys waiting to be paired."""
+    rows = _call(url, token, "GET", "/api/v1/providers/pending")
+    _echo_rows(obj, rows, ["fingerprint", "name", "host", "workers", "state"], "No provider is waiting.")
+
+
+@broker.command("providers")
+@BROKER_URL
+@TOKEN
+@click.pass_obj
+def broker_providers(obj: CliContext, url: str, token: str | None) -> None:
+    """Paired providers: online, draining or offline, with their figures."""
+    rows = _call(url, token, "GET", "/api/v1/providers")
+    _echo_rows(
+        obj,
+        rows,
+        ["name", "fingerprint", "state", "host", "workers", "busy", "done", "failed"],
+        "No provider is paired yet.",
+    )
+
+
+@broker.command("pair")
+@click.argument("fingerprint")
+@click.option("--name", required=True, help="The name the provider is shown under.")
+@BROKER_URL
+@TOKEN
+def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> None:
+    """Admit a waiting provider by its key's fingerprint (see `berth broker pending`)."""
+    _call(url, token, "POST", "/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
+    click.echo(f"Paired {fingerprint} as {name!r}; it is admitted when it next connects.")
+
+
+@cli.command("provider")
+@BROKER_URL
+@click.option(
+    "--workers", default="1", show_default=True, help="Worker processes: a number or `max` (one per core)."
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 private key (made if missing; default in berth's data folder).",
+)
+@click.option("--name", default="", help="The name it asks to be paired under (default: the host name).")
+def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> None:
+    """Run tasks for a broker until SIGTERM (then finish the running ones and exit)."""
+    from backends.broker import keys
+    from backends.broker.provider import Provider, worker_count
+
+    key = keys.load_or_create(key_file)
+
+    def log(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    async def go() -> None:
+        provider = Provider(url, worker_count(workers), key, name, on_log=log)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, provider.drain)
+        log(f"provider {provider.name} ({provider.fingerprint}) with {provider.size} workers -> {url}")
+        await provider.run()
+
+    asyncio.run(go())
+
+
+@cli.command("submit")
+@BROKER_URL
+@TOKEN
+@click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="How many tasks to run.")
+@limits_options
+@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("args", nargs=-1)
+@click.pass_obj
+def submit_cmd(
+    obj: CliContext,
+    url: str,
+    token: str | None,
+    count: int,
+    fuel: int | None,
+    memory: int | None,
+    timeout: float | None,
+    module: Path,
+    args: tuple[str, ...],
+) -> None:
+    """Run MODULE on the broker's providers COUNT times with ARGS; print a summary (or, with
+    --json, one result object per task and line). Follows the results across broker restarts."""
+    from backends.broker.protocol import Limits
+
+    data = module.read_bytes()
+    limits = Limits(fuel=fuel, memory=memory, timeout=timeout)
+    started = time.monotonic()
+
+    async def go() -> Counter[str]:
+        tally: Counter[str] = Counter()
+        async with BrokerClient(url, token) as client:
+            ref = await client.upload(data, module.name)
+            request = TaskRequest(ref, list(args), limits=limits, name=module.name)
+            _, batch = await client.submit([request] * count)
+            async for result in client.results(batch):
+                tally[_outcome(result)] += 1
+                if obj.json:
+                    click.echo(json.dumps({k: result.get(k) for k in _JSON_FIELDS}))
+                elif count == 1:
+                    sys.stdout.write(result.get("stdout", ""))
+                    sys.stderr.write(result.get("stderr", ""))
+        return tally
+
+    tally = asyncio.run(go())
+    sys.stdout.flush()
+    if not obj.json:
+        seconds = time.monotonic() - started
+        parts = ", ".join(f"{n} {what}" for what, n in tally.most_common())
+        click.echo(f"{count} task(s) in {seconds:.2f} s ({count / seconds:,.0f}/s): {parts}", err=True)
+    if sum(n for what, n in tally.items() if what != "exit 0"):
+        raise BerthError("Some tasks did not exit with 0.") if count > 1 else SystemExit(1)
+
+
+_JSON_FIELDS = ("id", "state", "kind", "exit_code", "stdout", "stderr", "message", "provider", "duration_ms")
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    if result.get("state") == "done" and result.get("kind") == "exit":
+        return f"exit {result.get('exit_code')}"
+    return str(result.get("kind") or result.get("state"))
