@@ -79,7 +79,7 @@ class Provider:
         self.fingerprint = keys.fingerprint(self.public)
         self.name = name or socket.gethostname()
         self.store = store or default_store()
-        self.on_log = on_log or (lambda line: None)
+        self._on_log = on_log or (lambda line: None)
         self.done = 0
         self.admitted = asyncio.Event()
         self._workers: list[_Worker] = []
@@ -91,6 +91,11 @@ class Provider:
         self._draining = False
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def on_log(self, line: str) -> None:
+        """Log a line here, and in the broker's log of this provider while connected."""
+        self._on_log(line)
+        self._send(p.Log(line))
 
     # Life cycle -------------------------------------------------------------------------------
 
