@@ -35,6 +35,7 @@ from backends.wasm.spec import Limits, TaskResult, TaskSpec
 PER_WORKER = 2
 """Tasks a worker process holds at once: one running, the next one ready behind it."""
 BACKOFF = (0.2, 8.0)
+REFUSED_RETRY = 2.0
 TEXT = aiohttp.WSMsgType.TEXT
 OUTPUT_CAP = 1024 * 1024
 """Output bytes per stream a result carries when the task set no `max_output` of its own."""
@@ -81,6 +82,7 @@ class Provider:
         self.store = store or default_store()
         self._on_log = on_log or (lambda line: None)
         self.done = 0
+        self.refusals = 0
         self.admitted = asyncio.Event()
         self._workers: list[_Worker] = []
         self._jobs: dict[str, _Running] = {}
@@ -108,6 +110,7 @@ class Provider:
         try:
             async with aiohttp.ClientSession() as session:
                 while not self._draining:
+                    refusals = self.refusals
                     try:
                         await self._session(session)
                         delay = BACKOFF[0]
@@ -121,9 +124,12 @@ class Provider:
                         self._drop_all()
                     if self._draining:
                         break
+                    refused = self.refusals > refusals
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopped.wait(), delay)
-                    delay = min(delay * 2, BACKOFF[1])
+                    # A refused key asks again every few seconds: it is admitted soon after an
+                    # admin pairs it. An unreachable broker gets backoff.
+                    delay = REFUSED_RETRY if refused else min(delay * 2, BACKOFF[1])
         finally:
             self._stop_workers()
 
@@ -175,6 +181,7 @@ class Provider:
 
     def _refused(self, refused: p.Refused) -> None:
         self.on_log(f"refused: {refused.reason}" + (f" {refused.hint}" if refused.hint else ""))
+        self.refusals += 1
 
     async def _heartbeats(self, every: float) -> None:
         while True:
