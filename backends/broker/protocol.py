@@ -212,7 +212,9 @@ def decode(frame: bytes | str, table: dict[str, type[msgspec.Struct]]) -> Any:
     """
     try:
         envelope = _envelope.decode(frame)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeError) as exc:
+        # UnicodeError, not only UnicodeDecodeError: a str frame holding a lone surrogate makes
+        # msgspec's UTF-8 encoding of it fail with UnicodeEncodeError.
         raise ProtocolError(f"malformed message: {exc}") from None
     cls = table.get(envelope.command)
     if cls is None:
