@@ -86,6 +86,7 @@ class BrokerConfig:
     """The `[broker]` table: a remote broker to use, or how to run the embedded one."""
 
     url: str | None = None
+    token: str | None = None
     listen: str = "127.0.0.1:4080"
     data_dir: str | None = None
     tokens: list[str] = field(default_factory=list)

@@ -14,10 +14,10 @@ import hashlib
 import os
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from backends import paths
 from backends.config import Config, HostConfig
@@ -123,6 +123,30 @@ class CommandResult:
 
     returncode: int
     output: str
+
+
+class _LineReader(Protocol):
+    async def readline(self) -> bytes:
+        """The next line, or b"" at the end."""
+        ...
+
+
+@dataclass
+class Spawned:
+    """A command started with `HostSession.spawn`: its output lines, and how to end it."""
+
+    output: _LineReader
+    stop: Callable[[], object]
+    _wait: Callable[[], Awaitable[object]]
+
+    async def lines(self) -> AsyncIterator[str]:
+        """Its output (stdout and stderr together), line by line, until it ends."""
+        while line := await self.output.readline():
+            yield line.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def wait(self) -> None:
+        """Until it has ended."""
+        await self._wait()
 
 
 class HostSession:
@@ -334,6 +358,42 @@ class HostSession:
             raise Unreachable(f"Lost {self.host.name} while running {argv[0]}: {exc}.") from exc
         code = result.exit_status if result.exit_status is not None else 255
         return CommandResult(code, str(result.stdout or ""))
+
+    async def forward_back(self, port: int) -> int:
+        """Make our loopback `port` reachable from the host: the port on the host's 127.0.0.1 that
+        leads here (a reverse tunnel over the SSH connection; `port` itself for `local`)."""
+        if self.host.is_local:
+            return port
+        import asyncssh
+
+        await self.ready()
+        assert self._conn is not None
+        try:
+            listener = await self._conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", port)
+        except (OSError, asyncssh.Error) as exc:
+            raise Unreachable(f"{self.host.name} refused a port forward back to berth: {exc}.") from exc
+        return int(listener.get_port())
+
+    async def spawn(self, argv: Sequence[str]) -> Spawned:
+        """Start a long-running command on the host; it ends with `Spawned.stop()` or the connection.
+
+        Over SSH it gets a terminal, so the host ends it (SIGHUP) when berth goes away.
+        """
+        if self.host.is_local:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
+            assert proc.stdout is not None
+            return Spawned(proc.stdout, proc.terminate, proc.wait)
+        import asyncssh
+
+        await self.ready()
+        assert self._conn is not None
+        try:
+            remote = await self._conn.create_process(shlex.join(argv), term_type="dumb", encoding=None)
+        except (OSError, asyncssh.Error) as exc:
+            raise Unreachable(f"Lost {self.host.name} while starting {argv[0]}: {exc}.") from exc
+        return Spawned(remote.stdout, remote.close, remote.wait_closed)
 
     async def close(self) -> None:
         """Drop the connection and remove the forwarded sockets."""

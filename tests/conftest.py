@@ -51,7 +51,7 @@ def offline_config(tmp_path: Path) -> "Config":
 
     The app under test then never touches an engine it did not start, and the header is predictable.
     """
-    from backends.config import Config, HostConfig
+    from backends.config import BrokerConfig, Config, HostConfig
 
     nowhere = Path("/nonexistent/berth-test")  # a fixed path keeps snapshots and messages stable
     return Config(
@@ -61,5 +61,6 @@ def offline_config(tmp_path: Path) -> "Config":
             ),
             HostConfig("web-1", "ssh://ops@127.0.0.1:2222"),
         ],
+        broker=BrokerConfig(listen="127.0.0.1:0"),  # the embedded broker on a free port
         path=tmp_path / "config.toml",
     )

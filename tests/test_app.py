@@ -8,7 +8,6 @@ from textual.widgets import Input, TabbedContent
 from backends.config import Config, load_config
 from tui.app import BerthApp
 from tui.panes import PANES
-from tui.panes.not_built import NotBuiltPane
 from tui.screens.form import FormScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
@@ -59,8 +58,6 @@ async def test_starts_on_the_first_pane_with_host_state(offline_config: Config) 
         assert [e.state for e in header.state.engines] == ["absent", "absent"]
         rendered = header.render()
         assert "local" in rendered and "docker absent" in rendered
-        notices = [str(p.query_one(".notice").render()) for p in app.query(NotBuiltPane)]
-        assert len(notices) == 1 and all("is not built yet" in n for n in notices)
 
 
 async def test_number_keys_and_tab_switch_panes(offline_config: Config) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -36,6 +37,9 @@ from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
+
+if TYPE_CHECKING:
+    from backends.broker.embedded import BrokerHandle
 
 PROBE_INTERVAL = 10.0
 ALL_HOSTS = "all"
@@ -81,6 +85,8 @@ class BerthApp(App[None]):
         self.sessions = Sessions(config)
         self._pool: TaskPool | None = None
         self._pool_lock = asyncio.Lock()
+        self._broker: BrokerHandle | None = None
+        self._broker_lock = asyncio.Lock()
         self._asked: set[str] = set()
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
 
@@ -93,7 +99,13 @@ class BerthApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         """The frame with the four panes."""
         return MainScreen(
-            self.shown_hosts, self.config, self.sessions, self.all_hosts, self.current_host, self.wasm_pool
+            self.shown_hosts,
+            self.config,
+            self.sessions,
+            self.all_hosts,
+            self.current_host,
+            self.wasm_pool,
+            self.broker,
         )
 
     async def wasm_pool(self) -> TaskPool:
@@ -105,8 +117,21 @@ class BerthApp(App[None]):
                 self._pool = pool
         return self._pool
 
+    async def broker(self) -> BrokerHandle:
+        """The broker the console uses: `[broker] url`, else one embedded here with a local
+        provider, started the first time a pane asks for it."""
+        async with self._broker_lock:
+            if self._broker is None:
+                from backends.broker.embedded import open_broker  # aiohttp's server loads only then
+
+                self._broker = await open_broker(self.config.broker)
+        return self._broker
+
     async def on_unmount(self) -> None:
-        """Close every host's connection (and remove the forwarded sockets), stop the task pool."""
+        """Close every host's connection (and remove the forwarded sockets), stop the task pool
+        and the embedded broker."""
+        if self._broker is not None:
+            await self._broker.close()
         await self.sessions.close()
         if self._pool is not None:
             await self._pool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,10 +17,13 @@ from backends.wasm.pool import TaskPool
 from tui.panes import PANES
 from tui.panes.containers import ContainersPane
 from tui.panes.members import MembersPane
-from tui.panes.not_built import NotBuiltPane
+from tui.panes.providers import ProvidersPane
 from tui.panes.wasm import WasmPane
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
+
+if TYPE_CHECKING:
+    from backends.broker.embedded import BrokerHandle
 
 
 class MainScreen(Screen[None]):
@@ -39,9 +43,11 @@ class MainScreen(Screen[None]):
         all_hosts: bool,
         current: HostConfig,
         wasm_pool: Callable[[], Awaitable[TaskPool]],
+        broker: Callable[[], Awaitable[BrokerHandle]],
     ) -> None:
         super().__init__()
         self.wasm_pool = wasm_pool
+        self.broker = broker
         self.hosts = hosts
         self.all_hosts = all_hosts
         self.current = current
@@ -61,7 +67,7 @@ class MainScreen(Screen[None]):
                     elif spec.id == "wasm":
                         yield WasmPane(self.current, self.wasm_pool)
                     else:
-                        yield NotBuiltPane(spec)
+                        yield ProvidersPane(self.current, self.config, self.sessions, self.broker)
         yield CommandLine()
         yield Footer()
 
@@ -85,6 +91,7 @@ class MainScreen(Screen[None]):
             await old.remove()
             await parent.mount(fresh)
         self.query_one(WasmPane).host = current  # where a task's image comes from
+        self.query_one(ProvidersPane).host = current  # where P starts a provider
         if self.active_pane in ("containers", "members"):
             self.pane_widget(self.active_pane).focus()
 

@@ -1,0 +1,145 @@
+"""The Providers pane driven with keys: the embedded broker and its local provider, a provider
+process waiting to be paired and approved with `a`, its log, drain, and starting a provider on a
+host with `P` (here, and the message when the host has no berth)."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from pilot_helpers import fill_form
+from test_app import toasts
+from test_containers_pane import until
+
+from backends.config import BrokerConfig, Config, HostConfig
+from tui.app import BerthApp
+from tui.panes.provider_rows import PAIRED, WAITING
+from tui.panes.providers import ProvidersPane
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.logs import LogScreen
+from tui.widgets.log_view import LogView
+
+SIZE = (180, 40)
+BERTH = str(Path(sys.executable).with_name("berth"))
+
+
+def providers_app(tmp_path: Path) -> BerthApp:
+    nowhere = "/nonexistent/berth-test"
+    host = HostConfig("local", docker_socket=f"{nowhere}/docker.sock", lxd_socket=f"{nowhere}/lxd.sock")
+    broker = BrokerConfig(listen="127.0.0.1:0", data_dir=str(tmp_path / "broker"))
+    return BerthApp(Config(hosts=[host], broker=broker, path=tmp_path / "config.toml"))
+
+
+def pane(app: BerthApp) -> ProvidersPane:
+    return app.query_one(ProvidersPane)
+
+
+def named(app: BerthApp, name: str, group: str) -> str | None:
+    """The fingerprint of the row called `name` in `group`, if shown."""
+    rows = pane(app).table.rows
+    return next((fp for fp, row in rows.items() if row.cells["name"] == name and row.group == group), None)
+
+
+def state_of(app: BerthApp, fingerprint: str) -> str:
+    return str(pane(app).table.rows[fingerprint].cells["state"])
+
+
+async def test_embedded_broker_pair_a_waiting_provider_read_its_log_and_drain_it(tmp_path: Path) -> None:
+    app = providers_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        # The console's own broker comes up with its local provider paired and online.
+        await until(pilot, lambda: named(app, "local", PAIRED) is not None, timeout=30, what=toasts(app))
+        local = named(app, "local", PAIRED)
+        assert local is not None
+        await until(pilot, lambda: state_of(app, local) == "online", timeout=10)
+        broker = pane(app).broker
+        assert broker is not None and broker.embedded and broker.url.startswith("http://127.0.0.1:")
+        status = str(pane(app).query_one("#broker-status").render())
+        assert "providers 1" in status and "(embedded)" in status
+
+        # A provider process of its own key asks to join: it waits, refused, until approved.
+        log = (tmp_path / "provider.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                BERTH,
+                "provider",
+                "--broker",
+                broker.url,
+                "--name",
+                "edge-7",
+                "--key",
+                str(tmp_path / "edge.key"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        try:
+            await until(pilot, lambda: named(app, "edge-7", WAITING) is not None, timeout=20)
+            waiting = named(app, "edge-7", WAITING)
+            assert waiting is not None and state_of(app, waiting) == "pending"
+            assert "is not paired" in (tmp_path / "provider.log").read_text()
+
+            assert pane(app).table.move_cursor_to(waiting)
+            await pilot.press("a")
+            await pilot.pause()
+            await fill_form(pilot, app, name="edge seven")
+            # Admitted on its next try (every 2 s while refused), under the name given.
+            await until(
+                pilot, lambda: named(app, "edge seven", PAIRED) is not None, timeout=15, what=toasts(app)
+            )
+            await until(pilot, lambda: state_of(app, waiting) == "online", timeout=15, what=toasts(app))
+            assert named(app, "edge-7", WAITING) is None
+
+            # l: its log in the log view, pairing and connection included.
+            assert pane(app).table.move_cursor_to(waiting)
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, LogScreen))
+
+            def log_text() -> str:
+                buffer = app.screen.query_one(LogView).buffer
+                return "\n".join(buffer[i].text for i in range(len(buffer)))
+
+            await until(pilot, lambda: "paired as 'edge seven'" in log_text(), timeout=10)
+            assert "connected from" in log_text() and "admitted by the broker" in log_text()
+            await pilot.press("escape")
+            await pilot.pause()
+
+            # D asks, then drains: the provider finishes (nothing running) and exits.
+            assert pane(app).table.move_cursor_to(waiting)
+            await pilot.press("D")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: proc.poll() is not None, timeout=15, what="the provider to exit")
+            assert proc.returncode == 0
+            await until(pilot, lambda: state_of(app, waiting) == "offline", timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            log.close()
+
+
+async def test_start_a_provider_on_the_host_and_say_when_berth_is_missing(tmp_path: Path) -> None:
+    app = providers_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: named(app, "local", PAIRED) is not None, timeout=30, what=toasts(app))
+
+        await pilot.press("P")
+        await pilot.pause()
+        await fill_form(pilot, app, berth="/nonexistent/bin/berth", workers="1", name="far-1")
+        said = "berth is not installed on local: `command -v /nonexistent/bin/berth` found nothing"
+        await until(pilot, lambda: said in " ".join(toasts(app)), timeout=10, what=str(toasts(app)))
+        assert not pane(app).started
+
+        await pilot.press("P")
+        await pilot.pause()
+        await fill_form(pilot, app, berth=BERTH, workers="1", name="far-1")
+        await until(pilot, lambda: named(app, "far-1", WAITING) is not None, timeout=20, what=toasts(app))
+        spawned = pane(app).started["local"]
+    # Leaving the console ends the provider it started.
+    await asyncio.wait_for(spawned.wait(), 10)
