@@ -17,6 +17,7 @@ from backends.config import BrokerConfig, Config, HostConfig
 from tui.app import BerthApp
 from tui.panes.provider_rows import PAIRED, WAITING
 from tui.panes.providers import ProvidersPane
+from tui.panes.wasm import WasmPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 from tui.widgets.log_view import LogView
@@ -143,3 +144,38 @@ async def test_start_a_provider_on_the_host_and_say_when_berth_is_missing(tmp_pa
         spawned = pane(app).started["local"]
     # Leaving the console ends the provider it started.
     await asyncio.wait_for(spawned.wait(), 10)
+
+
+async def test_wasm_pane_sends_copies_of_a_task_to_the_broker(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    app = providers_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        wasm = app.query_one(WasmPane)
+        await pilot.press("n")
+        await pilot.pause()
+        # Folders do not travel to other machines: refused, named.
+        await fill_form(pilot, app, module=str(wasm_programs["echo"]), target="broker", dirs=str(tmp_path))
+        assert "get no folders" in str(app.screen.query_one("#form-error").render())
+        await fill_form(
+            pilot, app, module=str(wasm_programs["echo"]), args="one two", target="broker", count="3", dirs=""
+        )
+        await until(pilot, lambda: len(wasm.remote) == 3, timeout=30, what=str(toasts(app)))
+        await until(
+            pilot,
+            lambda: all(str(wasm.table.rows[t].cells["exit"]) == "exit 0" for t in wasm.remote),
+            timeout=30,
+            what=str(toasts(app)),
+        )
+        first = next(iter(wasm.remote))
+        assert wasm.table.move_cursor_to(first)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+
+        def log_text() -> str:
+            buffer = app.screen.query_one(LogView).buffer
+            return "\n".join(buffer[i].text for i in range(len(buffer)))
+
+        await until(pilot, lambda: "arg 2: two" in log_text(), timeout=10)
+        assert "arg 0: echo.wasm" in log_text() and "on provider local" in log_text()

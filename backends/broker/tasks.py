@@ -7,6 +7,9 @@ from typing import Any
 import msgspec
 
 from backends.broker.protocol import Limits
+from backends.wasm.record import TaskRecord, state_for
+from backends.wasm.spec import Limits as RunLimits
+from backends.wasm.spec import TaskResult, TaskSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 """A task's states: `done` means the module ran to an end (any exit code or trap: see `kind`);
@@ -58,3 +61,35 @@ class TaskView(msgspec.Struct, omit_defaults=False):
         data["stdout"] = self.stdout.decode("utf-8", "replace")
         data["stderr"] = self.stderr.decode("utf-8", "replace")
         return data
+
+
+def as_record(view: dict[str, Any], request: TaskRequest) -> TaskRecord:
+    """A task of the broker (its API view and what was asked) as the console's task record."""
+    result = None
+    state = str(view.get("state", "queued"))
+    if state in FINISHED:
+        result = TaskResult(
+            str(view.get("kind") or state),
+            view.get("exit_code"),
+            str(view.get("message") or ""),
+            float(view.get("duration_ms") or 0.0),
+            view.get("fuel_used"),
+        )
+        state = state_for(result) if state == "done" else state
+    limits = request.limits
+    return TaskRecord(
+        id=str(view["id"]),
+        name=request.name or request.module,
+        spec=TaskSpec(
+            module=request.module,
+            args=tuple(request.args),
+            env=tuple(request.env.items()),
+            limits=RunLimits(limits.fuel, limits.memory, limits.timeout),
+            name=request.name,
+        ),
+        state=state,
+        result=result,
+        created_at=float(view.get("created") or 0.0),
+        started_at=view.get("started"),
+        ended_at=view.get("finished"),
+    )

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 
+from backends.broker.protocol import Limits as WireLimits
+from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
 from backends.docker_logs import parse_duration
 from backends.errors import BerthError, Invalid
 from backends.streams import LogLine
 from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
+from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskSpec
 from tui.acting import run_action
 from tui.error_log import log_unexpected
@@ -26,6 +32,9 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
 from tui.widgets.resource_table import ResourceTable
+
+if TYPE_CHECKING:
+    from backends.broker.embedded import BrokerHandle
 
 NEW_TASK_FIELDS = (
     Field("module", "Module: a .wasm file or a stored sha256:…", "./hello.wasm"),
@@ -37,6 +46,8 @@ NEW_TASK_FIELDS = (
     Field("timeout", "Wall time (empty: no limit)", "30s"),
     Field("dirs", "Read-only dirs, HOST[:GUEST], comma-separated", "./data:/data"),
     Field("rw_dirs", "Writable dirs, HOST[:GUEST], comma-separated", "./out:/out"),
+    Field("target", "Run on: here, or broker (the Providers pane's broker)", "here", value="here"),
+    Field("count", "How many copies (broker)", "1", value="1"),
 )
 
 
@@ -95,6 +106,35 @@ def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
     )
 
 
+@dataclass(frozen=True)
+class TaskOrder:
+    """What the new-task form asks for: a spec, where to run it, and how many copies."""
+
+    spec: TaskSpec
+    on_broker: bool = False
+    count: int = 1
+
+
+def task_order(values: dict[str, str], host: HostConfig) -> TaskOrder:
+    """The new-task form's values as an order; each malformed value is named."""
+    spec = task_spec(values, host)
+    target = values["target"].strip().lower() or "here"
+    if target not in ("here", "broker"):
+        raise Invalid(f"Run on 'here' or 'broker', not {values['target']!r}.")
+    count = values["count"].strip() or "1"
+    if not count.isdigit() or not 1 <= int(count) <= 100_000:
+        raise Invalid(f"How many is a number from 1 to 100000, not {values['count']!r}.")
+    if target == "here":
+        if int(count) != 1:
+            raise Invalid("Copies run on the broker: set Run on to broker, or How many to 1.")
+        return TaskOrder(spec)
+    if spec.image or not isinstance(spec.module, str) or spec.module.startswith("sha256:"):
+        raise Invalid("The broker runs a .wasm file from here: give its path as the module.")
+    if spec.dirs:
+        raise Invalid("Tasks on the broker get no folders (they run on other machines): clear the dirs.")
+    return TaskOrder(spec, True, int(count))
+
+
 class WasmPane(Widget):
     """Tasks of berth's local wasm pool, newest first; live ones update as they run."""
 
@@ -106,10 +146,17 @@ class WasmPane(Widget):
         Binding("d", "drop", "Drop", id="wasm.drop"),
     ]
 
-    def __init__(self, host: HostConfig, pool: Callable[[], Awaitable[TaskPool]]) -> None:
+    def __init__(
+        self,
+        host: HostConfig,
+        pool: Callable[[], Awaitable[TaskPool]],
+        broker: Callable[[], Awaitable[BrokerHandle]] | None = None,
+    ) -> None:
         super().__init__(id="pane-wasm", classes="pane wasm")
         self.host = host
         self._get_pool = pool
+        self._get_broker = broker
+        self.remote: dict[str, TaskRequest] = {}  # tasks sent to the broker, by id
         self.pool: TaskPool | None = None
         self.records: dict[str, TaskRecord] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -182,14 +229,19 @@ class WasmPane(Widget):
         run_action(self, label, lambda: job(pool), group="wasm-actions")
 
     def action_new(self) -> None:
-        """The new-task form; the task is queued when it closes, and its output opens."""
+        """The new-task form; the task is queued when it closes (here or on the broker), and the
+        output of the first one opens."""
 
-        def chosen(spec: TaskSpec | None) -> None:
-            if spec is not None:
-                self._run("run", lambda pool: self._submit(pool, spec))
+        def chosen(order: TaskOrder | None) -> None:
+            if order is None:
+                return
+            if order.on_broker:
+                run_action(self, "send to the broker", lambda: self._send(order), group="wasm-actions")
+            else:
+                self._run("run", lambda pool: self._submit(pool, order.spec))
 
         self.app.push_screen(
-            FormScreen("Run a wasm task", NEW_TASK_FIELDS, lambda v: task_spec(v, self.host), "Run"), chosen
+            FormScreen("Run a wasm task", NEW_TASK_FIELDS, lambda v: task_order(v, self.host), "Run"), chosen
         )
 
     async def _submit(self, pool: TaskPool, spec: TaskSpec) -> None:
@@ -198,15 +250,56 @@ class WasmPane(Widget):
         self.table.move_cursor_to(record.id)
         self.show_output(record)
 
+    async def _send(self, order: TaskOrder) -> None:
+        """Upload the module to the broker, queue the copies, follow their results into the table."""
+        if self._get_broker is None:
+            raise BerthError("No broker in this console.")
+        broker = await self._get_broker()
+        spec = order.spec
+        assert isinstance(spec.module, str)
+        data = await asyncio.to_thread(Path(spec.module).read_bytes)
+        ref = await broker.client.upload(data, spec.name)
+        limits = spec.limits
+        request = TaskRequest(
+            ref,
+            list(spec.args),
+            dict(spec.env),
+            name=spec.name,
+            limits=WireLimits(limits.fuel, limits.memory, limits.timeout),
+        )
+        ids, batch = await broker.client.submit([request] * order.count)
+        now = time.time()
+        for task_id in ids:
+            self.remote[task_id] = request
+            self._changed(as_record({"id": task_id, "state": "queued", "created": now}, request))
+        self.table.move_cursor_to(ids[0])
+        self.notify(f"{len(ids)} task(s) sent to the broker at {broker.url}.", timeout=3)
+        self.run_worker(self._follow(broker, batch), group="wasm-broker", exit_on_error=False)
+
+    async def _follow(self, broker: BrokerHandle, batch: str) -> None:
+        async for view in broker.client.results(batch):
+            request = self.remote.get(view["id"])
+            if request is not None:
+                self._changed(as_record(view, request))
+
     def show_output(self, record: TaskRecord) -> None:
-        """The task's stdout and stderr in the log view, live while it runs."""
+        """The task's stdout and stderr in the log view, live while it runs (a broker task's once
+        it has finished)."""
         pool = self.pool
-        if pool is None:
+        request = self.remote.get(record.id)
+        if request is not None and self._get_broker is not None:
+            get_broker = self._get_broker
+
+            def source(_since: str | None, _tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
+                return _broker_output(get_broker, record.id)
+
+        elif pool is not None:
+
+            def source(_since: str | None, _tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
+                return pool.output(record.id)
+
+        else:
             return
-
-        def source(_since: str | None, _tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
-            return pool.output(record.id)
-
         self.app.push_screen(
             LogScreen(f"task {record.id} · {record.name}", source=source, source_name=record.id)
         )
@@ -222,8 +315,8 @@ class WasmPane(Widget):
         self.action_output()
 
     def action_rerun(self) -> None:
-        """Run the chosen tasks again with the same spec."""
-        ids = [r.id for r in self._chosen()]
+        """Run the chosen tasks again with the same spec (tasks of this pool; not broker ones)."""
+        ids = [r.id for r in self._chosen() if r.id not in self.remote]
 
         async def rerun(pool: TaskPool) -> None:
             for tid in ids:
@@ -232,18 +325,25 @@ class WasmPane(Widget):
         self._run("re-run", rerun)
 
     def action_cancel(self) -> None:
-        """Cancel the chosen queued or running tasks."""
+        """Cancel the chosen queued or running tasks (here or on the broker)."""
         ids = [r.id for r in self._chosen() if r.state in ("queued", "running")]
 
         async def cancel(pool: TaskPool) -> None:
             for tid in ids:
-                await pool.cancel(tid)
+                if tid in self.remote and self._get_broker is not None:
+                    broker = await self._get_broker()
+                    view = await broker.client.call("DELETE", f"/api/v1/tasks/{tid}", retry=False)
+                    self._changed(as_record(view, self.remote[tid]))
+                else:
+                    await pool.cancel(tid)
 
         self._run("cancel", cancel)
 
     def action_drop(self) -> None:
         """Remove the chosen finished tasks from the history, after asking."""
-        finished = [r for r in self._chosen() if r.state not in ("queued", "running")]
+        finished = [
+            r for r in self._chosen() if r.state not in ("queued", "running") and r.id not in self.remote
+        ]
         if not finished:
             return
 
@@ -261,3 +361,22 @@ class WasmPane(Widget):
             ),
             lambda answer: self._run("drop", drop) if answer and answer[0] else None,
         )
+
+
+async def _broker_output(
+    get_broker: Callable[[], Awaitable[BrokerHandle]], task_id: str
+) -> AsyncIterator[Sequence[LogLine]]:
+    """A broker task's output: waits for it to finish, then its stdout and stderr lines."""
+    broker = await get_broker()
+    while True:
+        view = await broker.client.call("GET", f"/api/v1/tasks/{task_id}", params={"wait": "60"})
+        if view["state"] not in ("queued", "running"):
+            break
+    lines = [LogLine(text, "stdout") for text in str(view.get("stdout") or "").splitlines()]
+    lines += [LogLine(text, "stderr") for text in str(view.get("stderr") or "").splitlines()]
+    record = as_record(view, TaskRequest(str(view.get("module") or "")))
+    if record.result is not None:
+        lines.append(
+            LogLine(f"{describe(record.result)} on provider {view.get('provider') or '?'}", "system")
+        )
+    yield lines

@@ -65,7 +65,7 @@ class MainScreen(Screen[None]):
                     elif spec.id == "members":
                         yield self._members_pane()
                     elif spec.id == "wasm":
-                        yield WasmPane(self.current, self.wasm_pool)
+                        yield WasmPane(self.current, self.wasm_pool, self.broker)
                     else:
                         yield ProvidersPane(self.current, self.config, self.sessions, self.broker)
         yield CommandLine()
