@@ -11,8 +11,10 @@ import pytest
 from docker_helpers import Spawn
 from engines.dockerd import DockerEngine
 from textual.pilot import Pilot
+from textual.widgets import Label
 
 from backends.config import Config, HostConfig, UiConfig
+from backends.docker_models import StatsPoint
 from tui.app import BerthApp
 from tui.panes.containers import ContainersPane
 from tui.screens.confirm import ConfirmScreen
@@ -248,3 +250,34 @@ async def test_stats_fill_cpu_and_memory_of_rows_on_screen(
         cpu = float(str(table.rows[busy.id].cells["cpu"]).rstrip("%"))
         assert cpu > 20 and table.rows[busy.id].cells["mem"].endswith("B")  # type: ignore[union-attr]
         assert len(pane(app).stats[busy.id]) >= 2
+
+
+async def test_a_stats_sample_that_changes_no_figure_leaves_the_table_alone(
+    dockerd: DockerEngine, spawn: Spawn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle console's samples mostly read as before; rebuilding 300 rows for them was idle CPU.
+    c = spawn()
+    cpu = [12.5]
+    monkeypatch.setattr("tui.panes.containers.STATS_SECONDS", 0.05)
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await select(pilot, app, c)
+        feed = pane(app).feeds["local"]
+        await until(pilot, lambda: feed.backend is not None, what="the backend")
+
+        async def stats_many(ids: list[str], concurrency: int = 8) -> dict[str, StatsPoint]:
+            return {cid: StatsPoint(cpu[0], 4 << 20, 64 << 20, 0, 0, time.time()) for cid in ids}
+
+        monkeypatch.setattr(feed.backend, "stats_many", stats_many)
+        await until(pilot, lambda: table.rows[c.id].cells["cpu"] == "12.5%", what="a CPU figure")
+        updates: list[object] = []
+        update_rows = table.update_rows
+        monkeypatch.setattr(table, "update_rows", lambda rows: updates.append(rows) or update_rows(rows))
+        history = pane(app).stats[c.id]
+        seen = len(history)
+        await until(pilot, lambda: len(history) >= min(seen + 3, history.maxlen or 0), what="more samples")
+        assert updates == []  # the same figures: the rows were left as they were
+        assert str(app.query_one("#cpu-label", Label).render()) == "CPU 12.5%"
+        cpu[0] = 50.0
+        await until(pilot, lambda: table.rows[c.id].cells["cpu"] == "50.0%", what="the new CPU figure")
+        assert len(updates) == 1

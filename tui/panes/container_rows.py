@@ -68,14 +68,20 @@ def _with_host(cells: dict[str, Any], host: str | None) -> dict[str, Any]:
     return {"host": host, **cells} if host else cells
 
 
+def stats_cells(container: ContainerInfo, stats: StatsPoint | None) -> tuple[str, str]:
+    """The CPU and MEM cells of a container's row, from its latest stats sample while it runs."""
+    running = container.state == "running"
+    cpu = f"{stats.cpu_percent:.1f}%" if running and stats and stats.cpu_percent is not None else ""
+    mem = human_bytes(stats.memory) if running and stats else ""
+    return cpu, mem
+
+
 def container_row(container: ContainerInfo, stats: StatsPoint | None, host: str | None = None) -> Row:
     """One container's row; CPU and memory from its latest stats sample when it runs.
 
     With `host` (the all-hosts view) the row has a host cell and its project is grouped per host.
     """
-    running = container.state == "running"
-    cpu = f"{stats.cpu_percent:.1f}%" if running and stats and stats.cpu_percent is not None else ""
-    mem = human_bytes(stats.memory) if running and stats else ""
+    cpu, mem = stats_cells(container, stats)
     service = f"{container.project}/{container.service}" if container.project else ""
     group = f"{host}/{container.project}" if host and container.project else container.project
     return Row(
