@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from engines.sshd import SshServer
 from pilot_helpers import fill_form
 from test_app import toasts
 from test_containers_pane import until
@@ -179,3 +181,34 @@ async def test_wasm_pane_sends_copies_of_a_task_to_the_broker(
 
         await until(pilot, lambda: "arg 2: two" in log_text(), timeout=10)
         assert "arg 0: echo.wasm" in log_text() and "on provider local" in log_text()
+
+
+async def test_start_a_provider_on_an_ssh_host_through_its_connection(
+    make_sshd: Callable[..., SshServer], ssh_host: Callable[..., HostConfig], tmp_path: Path
+) -> None:
+    # The provider on the far side keeps its key under this test's folders, not the user's.
+    far = tmp_path / "far"
+    server = make_sshd(
+        extra_config=[f"SetEnv HOME={far} XDG_DATA_HOME={far}/data XDG_STATE_HOME={far}/state"]
+    )
+    host = ssh_host(server, name="far")
+    broker = BrokerConfig(listen="127.0.0.1:0", data_dir=str(tmp_path / "broker"))
+    app = BerthApp(Config(hosts=[host], broker=broker, path=tmp_path / "config.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: named(app, "local", PAIRED) is not None, timeout=30, what=toasts(app))
+        await pilot.press("P")
+        await pilot.pause()
+        await fill_form(pilot, app, berth=BERTH, workers="1", name="far-ssh")
+        # It reached the console's broker through the reverse tunnel on the host's loopback.
+        await until(
+            pilot, lambda: named(app, "far-ssh", WAITING) is not None, timeout=30, what=str(toasts(app))
+        )
+        assert (far / "data" / "berth" / "provider_ed25519").is_file()
+        waiting = named(app, "far-ssh", WAITING)
+        assert waiting is not None
+        assert pane(app).table.move_cursor_to(waiting)
+        await pilot.press("a")
+        await pilot.pause()
+        await fill_form(pilot, app, name="far-ssh")
+        await until(pilot, lambda: state_of(app, waiting) == "online", timeout=20, what=str(toasts(app)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,14 +129,15 @@ def sshd() -> Iterator[SshServer]:
 
 @pytest.fixture
 def make_sshd() -> Iterator[Callable[..., SshServer]]:
-    """A factory ``make_sshd(port=None) -> SshServer`` for extra sshd servers (each with its
-    own keys and port); all of them are stopped when the test ends.
+    """A factory ``make_sshd(port=None, extra_config=()) -> SshServer`` for extra sshd servers
+    (each with its own keys and port, `extra_config` lines added to its config); all of them are
+    stopped when the test ends.
     """
     _need_root("sshd")
     started: list[SshServer] = []
 
-    def factory(port: int | None = None) -> SshServer:
-        server = _start("sshd", functools.partial(start_sshd, port=port))
+    def factory(port: int | None = None, extra_config: Sequence[str] = ()) -> SshServer:
+        server = _start("sshd", functools.partial(start_sshd, port=port, extra_config=extra_config))
         started.append(server)
         return server
 
