@@ -13,7 +13,7 @@ batches), `cancel`, `drain`, `bye`; the provider sends `heartbeat`, `need` (a mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -23,6 +23,11 @@ from backends.wasm.blobs import REF_PREFIX, ref_of
 AUTH_CONTEXT = b"berth-broker-auth-v1\0"
 """What a provider signs before the broker's nonce, so the signature means nothing elsewhere."""
 REF_LENGTH = len(REF_PREFIX) + 64
+MAX_WORKERS = 65_536
+"""Most workers a provider may offer: a bound that keeps a peer's number within SQLite's integers."""
+Workers = Annotated[int, msgspec.Meta(ge=0, le=MAX_WORKERS)]
+ModuleRef = Annotated[str, msgspec.Meta(pattern=f"^{REF_PREFIX}[0-9a-f]{{64}}$")]
+"""A module's content address; checked on decoding, as the store turns it into a file name."""
 
 
 class ProtocolError(Invalid):
@@ -76,7 +81,7 @@ class Hello(msgspec.Struct, forbid_unknown_fields=True):
     key: bytes
     name: str = ""
     version: str = ""
-    workers: int = 1
+    workers: Workers = 1
     host: str = ""
 
 
@@ -90,14 +95,14 @@ class Heartbeat(msgspec.Struct, forbid_unknown_fields=True):
     """Sent every few seconds: how many tasks run now, of how many workers, and whether draining."""
 
     busy: int = 0
-    workers: int = 1
+    workers: Workers = 1
     draining: bool = False
 
 
 class Need(msgspec.Struct, forbid_unknown_fields=True):
     """The provider lacks a module a task needs: the broker answers with a binary module frame."""
 
-    module: str
+    module: ModuleRef
 
 
 class Output(msgspec.Struct, forbid_unknown_fields=True):
