@@ -10,9 +10,10 @@ last moments, and those tasks then run again.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,20 @@ class BrokerStore:
         """Close the database."""
         self.db.close()
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around the block, committed at its end (rolled back on an error).
+
+        The connection is in autocommit mode, where `with db:` begins no transaction: every row of
+        an `executemany` was then a commit of its own (~170 us a row here against ~13 us)."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # Modules ----------------------------------------------------------------------------------
 
     def put_module(self, data: bytes, name: str = "") -> str:
@@ -127,7 +142,7 @@ class BrokerStore:
 
     def add_tasks(self, rows: Iterable[tuple[str, str, str, TaskRequest, float]]) -> None:
         """Record new queued tasks `(id, client, batch, request, created)` in one transaction."""
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT INTO tasks(id, client, batch, request, state, attempts, created) "
                 "VALUES (?, ?, ?, ?, 'queued', 0, ?)",
@@ -145,21 +160,28 @@ class BrokerStore:
         ]
 
     def finish(self, rows: Iterable[tuple[str, str, str | None, Outcome | None, float]]) -> list[str]:
-        """Record results `(id, state, provider, outcome, finished)`; returns the ids recorded now
-        (a task already finished keeps its first result)."""
-        recorded = []
-        with self.db:
-            for task_id, state, provider, outcome, finished in rows:
-                self.done_seq += 1
-                blob = msgspec.msgpack.encode(outcome) if outcome is not None else None
-                cursor = self.db.execute(
-                    "UPDATE tasks SET state = ?, provider = COALESCE(?, provider), result = ?, "
-                    "finished = ?, done_seq = ? WHERE id = ? AND state IN ('queued', 'running')",
-                    (state, provider, blob, finished, self.done_seq, task_id),
-                )
-                if cursor.rowcount:
-                    recorded.append(task_id)
-        return recorded
+        """Record results `(id, state, provider, outcome, finished)` in one transaction; returns the
+        ids recorded now (a task already finished keeps its first result)."""
+        first = self.done_seq + 1
+        params = []
+        for task_id, state, provider, outcome, finished in rows:
+            self.done_seq += 1
+            blob = msgspec.msgpack.encode(outcome) if outcome is not None else None
+            params.append((state, provider, blob, finished, self.done_seq, task_id))
+        with self.transaction():
+            cursor = self.db.executemany(
+                "UPDATE tasks SET state = ?, provider = COALESCE(?, provider), result = ?, "
+                "finished = ?, done_seq = ? WHERE id = ? AND state IN ('queued', 'running')",
+                params,
+            )
+            if cursor.rowcount == len(params):
+                return [row[5] for row in params]
+            # Some had their result already: those recorded now hold the finish numbers given here.
+            found = self.db.execute(
+                "SELECT id FROM tasks WHERE done_seq BETWEEN ? AND ? ORDER BY done_seq",
+                (first, self.done_seq),
+            )
+            return [row[0] for row in found.fetchall()]
 
     def view(self, task_id: str) -> TaskView | None:
         """One task as the API shows it, or None."""
