@@ -321,6 +321,7 @@ class Broker:
             self._finish(
                 task, "cancelled", None, p.Outcome(task.id, task.attempts, "cancelled", message="cancelled")
             )
+            self._flush()  # written now, so the view answered below (and any GET) reads cancelled
         elif task.provider is not None:
             task.provider.link.send(p.encode(p.Cancel(task.id)))
         return self.get(task_id)
