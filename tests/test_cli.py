@@ -64,3 +64,13 @@ def test_config_check_on_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[
         main(["--config", str(tmp_path / "absent.toml"), "config", "check"])
     assert exit_info.value.code == 0
     assert "not found, using defaults; 1 host(s)" in capsys.readouterr().out
+
+
+def test_config_check_names_keymap_entries_that_would_be_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[ui.keymap]\n"containers.remove" = "ctrl+d"\n"app.quit" = "ctrl+q"\n"no.such" = "x"\n')
+    result = run_berth("--config", str(path), "config", "check")
+    assert result.returncode == 2
+    assert "'containers.remove' destroys something and may not sit on 'ctrl+d'" in result.stderr
+    assert "no binding has the id 'no.such'" in result.stderr
+    assert "'app.quit'" not in result.stderr

@@ -12,7 +12,6 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
@@ -25,18 +24,15 @@ from backends.wasm.pool import TaskPool
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
+from tui.keymap import binding_sections, check_keymap
 from tui.panes import PANES
 from tui.screens.add_host import add_host_form
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
-from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
-from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
 from tui.screens.picker import PickerScreen
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
-from tui.widgets.log_view import LogView
-from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
     from backends.broker.embedded import BrokerHandle
@@ -88,6 +84,8 @@ class BerthApp(App[None]):
         self._broker: BrokerHandle | None = None
         self._broker_lock = asyncio.Lock()
         self._asked: set[str] = set()
+        self.keymap: dict[str, str] = {}
+        """The user's keymap entries in force (those that passed `check_keymap`)."""
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
 
     def _register_themes(self, user_dir: Path) -> list[str]:
@@ -153,8 +151,12 @@ class BerthApp(App[None]):
             self.notify(f"Theme {wanted!r} is not installed; using {DEFAULT_THEME}.", severity="warning")
         for error in self._theme_errors:
             self.notify(error, title="Theme file skipped", severity="warning", timeout=10)
-        if self.config.ui.keymap:
-            self.set_keymap(self.config.ui.keymap)
+        keymap, problems = check_keymap(self.config.ui.keymap, binding_sections(self.BINDINGS))
+        for problem in problems:
+            self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
+        self.keymap = keymap
+        if keymap:
+            self.set_keymap(keymap)
 
     def on_ready(self) -> None:
         """The frame is on screen: focus the first pane and probe the host."""
@@ -357,27 +359,13 @@ class BerthApp(App[None]):
             self.notify(log_unexpected(exc), severity="error")
 
     def help_rows(self) -> list[HelpRow]:
-        """Every binding of the console and its panes, plus the `:` commands."""
-        keymap = self.config.ui.keymap
-        rows = binding_rows("global", [b for b in self.BINDINGS if isinstance(b, Binding)], keymap)
-        rows += binding_rows("global", [Binding("ctrl+p", "command_palette", "Command palette")], keymap)
-        screen_bindings = [b for b in MainScreen.BINDINGS if isinstance(b, Binding)]
-        rows += binding_rows("panes", screen_bindings, keymap)
-        for widget in self.main_screen.query(".pane"):
-            own = [b for b in type(widget).BINDINGS if isinstance(b, Binding)]
-            rows += binding_rows((widget.id or "pane").removeprefix("pane-"), own, keymap)
-        # The shared widgets' keys work wherever a table or a log is on show; the member screens'
-        # only there, but they are listed so that they can be found (and remapped by id).
-        shared: tuple[tuple[str, type[DOMNode]], ...] = (
-            ("tables", ResourceTable),
-            ("logs", LogView),
-            ("log screen", LogScreen),
-            ("member keys", KeysScreen),
-            ("member forwards", ForwardsScreen),
-            ("member snapshots", SnapshotsScreen),
-        )
-        for section, widget_type in shared:
-            rows += binding_rows(section, [b for b in widget_type.BINDINGS if isinstance(b, Binding)], keymap)
+        """Every binding of the console, its panes, tables, logs and detail screens (those work
+        only where they are shown, but are listed so they can be found and remapped by id), plus
+        the `:` commands."""
+        palette = Binding("ctrl+p", "command_palette", "Command palette")
+        rows = []
+        for section, bindings in binding_sections(self.BINDINGS):
+            rows += binding_rows(section, [*bindings, palette] if section == "global" else bindings, self.keymap)
         return rows + command_rows()
 
     def action_help(self) -> None:

@@ -171,6 +171,17 @@ def config_check(obj: CliContext) -> None:
     loaded = obj.load()
     state = "found" if obj.config_path.exists() else "not found, using defaults"
     click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
+    if loaded.ui.keymap:
+        from tui.app import BerthApp  # the bindings are the console's: loaded only when asked
+        from tui.keymap import binding_sections, check_keymap
+
+        _, problems = check_keymap(loaded.ui.keymap, binding_sections(BerthApp.BINDINGS))
+        for problem in problems:
+            click.echo(f"{obj.config_path}: {problem}", err=True)
+        if problems:
+            raise Invalid(
+                f"{len(problems)} keymap entr{'y' if len(problems) == 1 else 'ies'} would be skipped."
+            )
 
 
 # The verbs register themselves on `cli`; imported here so `berth --help` lists them.
