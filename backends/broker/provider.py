@@ -59,6 +59,8 @@ class _Running:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     worker: _Worker | None = None
+    started: bool = False
+    """The worker process began running it (it said "started")."""
 
 
 class Provider:
@@ -89,6 +91,7 @@ class Provider:
         self._waiting: deque[str] = deque()  # jobs for a free worker, in arrival order
         self._lacking: dict[str, list[str]] = {}  # module ref -> jobs waiting for its bytes
         self._outcomes: list[p.Outcome] = []
+        self._handing_back: set[str] = set()  # queued in a worker when draining began: cancelled there
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._draining = False
         self._stopped = asyncio.Event()
@@ -139,6 +142,8 @@ class Provider:
             return
         self._draining = True
         self.on_log("draining: finishing the running tasks, taking no new ones")
+        # First, so the broker hands nothing more to us before it gets the tasks we hand back.
+        self._send(p.Heartbeat(self._busy(), self.size, draining=True))
         for job_id in list(self._waiting):
             self._decline(job_id)
         self._waiting.clear()
@@ -146,8 +151,16 @@ class Provider:
             for job_id in job_ids:
                 self._decline(job_id)
         self._lacking.clear()
+        # A worker holds a task behind its running one: stop it there too, and hand it back
+        # (`_report` turns its "cancelled" into "declined"), so draining waits for one task only.
+        for w in self._workers:
+            for job_id in w.jobs:
+                running = self._jobs.get(job_id)
+                if running is not None and not running.started:
+                    self._handing_back.add(job_id)
+                    with contextlib.suppress(OSError):
+                        w.conn.send(("cancel", job_id))
         self._send_outcomes()
-        self._send(p.Heartbeat(self._busy(), self.size, draining=True))
         self._check_drained()
 
     # The connection ---------------------------------------------------------------------------
@@ -252,6 +265,7 @@ class Provider:
         running = self._jobs.get(job_id)
         if running is None:
             return
+        self._handing_back.discard(job_id)  # the broker's cancel: reported as cancelled
         if running.worker is not None:
             with contextlib.suppress(OSError):
                 running.worker.conn.send(("cancel", job_id))
@@ -270,6 +284,9 @@ class Provider:
                 kind = message[0]
                 if kind == "out":
                     self._output(message[1], message[2], message[3])
+                elif kind == "started":
+                    if (running := self._jobs.get(message[1])) is not None:
+                        running.started = True
                 elif kind == "done":
                     with contextlib.suppress(ValueError):
                         w.jobs.remove(message[1])
@@ -291,6 +308,11 @@ class Provider:
             self._send(p.Output(job_id, running.job.attempt, stream, data))
 
     def _report(self, job_id: str, result: TaskResult) -> None:
+        if job_id in self._handing_back:
+            self._handing_back.discard(job_id)
+            if result.kind == "cancelled":  # stopped because we drain: the broker runs it elsewhere
+                self._decline(job_id)
+                return
         running = self._jobs.pop(job_id, None)
         if running is None:
             return
