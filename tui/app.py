@@ -365,7 +365,8 @@ class BerthApp(App[None]):
         palette = Binding("ctrl+p", "command_palette", "Command palette")
         rows = []
         for section, bindings in binding_sections(self.BINDINGS):
-            rows += binding_rows(section, [*bindings, palette] if section == "global" else bindings, self.keymap)
+            listed = [*bindings, palette] if section == "global" else bindings
+            rows += binding_rows(section, listed, self.keymap)
         return rows + command_rows()
 
     def action_help(self) -> None:

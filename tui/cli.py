@@ -185,12 +185,15 @@ def config_check(obj: CliContext) -> None:
 
 
 # The verbs register themselves on `cli`; imported here so `berth --help` lists them.
-import tui.cli_broker  # noqa: E402
-import tui.cli_docker  # noqa: E402
-import tui.cli_hosts  # noqa: E402
-import tui.cli_members  # noqa: E402
-import tui.cli_wasm_tasks  # noqa: E402, F401
-from tui import cli_wasm  # noqa: E402, F401
+from tui import (  # noqa: E402, F401
+    cli_broker,
+    cli_docker,
+    cli_hosts,
+    cli_members,
+    cli_wasm,
+    cli_wasm_tasks,
+    cli_web,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
