@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from broker_helpers import broker_with_provider, procs  # noqa: F401  (fixtures)
 from docker_helpers import backend, sdk, spawn  # noqa: F401  (fixtures)
 from engines.fixtures import (  # noqa: F401  (pytest finds fixtures and hooks by name here)
     docker_busybox,

@@ -492,18 +492,12 @@ def _curl(*args: str) -> tuple[int, str]:
 
 
 def test_wasimoff_client_upload_and_run_two_tasks_with_curl(
-    request: pytest.FixtureRequest, wasm_programs: dict[str, Path]
+    broker_with_provider: str, wasm_programs: dict[str, Path]
 ) -> None:
     """The issue's acceptance: a curl upload, then a /run with two exec entries."""
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    # TODO(lead): a fixture that starts `berth broker serve` on 127.0.0.1 with this module's routes
-    # added and one paired, connected `berth provider`, yielding the broker's base URL
-    # ("http://127.0.0.1:PORT"). Named `broker_with_provider` here until it has its real name.
-    try:
-        base = request.getfixturevalue("broker_with_provider")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the broker_with_provider fixture (berth broker serve + a paired provider)")
+    base = broker_with_provider
     url = f"{base}{V1}"
 
     echo = wasm_programs["echo"]
