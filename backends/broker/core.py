@@ -2,10 +2,12 @@
 what each is running, re-queueing, and recording every result exactly once.
 
 Everything here runs on one event loop. Tasks are written to the store before a client learns
-their ids; results are written in small batches (a few ms apart) and waiters are woken only after
-their result is on disk. Providers get tasks in batches, up to `PREFETCH` per worker, so a worker
-never idles for a round trip; a task goes to a provider that already holds its module when one is
-free, otherwise the module goes first on the same connection (frames keep their order).
+their ids; results are written in batches (at the end of the loop turn that got them, at most one
+commit every `FLUSH_DELAY`) and waiters are woken only after their result is on disk; until then
+the task reads as open. Providers get tasks in batches, `PREFETCH` per worker (more while a backlog
+waits, up to `BACKLOG_PREFETCH`), so a worker never idles for a round trip; a task goes to a
+provider that already holds its module when one is free, otherwise the module goes first on the
+same connection (frames keep their order).
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ from backends.errors import Conflict, Invalid, NotFound
 
 PREFETCH = 2
 """Tasks handed to a provider per worker it has: one running, one waiting behind it."""
+BACKLOG_PREFETCH = 16
+"""Most tasks per worker a provider holds while a backlog waits (at most half its share of the
+queue): fewer, bigger frames per task when tasks are short, and the last ones still spread."""
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Upper bounds (seconds) of the task latency histogram, submit to result."""
 FLUSH_DELAY = 0.002
+"""Least time between two commits of results: a lone result is written at once, a stream of them in
+batches (one commit per result capped trivial tasks at the disk's commit rate)."""
 RECENT = 50_000
 """Finished tasks kept in memory for quick answers (older ones are read from the store)."""
 LOG_LINES = 500
@@ -90,6 +97,7 @@ class _Task:
     deadline: float = 0.0
     cancel_requested: bool = False
     last_failure: str = ""
+    finished_as: str = ""
 
 
 @dataclass(eq=False)
@@ -153,7 +161,9 @@ class Broker:
         self._logs: dict[str, deque[str]] = {}
         self._recent: OrderedDict[str, TaskView] = OrderedDict()
         self._unflushed: list[tuple[_Task, str, str | None, p.Outcome | None, float]] = []
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._flushed_at = 0.0
+        self._finishing: dict[str, _Task] = {}  # finished, result not yet on disk: still open to clients
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._finished_event = asyncio.Event()
         self._known_modules: set[str] = set()
@@ -263,7 +273,7 @@ class Broker:
 
     def get(self, task_id: str) -> TaskView:
         """A task's view; NotFound when the broker never had it."""
-        task = self._open.get(task_id)
+        task = self._open.get(task_id) or self._finishing.get(task_id)
         if task is not None:
             return self._open_view(task)
         view = self._recent.get(task_id) or self.store.view(task_id)
@@ -274,12 +284,13 @@ class Broker:
     def recent(self, state: str | None = None, limit: int = 100) -> list[TaskView]:
         """The newest tasks, open ones as they are now."""
         views = self.store.views(state, limit)
-        return [self._open_view(self._open[v.id]) if v.id in self._open else v for v in views]
+        live = [self._open.get(v.id) or self._finishing.get(v.id) for v in views]
+        return [v if task is None else self._open_view(task) for v, task in zip(views, live, strict=True)]
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskView:
         """The task's view once it finished (or as it is when `timeout` runs out)."""
         view = self.get(task_id)
-        if task_id in self._open:
+        if task_id in self._open or task_id in self._finishing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._waiter(task_id), timeout)
             view = self.get(task_id)
@@ -287,7 +298,7 @@ class Broker:
 
     async def wait_all(self, ids: list[str]) -> list[TaskView]:
         """Every task's view once all of them finished, in the order given."""
-        waiting = [self._waiter(i) for i in ids if i in self._open]
+        waiting = [self._waiter(i) for i in ids if i in self._open or i in self._finishing]
         if waiting:
             await asyncio.gather(*waiting)
         return [self.get(i) for i in ids]
@@ -312,8 +323,9 @@ class Broker:
         """Cancel a task: a queued one never runs; a running one is told to stop."""
         task = self._open.get(task_id)
         if task is None:
-            view = self.get(task_id)
-            raise Conflict(f"Task {task_id} has already finished ({view.state}).")
+            finishing = self._finishing.get(task_id)
+            state = finishing.finished_as if finishing is not None else self.get(task_id).state
+            raise Conflict(f"Task {task_id} has already finished ({state}).")
         task.cancel_requested = True
         if task.state == "queued":
             self._queues[task.client].remove(task)
@@ -533,7 +545,11 @@ class Broker:
         """Hand queued tasks to free workers, taking one task per client in turn."""
         if not self._queued:
             return
-        free = [c for c in self._providers.values() if c.free > 0]
+        online = [c for c in self._providers.values() if not c.draining]
+        share = self._queued // max(1, sum(c.workers for c in online))
+        depth = PREFETCH + min(BACKLOG_PREFETCH - PREFETCH, share // 2)
+        room = {c: c.workers * depth - len(c.inflight) for c in online}
+        free = [c for c in online if room[c] > 0]
         if not free:
             return
         batches: dict[ProviderConn, list[p.Job]] = {}
@@ -545,7 +561,7 @@ class Broker:
             self._queued -= 1
             if queue:
                 self._turns.append(client)
-            conn = _pick(free, task.request.module)
+            conn = _pick(free, task.request.module, room)
             task.attempts += 1
             task.state, task.provider, task.started = "running", conn, time.time()
             timeout = task.request.limits.timeout
@@ -553,7 +569,8 @@ class Broker:
                 timeout + self.settings.task_grace if timeout else self.settings.default_deadline
             )
             conn.inflight[task.id] = task
-            if conn.free <= 0:
+            room[conn] -= 1
+            if room[conn] <= 0:
                 free.remove(conn)
             if task.request.module not in conn.modules:
                 self._send_module(conn, task.request.module)
@@ -609,12 +626,20 @@ class Broker:
         self._open.pop(task.id, None)
         if task.provider is not None:
             task.provider.inflight.pop(task.id, None)
-        task.state = state
+        # The task keeps its open state (what clients see) until its result is on disk.
+        task.finished_as = state
+        self._finishing[task.id] = task
         self._unflushed.append((task, state, provider, outcome, time.time()))
         if len(self._unflushed) >= 2000:
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush)
+            loop = asyncio.get_running_loop()
+            wait = self._flushed_at + FLUSH_DELAY - time.monotonic()
+            # At the end of this loop turn (every result read in it goes in the same commit), or
+            # when FLUSH_DELAY has passed since the last commit.
+            self._flush_handle = (
+                loop.call_later(wait, self._flush) if wait > 0 else loop.call_soon(self._flush)
+            )
 
     def _flush(self) -> None:
         """Write finished tasks, then wake whoever waits for them."""
@@ -625,7 +650,10 @@ class Broker:
             return
         batch, self._unflushed = self._unflushed, []
         self.store.finish((t.id, s, prov, o, f) for t, s, prov, o, f in batch)
+        self._flushed_at = time.monotonic()
         for task, state, provider, outcome, finished in batch:
+            task.state = state
+            self._finishing.pop(task.id, None)
             self.counters["done" if state == "done" else "failed" if state == "failed" else "cancelled"] += 1
             elapsed = finished - task.created
             self.latency[_bucket(elapsed)] += 1
@@ -665,11 +693,11 @@ class Broker:
                     self._dispatch()
 
 
-def _pick(free: list[ProviderConn], module: str) -> ProviderConn:
+def _pick(free: list[ProviderConn], module: str, room: dict[ProviderConn, int]) -> ProviderConn:
     """The free provider with the most room, preferring those that hold the module already."""
     best: ProviderConn | None = None
     for conn in free:
-        if best is None or (module in conn.modules, conn.free) > (module in best.modules, best.free):
+        if best is None or (module in conn.modules, room[conn]) > (module in best.modules, room[best]):
             best = conn
     assert best is not None
     return best
