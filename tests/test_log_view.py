@@ -462,6 +462,7 @@ async def test_bindings_have_ids_and_descriptions() -> None:
         "log.marker",
         "log.range",
         "log.follow",
+        "log.copy",
     }
     for binding in LogView.BINDINGS:
         assert isinstance(binding, Binding)
@@ -822,3 +823,18 @@ async def test_a_flood_is_flushed_less_often_than_a_trickle(monkeypatch: pytest.
         await settle(pilot)
         assert view.flush_count == 4
         assert shown(view)[-1] == f"line {view.buffer.end - 1}"
+
+
+async def test_y_copies_the_match_line_else_the_screen_with_osc_52() -> None:
+    app = Host()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        view.append(numbered(0, 5))
+        await settle(pilot)
+        await pilot.press("y")
+        assert app.clipboard.splitlines() == [f"  line {i}" for i in range(5)]
+        await pilot.press("slash", *"line 3", "enter")
+        await settle(pilot)
+        await pilot.press("y")
+        assert app.clipboard == "line 3"
+        assert any("Copied 1 line" in t for t in toasts(app))

@@ -553,3 +553,14 @@ async def test_a_changed_cell_is_drawn_again_and_nothing_else_is() -> None:
         grid.scroll_home(animate=False)
         await pilot.pause()
         assert "7 MiB" in terminal.line_of("box-00") and "103 MiB" in terminal.line_of("box-03")
+
+
+async def test_y_copies_the_marked_ids_else_the_cursor_row() -> None:
+    app = Host(ResourceTable(COLUMNS), FLEET)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("y")
+        assert app.clipboard == "c3"
+        await pilot.press("space", "space")  # space marks and moves down
+        await pilot.press("y")
+        assert app.clipboard == "c3\nc5"

@@ -665,7 +665,7 @@ class LogView(Widget):
     Feed it with `append()` on the UI thread or `attach()` an async iterator of batches. Keys:
     `/` search (text, or `~regex`), `n`/`N` next/previous match, `f` only matches (with
     `context_lines` either side), `t` timestamps, `w` wrap, `c` colours, `ctrl+s` save, `m` marker,
-    `s` range, `end`/`G` follow. Every binding has an id (`log.*`) for user keymaps.
+    `s` range, `end`/`G` follow, `y` copy. Every binding has an id (`log.*`) for user keymaps.
     """
 
     DEFAULT_CSS = """
@@ -695,6 +695,7 @@ class LogView(Widget):
         Binding("m", "marker", "Marker", id="log.marker", tooltip="Add a marker line with the time."),
         Binding("s", "pick_range", "Range", id="log.range", tooltip="Show another range: tail or since."),
         Binding("end,G", "follow", "Follow", id="log.follow", tooltip="Jump to the end and follow."),
+        Binding("y", "copy", "Copy", id="log.copy", tooltip="Copy the match, else the screen."),
     ]
 
     class RangeRequested(Message):
@@ -1007,6 +1008,15 @@ class LogView(Widget):
     def action_previous_match(self) -> None:
         """Go to the previous match."""
         self.previous_match()
+
+    def action_copy(self) -> None:
+        """Copy the line of the match you are on, else the lines on screen, to the clipboard
+        (OSC 52: through SSH and tmux too, where the terminal allows it)."""
+        index = self.current_match
+        text = self.buffer[index].text if index is not None else "\n".join(self.visible_text()).rstrip("\n")
+        self.app.copy_to_clipboard(text)
+        lines = text.count("\n") + 1
+        self.notify(f"Copied {lines} line{'s' if lines > 1 else ''} ({len(text):,} characters).", timeout=2)
 
     @property
     def current_match(self) -> int | None:

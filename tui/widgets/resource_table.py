@@ -261,6 +261,7 @@ class ResourceTable(Widget):
             "ctrl+u", "clear_marks", "Unmark", id="table.clear_marks", show=False, tooltip="Unmark every row"
         ),
         Binding("o", "sort_next", "Sort", id="table.sort_next", tooltip="Sort by the next column"),
+        Binding("y", "copy", "Copy", id="table.copy", show=False, tooltip="Copy the ids"),
         Binding(
             "O", "sort_reverse", "Reverse", id="table.sort_reverse", show=False, tooltip="Reverse the sort"
         ),
@@ -657,6 +658,15 @@ class ResourceTable(Widget):
     def action_clear_marks(self) -> None:
         """Unmark every row."""
         self.clear_marks()
+
+    def action_copy(self) -> None:
+        """Copy the ids of the marked rows, else the one under the cursor, to the clipboard
+        (OSC 52: through SSH and tmux too, where the terminal allows it)."""
+        ids = self.selected_ids()
+        if not ids:
+            return
+        self.app.copy_to_clipboard("\n".join(ids))
+        self.notify(f"Copied {ids[0] if len(ids) == 1 else f'{len(ids)} ids'}.", timeout=2)
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
