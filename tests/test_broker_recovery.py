@@ -173,11 +173,11 @@ def test_a_provider_drained_with_sigterm_finishes_its_running_task_and_hands_bac
         lambda: broker.get(f"/api/v1/tasks/{first}")["state"] == "running", 10, "the first task to start"
     )
     time.sleep(0.4)
-    started = time.monotonic()
     leaving.signal(signal.SIGTERM)
     assert leaving.popen.wait(10) == 0
-    assert time.monotonic() - started < 1.5, "it waited for more than its running task"
     assert "draining" in leaving.output()
+    # No wall-clock bound here (the machine may be busy): that it ran only its running task shows
+    # in the others being queued again below, and run elsewhere as first attempts.
 
     view = broker.wait_task(first)
     assert (view["state"], view["exit_code"], view["provider"], view["stdout"]) == (

@@ -106,15 +106,20 @@ class BrokerClient:
                     if answer.status >= 400:
                         raise _error(answer.status, await answer.read())
                     delay, waited = RETRY[0], 0.0
+                    cut = False
                     async for line in answer.content:
-                        result = msgspec.json.decode(line) if line.strip() else {}
+                        try:
+                            result = msgspec.json.decode(line) if line.strip() else {}
+                        except msgspec.DecodeError:  # a line cut short by a dying broker
+                            cut = True
+                            break
                         if not result:
                             continue  # a keep-alive line
                         after = max(after, int(result.get("seq") or 0))
                         if result["id"] not in seen:
                             seen.add(result["id"])
                             yield result
-                    if answer.content.at_eof() and not answer.content.exception():
+                    if not cut and answer.content.at_eof() and not answer.content.exception():
                         return
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
                 if waited >= self.patience:

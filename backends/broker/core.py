@@ -649,9 +649,10 @@ class Broker:
         if not self._unflushed:
             return
         batch, self._unflushed = self._unflushed, []
-        self.store.finish((t.id, s, prov, o, f) for t, s, prov, o, f in batch)
+        first = self.store.done_seq + 1
+        self.store.finish((t.id, s, prov, o, f, t.attempts) for t, s, prov, o, f in batch)
         self._flushed_at = time.monotonic()
-        for task, state, provider, outcome, finished in batch:
+        for seq, (task, state, provider, outcome, finished) in enumerate(batch, first):
             task.state = state
             self._finishing.pop(task.id, None)
             self.counters["done" if state == "done" else "failed" if state == "failed" else "cancelled"] += 1
@@ -660,7 +661,7 @@ class Broker:
             self.latency_sum += elapsed
             view = self._open_view(task)
             view.state, view.finished, view.provider = state, finished, provider
-            view.seq = self.store.done_seq
+            view.seq = seq
             if outcome is not None:
                 apply_outcome(view, outcome)
             self._recent[task.id] = view

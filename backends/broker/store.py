@@ -159,23 +159,24 @@ class BrokerStore:
             StoredTask(r[0], r[1], r[2], _request_decoder.decode(r[3]), r[4], r[5], r[6], r[7]) for r in rows
         ]
 
-    def finish(self, rows: Iterable[tuple[str, str, str | None, Outcome | None, float]]) -> list[str]:
-        """Record results `(id, state, provider, outcome, finished)` in one transaction; returns the
-        ids recorded now (a task already finished keeps its first result)."""
+    def finish(self, rows: Iterable[tuple[str, str, str | None, Outcome | None, float, int]]) -> list[str]:
+        """Record results `(id, state, provider, outcome, finished, attempts)` in one transaction;
+        returns the ids recorded now (a task already finished keeps its first result). Each gets
+        the next finish number, in the order given."""
         first = self.done_seq + 1
         params = []
-        for task_id, state, provider, outcome, finished in rows:
+        for task_id, state, provider, outcome, finished, attempts in rows:
             self.done_seq += 1
             blob = msgspec.msgpack.encode(outcome) if outcome is not None else None
-            params.append((state, provider, blob, finished, self.done_seq, task_id))
+            params.append((state, provider, blob, finished, self.done_seq, attempts, task_id))
         with self.transaction():
             cursor = self.db.executemany(
                 "UPDATE tasks SET state = ?, provider = COALESCE(?, provider), result = ?, "
-                "finished = ?, done_seq = ? WHERE id = ? AND state IN ('queued', 'running')",
+                "finished = ?, done_seq = ?, attempts = ? WHERE id = ? AND state IN ('queued', 'running')",
                 params,
             )
             if cursor.rowcount == len(params):
-                return [row[5] for row in params]
+                return [row[6] for row in params]
             # Some had their result already: those recorded now hold the finish numbers given here.
             found = self.db.execute(
                 "SELECT id FROM tasks WHERE done_seq BETWEEN ? AND ? ORDER BY done_seq",
