@@ -212,3 +212,27 @@ async def test_start_a_provider_on_an_ssh_host_through_its_connection(
         await pilot.pause()
         await fill_form(pilot, app, name="far-ssh")
         await until(pilot, lambda: state_of(app, waiting) == "online", timeout=20, what=str(toasts(app)))
+
+
+async def test_palette_offers_each_pane_verb_on_each_row(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+
+    from tui.palette import pane_commands
+
+    app = providers_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: named(app, "local", PAIRED) is not None, timeout=30, what=toasts(app))
+        texts = [c.text for c in pane_commands(app)]
+        assert "providers: Log local" in texts and "providers: Drain local" in texts
+        assert "wasm: New task" in texts and "members: New member" in texts
+        assert not any(t.startswith("wasm: New task ") for t in texts)  # pane-level: no target
+
+        await pilot.press("1")  # from another pane, the palette brings the right one forward
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"providers: Log local")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen), what=str(app.screen))
+        assert app.main_screen.active_pane == "providers"
