@@ -1,0 +1,112 @@
+"""`:jobs`: long operations with their progress, live; `c` cancels the chosen ones (asks first)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Label
+
+from tui.format import age
+from tui.jobs import Job, Jobs, progress_bar
+from tui.screens.confirm import ConfirmScreen
+from tui.widgets.resource_table import ResourceTable
+from tui.widgets.table_model import Column, Row
+
+JOB_COLUMNS = (
+    Column("id", "#", 4, justify="right"),
+    Column("title", "JOB"),
+    Column("host", "HOST", 12),
+    Column("progress", "PROGRESS", 18),
+    Column("state", "STATE", 9),
+    Column("time", "TIME", 6, justify="right"),
+    Column("detail", "DETAIL"),
+)
+STATE_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelled": "dim"}
+
+
+def job_row(job: Job, now: float) -> Row:
+    """One job: running ones first, newest first."""
+    return Row(
+        {
+            "id": str(job.id),
+            "title": job.title,
+            "host": job.host,
+            "progress": progress_bar(job),
+            "state": Text(job.state, style=STATE_STYLES.get(job.state, "")),
+            "time": age((job.ended or now) - job.started),
+            "detail": job.detail,
+        },
+        rank=(0 if job.state == "running" else 1_000_000) - job.id,
+    )
+
+
+class JobsScreen(Screen[None]):
+    """The app's jobs in a `ResourceTable`, updated as they move; `c` cancels, Esc goes back."""
+
+    BINDINGS = [
+        Binding("escape,q", "close", "Back", id="jobs.close"),
+        Binding("c", "cancel_jobs", "Cancel job", id="jobs.cancel"),
+    ]
+
+    def __init__(self, jobs: Jobs) -> None:
+        super().__init__(classes="jobs-screen")
+        self.jobs = jobs
+        self._unsubscribe = jobs.subscribe(lambda _job: self._show())
+
+    def compose(self) -> ComposeResult:
+        """Title, table, footer."""
+        yield Label("jobs", classes="log-title")
+        yield ResourceTable(
+            JOB_COLUMNS, id="jobs-table", groupable=False, empty_message="No job has run yet."
+        )
+        yield Footer()
+
+    @property
+    def table(self) -> ResourceTable:
+        """The table of jobs."""
+        return self.query_one("#jobs-table", ResourceTable)
+
+    def on_mount(self) -> None:
+        """Show the jobs, and tick their times once a second."""
+        self.table.focus()
+        self._show()
+        self.set_interval(1.0, self._show)
+
+    def on_unmount(self) -> None:
+        """Stop listening to the jobs."""
+        self._unsubscribe()
+
+    def _show(self) -> None:
+        if self.is_attached:
+            now = time.time()
+            self.table.update_rows({str(j.id): job_row(j, now) for j in self.jobs.jobs.values()})
+
+    def action_close(self) -> None:
+        """Back to the panes."""
+        self.dismiss()
+
+    def action_cancel_jobs(self) -> None:
+        """Cancel the chosen running jobs, after asking."""
+        chosen = [self.jobs.jobs[int(i)] for i in self.table.selected_ids() if int(i) in self.jobs.jobs]
+        running = [j for j in chosen if j.state == "running"]
+        if not running:
+            self.notify("Choose a running job to cancel.", severity="warning")
+            return
+
+        def answered(answer: tuple[bool, bool] | None) -> None:
+            if answer and answer[0]:
+                for job in running:
+                    self.jobs.cancel(job.id)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel {len(running)} job(s)?",
+                [f"#{j.id} {j.title} ({j.host})" for j in running],
+                "Cancel job",
+            ),
+            answered,
+        )
