@@ -70,14 +70,16 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         """Fill the table."""
         table = self.query_one(DataTable)
-        table.add_columns("Keys", "Does", "Binding id")
+        # The id before the description: ids are short and needed whole (for the keymap); on a
+        # narrow terminal a description may lose its end instead.
+        table.add_columns("Keys", "Binding id", "Does")
         section = None
         for row in self.rows:
             if row.section != section:
                 # A heading line per section keeps the three columns wide enough for 80 columns.
                 section = row.section
                 table.add_row(Text(section, style="bold italic"), "", "")
-            table.add_row(Text("  " + row.keys), row.description, row.binding_id)
+            table.add_row(Text("  " + row.keys), row.binding_id, row.description)
         table.focus()
 
     def action_close(self) -> None:
