@@ -34,6 +34,9 @@ from backends.wasm.spec import Limits, TaskResult, TaskSpec
 
 PER_WORKER = 2
 """Tasks a worker process holds at once: one running, the next one ready behind it."""
+BACKLOG_PER_WORKER = 8
+"""Most tasks a worker process is handed at once while more wait here (at most half its share):
+one pipe message and one wake-up for several short tasks instead of one each."""
 BACKOFF = (0.2, 8.0)
 REFUSED_RETRY = 2.0
 TEXT = aiohttp.WSMsgType.TEXT
@@ -246,9 +249,13 @@ class Provider:
         self._dispatch()
 
     def _dispatch(self) -> None:
+        if not self._waiting or not self._workers:
+            return
+        share = len(self._waiting) // len(self._workers)
+        depth = PER_WORKER + min(BACKLOG_PER_WORKER - PER_WORKER, share // 2)
         for w in self._workers:
             batch = []
-            while self._waiting and len(w.jobs) < PER_WORKER:
+            while self._waiting and len(w.jobs) < depth:
                 running = self._jobs.get(self._waiting.popleft())
                 if running is None:
                     continue
