@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from backends.errors import BerthError
 from backends.paths import state_dir
@@ -42,12 +42,38 @@ def audit(host: str, action: str, targets: list[str], outcome: str = "ok", **det
 
 
 def read_audit(limit: int = 100) -> list[dict[str, Any]]:
-    """The last `limit` records, oldest first."""
+    """The last `limit` records, oldest first. Only the end of the file is read (it grows for
+    ever), and a line that is not a JSON object (cut short by a full disk, say) is skipped."""
     try:
-        lines = audit_file().read_text(encoding="utf-8").splitlines()
+        with audit_file().open("rb") as fh:
+            lines = _last_lines(fh, limit)
     except OSError:
         return []
-    return [json.loads(line) for line in lines[-limit:] if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _last_lines(fh: BinaryIO, limit: int, block: int = 1 << 16) -> list[bytes]:
+    """The last `limit` non-blank lines of a file, read backwards a block at a time."""
+    end = fh.seek(0, os.SEEK_END)
+    data = b""
+    position = end
+    while position > 0 and data.count(b"\n") <= limit:
+        step = min(block, position)
+        position -= step
+        fh.seek(position)
+        data = fh.read(step) + data
+    lines = data.split(b"\n")
+    if position > 0:
+        lines = lines[1:]  # the first one is cut: it began before the part read
+    return [line for line in lines if line.strip()][-limit:] if limit > 0 else []
 
 
 @contextmanager

@@ -10,7 +10,9 @@ run. pylxd's and requests' exceptions never leave this module: they become `Bert
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -99,6 +101,18 @@ def check_key(line: str) -> str:
 def _key_id(line: str) -> tuple[str, ...]:
     """What makes two key lines the same key: its type and data, whatever the comment says."""
     return tuple(line.split()[:2])
+
+
+def key_label(line: str) -> str:
+    """What the audit log says of an SSH key: its SHA256 fingerprint (as `ssh-keygen -lf` shows
+    it) and comment; never the key itself."""
+    parts = line.split()
+    try:
+        digest = hashlib.sha256(base64.b64decode(parts[1], validate=True)).digest()
+        fingerprint = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    except (IndexError, ValueError):
+        fingerprint = "(not a key)"
+    return " ".join([fingerprint, *parts[2:]])
 
 
 def _cloud_config(keys: list[str]) -> str:
@@ -321,7 +335,13 @@ class LxdBackend:
             "config": config,
             "devices": devices,
         }
-        details = {"member": spec.member, "image": spec.image, "keys": len(keys)}
+        details = {
+            "member": spec.member,
+            "image": spec.image,
+            "keys": [key_label(k) for k in keys],
+            "cpu": spec.cpu,
+            "memory": spec.memory,
+        }
         with audited(self.host_name, "member.create", [spec.name], **details):
             await self._do(
                 "post",
@@ -575,7 +595,7 @@ class LxdBackend:
     async def add_key(self, name: str, key: str) -> None:
         """Add a key to root's authorized_keys (nothing changes when it is there already)."""
         line = check_key(key)
-        with audited(self.host_name, "member.key.add", [name], key=" ".join(_key_id(line))[:60]):
+        with audited(self.host_name, "member.key.add", [name], key=key_label(line)):
             keys = await self.keys(name)
             if _key_id(line) not in {_key_id(k) for k in keys}:
                 await self._write_keys(name, [*keys, line])
@@ -583,7 +603,7 @@ class LxdBackend:
     async def remove_key(self, name: str, key: str) -> None:
         """Remove a key (matched by type and data, whatever its comment) from root's authorized_keys."""
         wanted = _key_id(key.strip())
-        with audited(self.host_name, "member.key.remove", [name], key=" ".join(wanted)[:60]):
+        with audited(self.host_name, "member.key.remove", [name], key=key_label(key)):
             keys = await self.keys(name)
             kept = [k for k in keys if _key_id(k) != wanted]
             if len(kept) == len(keys):

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cache
 from typing import TypeVar
 
+from textual.actions import parse
+from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.widget import Widget
 
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied
+from tui.read_only import CONSOLE, STATE_CHANGING, refusal
 
 B = TypeVar("B")
 
@@ -23,12 +28,54 @@ def writable(node: Widget, config: Config, host: HostConfig, backend: B | None, 
     problem = None
     if backend is None:
         problem = Denied(why_not, "Pick another host with H.")
-    elif config.ui.read_only or host.read_only:
-        problem = Denied(f"{host.name} is read-only here.", "Set read_only = false in the config to act.")
+    elif why := refusal(config, [host], flag=read_only_flag(node)):
+        problem = Denied(f"{why}: nothing was changed.")
     if problem is not None:
         node.notify(str(problem), severity="warning")
         return None
     return backend
+
+
+def read_only_flag(node: DOMNode) -> bool:
+    """True when berth was started with `--read-only` (the app says so; a test app may not)."""
+    return bool(getattr(node.app, "read_only", False))
+
+
+@cache
+def _binding_ids(node_class: type[DOMNode]) -> dict[tuple[str, tuple[object, ...]], str]:
+    """(action name, parameters) -> binding id, over the BINDINGS of `node_class` and its bases."""
+    found: dict[tuple[str, tuple[object, ...]], str] = {}
+    for cls in reversed(node_class.__mro__):
+        for binding in cls.__dict__.get("BINDINGS", ()):
+            if isinstance(binding, Binding) and binding.id:
+                _namespace, name, params = parse(binding.action)
+                found[(name, tuple(params))] = binding.id
+    return found
+
+
+def action_refusal(node: DOMNode, action: str, parameters: tuple[object, ...]) -> str | None:
+    """Why `node` may not run `action(*parameters)` now (it changes state and berth, or the host
+    it acts on, is read-only), or None when it may.
+
+    A node names the hosts its verbs act on with an `acting_hosts()` method; without one, the
+    hosts on show. In the all-hosts view a verb stays available while one host may be changed;
+    each pane's `writable` then refuses the targets on read-only hosts.
+    """
+    binding_id = _binding_ids(type(node)).get((action, tuple(parameters)))
+    scope = STATE_CHANGING.get(binding_id or "")
+    config = getattr(node.app, "config", None)
+    if scope is None or not isinstance(config, Config):
+        return None
+    hosts: list[HostConfig] = []
+    if scope != CONSOLE:
+        acting_hosts = getattr(node, "acting_hosts", None)
+        hosts = list(acting_hosts() if callable(acting_hosts) else getattr(node.app, "shown_hosts", []))
+    return refusal(config, hosts, flag=read_only_flag(node))
+
+
+def permitted(node: DOMNode, action: str, parameters: tuple[object, ...]) -> bool:
+    """For `check_action`: False hides a state-changing verb from the footer in read-only mode."""
+    return action_refusal(node, action, parameters) is None
 
 
 def run_action(

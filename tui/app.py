@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
+from backends.audit import audit
 from backends.config import Config, HostConfig, adhoc_host, save_config
-from backends.errors import BerthError, HostKeyUnknown, NotFound
+from backends.errors import BerthError, Denied, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
 from backends.wasm.pool import TaskPool
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
+from tui.acting import action_refusal
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
 from tui.keymap import binding_sections, check_keymap
+from tui.palette import PaneCommands
 from tui.panes import PANES
+from tui.read_only import refusal
 from tui.screens.add_host import add_host_form
+from tui.screens.audit import AuditScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.main import MainScreen
@@ -46,6 +53,7 @@ class BerthApp(App[None]):
 
     CSS_PATH = "styles/app.tcss"
     TITLE = "berth"
+    COMMANDS = App.COMMANDS | {PaneCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -67,9 +75,18 @@ class BerthApp(App[None]):
             node = node.parent  # type: ignore[assignment]
         return None
 
-    def __init__(self, config: Config, host: str | None = None, *, user_themes: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        host: str | None = None,
+        *,
+        user_themes: Path | None = None,
+        read_only: bool = False,
+    ) -> None:
         super().__init__()
         self.config = config
+        self.read_only = read_only
+        """`berth --read-only`: nothing changes (kept apart from the config, which may be saved)."""
         self.all_hosts = host == ALL_HOSTS
         if host and host.startswith("ssh://"):
             start: HostConfig | None = adhoc_host(host)  # for this run only; never saved
@@ -248,15 +265,24 @@ class BerthApp(App[None]):
             "All hosts" if self.all_hosts else f"Host: {self.current_host.name} ({self.current_host.url})"
         )
 
+    def read_only_reason(self) -> str | None:
+        """Why berth changes nothing at all (`--read-only`, `[ui] read_only`), or None."""
+        return refusal(self.config, flag=self.read_only)
+
     def action_add_host(self) -> None:
-        """Ask for a new host, add it to the inventory and save the config."""
+        """Ask for a new host, add it to the inventory and save the config (refused read-only:
+        the config file is not written then)."""
+        if why := self.read_only_reason():
+            raise Denied(f"{why}: no host is added.", "berth --host ssh://user@host looks at one for a run.")
 
         def added(updated: Config | None) -> None:
             if updated is None:
                 return
             self.config.hosts = updated.hosts
             self.save_config()
-            self.notify(f"Added {updated.hosts[-1].name}; switch to it with H.")
+            host = updated.hosts[-1]
+            audit("local", "host.add", [host.name], url=host.url, read_only=host.read_only)
+            self.notify(f"Added {host.name}; switch to it with H.")
 
         self.push_screen(add_host_form(self.config), added)
 
@@ -279,12 +305,20 @@ class BerthApp(App[None]):
                 f"No theme called {name!r}.", f"Installed: {', '.join(sorted(self.available_themes))}."
             )
         self.theme = name
-        self.config.ui.theme = name
+        if why := self.read_only_reason():
+            # The look is the user's own, so it switches; but read-only writes no file.
+            self.notify(f"Theme {name} for this run only: {why}.", timeout=4)
+            return
+        old, self.config.ui.theme = self.config.ui.theme, name
         self.save_config()
+        audit("local", "theme.switch", [name], previous=old)
 
     @work(thread=True, exclusive=True, group="save-config")
     def save_config(self) -> None:
-        """Write the config file off the UI thread; a failure is shown, never hidden."""
+        """Write the config file off the UI thread; a failure is shown, never hidden. Never in
+        read-only mode (the one place that writes it, so no path slips through)."""
+        if self.read_only_reason():
+            return
         try:
             save_config(self.config)
         except BerthError as exc:
@@ -307,6 +341,26 @@ class BerthApp(App[None]):
         if action == "find":
             return not isinstance(self.focused, Input) and self._finder() is not None
         return True
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Run an action (a key's, or one asked for by name), unless it changes state and berth
+        or its host is read-only: then one notification says why and the action counts as done.
+
+        Every key goes through here, so a verb hidden from the footer (its node's `check_action`
+        consults the same `action_refusal`) is refused with a reason rather than ignored.
+        """
+        target, name, params = self._parse_action(
+            action, self if default_namespace is None else default_namespace, namespaces
+        )
+        if why := action_refusal(target, name, params):
+            self.notify(f"{why}: nothing was changed.", title="Read-only", severity="warning", timeout=4)
+            return True
+        return await super().run_action(action, default_namespace, namespaces)
 
     def action_find(self) -> None:
         """Open the `/` prompt of the table or log in focus."""
@@ -336,6 +390,8 @@ class BerthApp(App[None]):
             self.exit()
         elif command.verb == "help":
             self.action_help()
+        elif command.verb == "audit":
+            self.action_audit()
         elif command.verb == "host" and arg == "add":
             self.action_add_host()
         elif command.verb == "host" and arg:
@@ -369,6 +425,11 @@ class BerthApp(App[None]):
             rows += binding_rows(section, listed, self.keymap)
         return rows + command_rows()
 
+    def action_audit(self) -> None:
+        """The audit log, newest first, in a filterable table."""
+        if not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen())
+
     def action_help(self) -> None:
         """Show every binding."""
         if not isinstance(self.screen, HelpScreen):
@@ -391,12 +452,19 @@ class BerthApp(App[None]):
         yield SystemCommand(
             "host: all", "Every host in one table", lambda: self._guard(self.switch_host, ALL_HOSTS)
         )
-        yield SystemCommand("host: add…", "Add a host to the inventory", self.action_add_host)
+        read_only = self.read_only_reason()
+        if not read_only:  # it writes the config file
+            yield SystemCommand(
+                "host: add…", "Add a host to the inventory", lambda: self._guard(self.action_add_host)
+            )
         for name in sorted(self.available_themes):
             yield SystemCommand(
                 f"theme: {name}",
-                "Switch theme (saved to config)",
+                "Switch theme (this run only: read-only)" if read_only else "Switch theme (saved to config)",
                 lambda n=name: self._guard(self.switch_theme, n),
             )
+        yield SystemCommand(
+            "audit: log", "Every action that changed something, newest first", self.action_audit
+        )
         yield SystemCommand("help: keys", "Show every key binding", self.action_help)
         yield SystemCommand("quit", "Quit berth", self.exit)

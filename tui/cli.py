@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
 from backends import __version__, paths
 from backends.config import Config, HostConfig, adhoc_host, load_config
-from backends.errors import BerthError, Invalid, NotFound
+from backends.errors import BerthError, Denied, Invalid, NotFound
 from backends.hosts import HostSession, Sessions
 from tui.error_log import log_unexpected, setup_error_log
+from tui.read_only import refusal
 
 ALL_HOSTS = "all"
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Engine(Protocol):
@@ -54,6 +57,7 @@ class CliContext:
     host: str | None
     json: bool = False
     accept_new: bool = False
+    read_only: bool = False
 
     def load(self) -> Config:
         """The validated config (defaults when the file does not exist)."""
@@ -81,6 +85,18 @@ class CliContext:
 
         return asyncio.run(go())
 
+    def refuse_if_read_only(self, hosts: list[HostConfig] | None = None) -> None:
+        """Raise `Denied` (exit 1) when berth runs read-only, or when `hosts` (default: the ones
+        --host chose) are read-only; before anything is connected to."""
+        config = self.load()
+        if hosts is None:
+            hosts = self.hosts(config)
+        why = refusal(config, hosts, flag=self.read_only)
+        if why:
+            ctx = click.get_current_context(silent=True)
+            verb = ctx.command_path.removeprefix("berth ") if ctx else "this command"
+            raise Denied(f"{why}: `{verb}` changes state and was not run.")
+
     def hosts(self, config: Config) -> list[HostConfig]:
         """The hosts --host chose: every one for `all`, else the one `host_config` names."""
         if self.host == ALL_HOSTS:
@@ -101,6 +117,23 @@ class CliContext:
             known = ", ".join(h.name for h in config.hosts)
             raise NotFound(f"No host {wanted!r} in {self.config_path}.", f"Known hosts: {known}.")
         return found
+
+
+def changes_state(*, on_host: bool = True) -> Callable[[F], F]:
+    """Mark a verb that changes state: refused under --read-only or `[ui] read_only`, and (with
+    `on_host`) on a host marked read_only; put it under the click decorators."""
+
+    def wrap(command: F) -> F:
+        @functools.wraps(command)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            obj = click.get_current_context().find_object(CliContext)
+            if obj is not None:
+                obj.refuse_if_read_only(None if on_host else [])
+            return command(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
 
 
 class BerthGroup(click.Group):
@@ -135,19 +168,29 @@ class BerthGroup(click.Group):
     is_flag=True,
     help="Trust and record host keys never seen before (a changed key is always refused).",
 )
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Look, never touch: verbs that change state are hidden in the console and refused here.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: Path | None, host: str | None, as_json: bool, accept_new: bool
+    ctx: click.Context,
+    config_path: Path | None,
+    host: str | None,
+    as_json: bool,
+    accept_new: bool,
+    read_only: bool,
 ) -> None:
     """berth: a keyboard-driven console for Docker, LXD and WASI workloads, here and over SSH.
 
     With no command it opens the console.
     """
-    ctx.obj = CliContext(config_path or paths.config_file(), host, as_json, accept_new)
+    ctx.obj = CliContext(config_path or paths.config_file(), host, as_json, accept_new, read_only)
     if ctx.invoked_subcommand is None:
         from tui.app import BerthApp  # Textual loads only when the console is wanted
 
-        app = BerthApp(ctx.obj.load(), host)
+        app = BerthApp(ctx.obj.load(), host, read_only=read_only)
         app.run()
         sys.exit(app.return_code or 0)
 

@@ -14,10 +14,11 @@ from typing import Any
 import click
 
 from backends import paths
+from backends.audit import audited
 from backends.broker.client import DEFAULT_URL, BrokerClient
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
-from tui.cli import CliContext, cli
+from tui.cli import CliContext, changes_state, cli
 from tui.cli_wasm import Size, limits_options
 
 BROKER_URL = click.option(
@@ -164,9 +165,11 @@ def broker_providers(obj: CliContext, url: str, token: str | None) -> None:
 @click.option("--name", required=True, help="The name the provider is shown under.")
 @BROKER_URL
 @TOKEN
+@changes_state(on_host=False)
 def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> None:
     """Admit a waiting provider by its key's fingerprint (see `berth broker pending`)."""
-    _call(url, token, "POST", "/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
+    with audited(url, "provider.pair", [fingerprint], name=name):
+        _call(url, token, "POST", "/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
     click.echo(f"Paired {fingerprint} as {name!r}; it is admitted when it next connects.")
 
 
@@ -211,6 +214,7 @@ def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> No
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("args", nargs=-1)
 @click.pass_obj
+@changes_state(on_host=False)
 def submit_cmd(
     obj: CliContext,
     url: str,
@@ -235,7 +239,10 @@ def submit_cmd(
         async with BrokerClient(url, token) as client:
             ref = await client.upload(data, module.name)
             request = TaskRequest(ref, list(args), limits=limits, name=module.name)
-            _, batch = await client.submit([request] * count)
+            # Arguments are left out of the record: they may carry secrets.
+            details = {"count": count, "module": ref, "fuel": fuel, "memory": memory, "timeout": timeout}
+            with audited(url, "wasm.submit", [module.name], **details):
+                _, batch = await client.submit([request] * count)
             async for result in client.results(batch):
                 tally[_outcome(result)] += 1
                 if obj.json:

@@ -14,7 +14,7 @@ import click
 from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.errors import BerthError
-from tui.cli import ALL_HOSTS, CliContext, cli, on_host
+from tui.cli import ALL_HOSTS, CliContext, changes_state, cli, on_host
 from tui.format import age, human_bytes, table
 
 T = TypeVar("T")
@@ -149,6 +149,7 @@ def _action_command(action: str, summary: str) -> None:
     @cli.command(name=action, help=summary)
     @click.argument("names", nargs=-1, required=True, metavar="NAME...")
     @click.pass_obj
+    @changes_state()
     def command(obj: CliContext, names: tuple[str, ...]) -> None:
         _each(obj, names, lambda backend, cid: backend.act(action, cid))
 
@@ -162,6 +163,7 @@ _action_command("restart", "Restart containers.")
 @click.option("-f", "--force", is_flag=True, help="Remove running containers too (they are killed).")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.pass_obj
+@changes_state()
 def rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
     """Remove containers."""
     _each(obj, names, lambda backend, cid: backend.remove(cid, force=force))
@@ -203,6 +205,7 @@ def image_move(obj: CliContext, image_ref: str, to_host: str, from_host: str | N
     config = obj.load()
     target_config = obj.host_config(config, to_host)
     source_config = obj.host_config(config, from_host)
+    obj.refuse_if_read_only([target_config])  # the source is only read
     show = sys.stderr.isatty() and not obj.json
 
     def progress(sent: int, size: int) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 import click
 
+from backends.audit import audit
 from backends.config import HostConfig, add_host, save_config
 from backends.hosts import HostState, probe_host
-from tui.cli import ALL_HOSTS, CliContext, cli
+from tui.cli import ALL_HOSTS, CliContext, changes_state, cli
 from tui.format import table
 
 
@@ -74,6 +75,7 @@ def hosts(ctx: click.Context) -> None:
 @click.option("--jump", metavar="HOST", help="Jump host: an inventory name or ssh://user@host[:port].")
 @click.option("--read-only", is_flag=True, help="Look, never act, on this host.")
 @click.pass_obj
+@changes_state(on_host=False)
 def hosts_add(
     obj: CliContext, name: str, url: str, identity: Path | None, jump: str | None, read_only: bool
 ) -> None:
@@ -83,4 +85,5 @@ def hosts_add(
         name, url, identity=str(identity.expanduser()) if identity else None, jump=jump, read_only=read_only
     )
     written = save_config(add_host(config, host), obj.config_path)
+    audit("local", "host.add", [name], url=url, read_only=read_only)
     click.echo(f"Added {name} ({url}) to {written}.")

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from backends.audit import audited
 from backends.errors import BerthError, Invalid
-from backends.lxd_models import MemberInstance, MemberSpec
-from tui.cli import CliContext, cli
+from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
+from tui.cli import CliContext, changes_state, cli
 from tui.format import age, human_bytes, table
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ def member() -> None:
 @click.option("--contact", metavar="TEXT", help="How to reach the member.")
 @click.option("--profile", default="default", show_default=True, help="LXD profile to create it with.")
 @click.pass_obj
+@changes_state()
 def member_create(
     obj: CliContext,
     name: str,
@@ -143,9 +145,16 @@ def member_create(
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
 @click.pass_obj
+@changes_state()
 def member_exec(obj: CliContext, name: str, command: tuple[str, ...]) -> None:
     """Run a command in the instance; print its output and exit with its exit code."""
-    result = _run(obj, lambda b: b.exec(name, list(command)))
+
+    async def work(backend: LxdBackend) -> ExecResult:
+        # The program only: its arguments may carry secrets.
+        with audited(backend.host_name, "member.exec", [name], command=command[0]):
+            return await backend.exec(name, list(command))
+
+    result = _run(obj, work)
     if obj.json:
         click.echo(json.dumps({"code": result.code, "stdout": result.stdout, "stderr": result.stderr}))
     else:
@@ -159,6 +168,7 @@ def member_exec(obj: CliContext, name: str, command: tuple[str, ...]) -> None:
 @click.argument("snap", required=False)
 @click.option("--stateful", is_flag=True, help="Save the running state too (needs CRIU on the host).")
 @click.pass_obj
+@changes_state()
 def member_snapshot(obj: CliContext, name: str, snap: str | None, stateful: bool) -> None:
     """Take a snapshot (named snap-DATE-TIME unless SNAP is given)."""
     taken = _run(obj, lambda b: b.snapshot(name, snap, stateful=stateful))
@@ -169,6 +179,7 @@ def member_snapshot(obj: CliContext, name: str, snap: str | None, stateful: bool
 @click.argument("name")
 @click.argument("snap")
 @click.pass_obj
+@changes_state()
 def member_restore(obj: CliContext, name: str, snap: str) -> None:
     """Put the instance back as it was in snapshot SNAP."""
     _run(obj, lambda b: b.restore(name, snap))
@@ -179,6 +190,7 @@ def member_restore(obj: CliContext, name: str, snap: str) -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
+@changes_state()
 def member_backup(obj: CliContext, name: str, file: Path) -> None:
     """Export the instance with its snapshots to FILE (a tarball `berth member import` takes)."""
     show = _progress(obj)
@@ -201,6 +213,7 @@ def member_backup(obj: CliContext, name: str, file: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", metavar="NAME", help="Name for the new instance (default: the one backed up).")
 @click.pass_obj
+@changes_state()
 def member_import(obj: CliContext, file: Path, name: str | None) -> None:
     """Make an instance from a backup FILE; it is left stopped."""
     made = _run(obj, lambda b: b.import_backup(file, name))
@@ -216,6 +229,7 @@ def member_import(obj: CliContext, file: Path, name: str | None) -> None:
     "--listen", default="0.0.0.0", show_default=True, metavar="ADDR", help="Host address to listen on."
 )
 @click.pass_obj
+@changes_state()
 def member_forward(obj: CliContext, name: str, host_port: int, port: int, udp: bool, listen: str) -> None:
     """Forward HOSTPORT on the host to PORT inside the instance."""
     protocol = "udp" if udp else "tcp"
@@ -237,6 +251,8 @@ def member_forward(obj: CliContext, name: str, host_port: int, port: int, udp: b
 @click.pass_obj
 def member_keys(obj: CliContext, name: str, add_file: Path | None) -> None:
     """List root's SSH keys in the instance; with --add, add a key file's keys first."""
+    if add_file:
+        obj.refuse_if_read_only()  # listing keys is looking; adding one is not
     adding = _key_lines(add_file) if add_file else []
 
     async def work(backend: LxdBackend) -> list[str]:
@@ -252,6 +268,7 @@ def member_keys(obj: CliContext, name: str, add_file: Path | None) -> None:
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal).")
 @click.pass_obj
+@changes_state()
 def member_delete(obj: CliContext, name: str, yes: bool) -> None:
     """Delete the instance and its snapshots (stopping it first)."""
     if not yes:

@@ -161,6 +161,10 @@ def wasm_run(
     of fuel or memory, an invalid module...) berth says so on stderr and exits 1; 124 when it
     timed out. With --json, prints how it ended and its output as one JSON object instead.
     """
+    if rw_dirs:
+        # A task runs in its sandbox and changes nothing outside it, so it runs read-only too;
+        # but a writable folder is a change outside it.
+        obj.refuse_if_read_only([])
     spec = TaskSpec(
         module=module,
         args=args,

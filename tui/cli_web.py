@@ -38,5 +38,7 @@ def web(obj: CliContext, listen: str) -> None:
     argv = [sys.executable, "-c", "from tui.cli import main; main()", "--config", str(obj.config_path)]
     if obj.host:
         argv += ["--host", obj.host]
+    if obj.read_only:
+        argv.append("--read-only")  # every page's console is read-only too
     click.echo(f"berth web: http://{host}:{port}/ (Ctrl+C stops it)", err=True)
     Server(shlex.join(argv), host=host, port=port, title="berth").serve()

@@ -16,6 +16,7 @@ from tui.panes.containers import ContainersPane
 from tui.panes.members import MembersPane
 from tui.panes.providers import ProvidersPane
 from tui.panes.wasm import WasmPane
+from tui.screens.audit import AuditScreen
 from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
 from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
@@ -57,6 +58,7 @@ def binding_sections(app_bindings: Iterable[object]) -> list[tuple[str, list[Bin
         ("member keys", KeysScreen),
         ("member forwards", ForwardsScreen),
         ("member snapshots", SnapshotsScreen),
+        ("audit", AuditScreen),
     ):
         sections.append((section, own(holder.BINDINGS)))
     return sections

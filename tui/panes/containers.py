@@ -30,7 +30,7 @@ from backends.docker_models import ComposeProject, ContainerChange, ContainerInf
 from backends.errors import BerthError
 from backends.hosts import HostSession, Sessions
 from backends.streams import LogLine
-from tui.acting import run_action, run_in_terminal, shown, writable
+from tui.acting import permitted, run_action, run_in_terminal, shown, writable
 from tui.format import human_bytes
 from tui.panes.container_rows import (
     CONTAINER_COLUMNS,
@@ -367,7 +367,9 @@ class ContainersPane(Widget):
         return writable(self, self.config, feed.host, feed.backend, why_not)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Show each key only on the view it works on."""
+        """Show each key only on the view it works on, and no verb that changes state read-only."""
+        if not permitted(self, action, parameters):
+            return False
         if action in CONTAINER_ACTIONS or action == "act":
             return self.view == "containers"
         if action in IMAGE_ACTIONS:

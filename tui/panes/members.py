@@ -12,13 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 
+from backends.audit import audit
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
 from backends.hosts import Sessions
 from backends.lxd import LxdBackend
 from backends.lxd_models import MemberInstance, MemberSpec
 from backends.streams import LogLine
-from tui.acting import run_action, run_in_terminal, shown, writable
+from tui.acting import permitted, run_action, run_in_terminal, shown, writable
 from tui.format import human_bytes
 from tui.panes.member_rows import MEMBER_COLUMNS, member_row
 from tui.screens.confirm import ConfirmScreen
@@ -189,6 +190,14 @@ class MembersPane(Widget):
 
     # Guards and running --------------------------------------------------------------------------
 
+    def acting_hosts(self) -> list[HostConfig]:
+        """The host the verbs act on (for read-only mode)."""
+        return [self.host]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No verb that changes state in read-only mode."""
+        return permitted(self, action, parameters)
+
     def _writable(self) -> LxdBackend | None:
         """The backend to act through; None (and a notification saying why) when acting is not allowed."""
         why_not = self.offline or f"No LXD on {self.host.name}."
@@ -276,9 +285,10 @@ class MembersPane(Widget):
         return name if name in self.instances else None
 
     def action_details(self, what: str) -> None:
-        """The keys, forwards or snapshots of the instance under the cursor."""
+        """The keys, forwards or snapshots of the instance under the cursor (to look at them is
+        allowed read-only; their verbs are not)."""
         name = self._cursor()
-        if name is None or self._writable() is None or self.backend is None:
+        if name is None or self.backend is None:
             return
         screens: dict[str, type[DetailScreen]] = {
             "keys": KeysScreen,
@@ -342,6 +352,7 @@ class MembersPane(Widget):
         except BerthError as exc:
             self.notify(str(exc), severity="error")
             return
+        audit(self.host.name, "member.shell", [name])
         await run_in_terminal(self, argv)
 
     def action_logs(self) -> None:

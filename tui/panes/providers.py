@@ -17,14 +17,16 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
+from backends.audit import audited
 from backends.broker.remote import start_provider
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied, Invalid
 from backends.hosts import Sessions, Spawned
 from backends.streams import LogLine
-from tui.acting import run_action, shown
+from tui.acting import permitted, read_only_flag, run_action, shown
 from tui.error_log import log_unexpected
 from tui.panes.provider_rows import PROVIDER_COLUMNS, provider_row, status_line
+from tui.read_only import refusal
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
@@ -167,12 +169,20 @@ class ProvidersPane(Widget):
         problem = None
         if self.broker is None:
             problem = Denied("The broker is not reachable yet.")
-        elif self.config.ui.read_only:
-            problem = Denied("berth is read-only here.", "Set read_only = false in the config to act.")
+        elif why := refusal(self.config, flag=read_only_flag(self)):
+            problem = Denied(f"{why}: nothing was changed.")
         if problem is not None:
             self.notify(str(problem), severity="warning")
             return None
         return self.broker
+
+    def acting_hosts(self) -> list[HostConfig]:
+        """The host `P` starts a provider on (the broker's verbs act on no host)."""
+        return [self.host]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No verb that changes state in read-only mode."""
+        return permitted(self, action, parameters)
 
     def _chosen(self, among: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return [among[fp] for fp in self.table.selected_ids() if fp in among]
@@ -183,8 +193,9 @@ class ProvidersPane(Widget):
             return
 
         async def job() -> None:
-            for fp in fingerprints:
-                await broker.client.call("POST", path, body={"fingerprint": fp}, retry=False)
+            with audited(broker.url, f"provider.{label}", list(fingerprints)):
+                for fp in fingerprints:
+                    await broker.client.call("POST", path, body={"fingerprint": fp}, retry=False)
 
         run_action(self, label, job, done=done, after=self.refresh_now, group="broker-actions")
 
@@ -210,7 +221,8 @@ class ProvidersPane(Widget):
 
             async def job() -> None:
                 body = {"fingerprint": waiting["fingerprint"], "name": name}
-                await broker.client.call("POST", "/api/v1/providers/pair", body=body, retry=False)
+                with audited(broker.url, "provider.pair", [waiting["fingerprint"]], name=name):
+                    await broker.client.call("POST", "/api/v1/providers/pair", body=body, retry=False)
 
             run_action(
                 self, "pair", job, done=f"Paired {name}.", after=self.refresh_now, group="broker-actions"
@@ -272,6 +284,9 @@ class ProvidersPane(Widget):
         if broker is None:
             return
         host = self.host
+        if why := refusal(self.config, [host], flag=read_only_flag(self)):
+            self.notify(f"{why}: nothing was changed.", severity="warning")
+            return
         fields = (
             Field("berth", f"The berth command on {host.name}", "berth", value="berth"),
             Field("workers", "Workers (a number, or max)", "max", value="max"),
@@ -299,9 +314,11 @@ class ProvidersPane(Widget):
         old = self.started.pop(host.name, None)
         if old is not None:
             old.stop()
-        spawned = await start_provider(
-            self.sessions.get(host), port, values["berth"].strip(), values["workers"], values["name"].strip()
-        )
+        name = values["name"].strip()
+        with audited(host.name, "provider.start", [name], workers=values["workers"]):
+            spawned = await start_provider(
+                self.sessions.get(host), port, values["berth"].strip(), values["workers"], name
+            )
         self.started[host.name] = spawned
         self.notify(f"Provider starting on {host.name}; it shows under 'waiting to be paired' (a approves).")
         self.run_worker(self._watch_started(host.name, spawned), group="started", exit_on_error=False)

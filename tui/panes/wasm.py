@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
 
+from backends.audit import audited
 from backends.broker.protocol import Limits as WireLimits
 from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
@@ -25,7 +26,7 @@ from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskSpec
-from tui.acting import run_action
+from tui.acting import permitted, run_action
 from tui.error_log import log_unexpected
 from tui.panes.wasm_rows import TASK_COLUMNS, task_row
 from tui.screens.confirm import ConfirmScreen
@@ -228,6 +229,10 @@ class WasmPane(Widget):
 
         run_action(self, label, lambda: job(pool), group="wasm-actions")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No verb that changes state in read-only mode."""
+        return permitted(self, action, parameters)
+
     def action_new(self) -> None:
         """The new-task form; the task is queued when it closes (here or on the broker), and the
         output of the first one opens."""
@@ -245,7 +250,10 @@ class WasmPane(Widget):
         )
 
     async def _submit(self, pool: TaskPool, spec: TaskSpec) -> None:
-        record = await pool.submit(spec)
+        # Audited here, per action of the user, not in the pool: the pool runs thousands of
+        # tasks a second and a file append per task would cost it ~10 %.
+        with audited("local", "wasm.run", [spec.name or str(spec.image or "")], **_limits(spec)):
+            record = await pool.submit(spec)
         self._changed(record)
         self.table.move_cursor_to(record.id)
         self.show_output(record)
@@ -267,7 +275,8 @@ class WasmPane(Widget):
             name=spec.name,
             limits=WireLimits(limits.fuel, limits.memory, limits.timeout),
         )
-        ids, batch = await broker.client.submit([request] * order.count)
+        with audited(broker.url, "wasm.submit", [spec.name], count=order.count, module=ref, **_limits(spec)):
+            ids, batch = await broker.client.submit([request] * order.count)
         now = time.time()
         for task_id in ids:
             self.remote[task_id] = request
@@ -319,8 +328,9 @@ class WasmPane(Widget):
         ids = [r.id for r in self._chosen() if r.id not in self.remote]
 
         async def rerun(pool: TaskPool) -> None:
-            for tid in ids:
-                await pool.rerun(tid)
+            with audited("local", "wasm.rerun", ids):
+                for tid in ids:
+                    await pool.rerun(tid)
 
         self._run("re-run", rerun)
 
@@ -329,6 +339,10 @@ class WasmPane(Widget):
         ids = [r.id for r in self._chosen() if r.state in ("queued", "running")]
 
         async def cancel(pool: TaskPool) -> None:
+            with audited("local", "wasm.cancel", ids):
+                await cancel_each(pool)
+
+        async def cancel_each(pool: TaskPool) -> None:
             for tid in ids:
                 if tid in self.remote and self._get_broker is not None:
                     broker = await self._get_broker()
@@ -348,9 +362,10 @@ class WasmPane(Widget):
             return
 
         async def drop(pool: TaskPool) -> None:
-            for record in finished:
-                await pool.drop(record.id)
-                self.records.pop(record.id, None)
+            with audited("local", "wasm.drop", [r.id for r in finished]):
+                for record in finished:
+                    await pool.drop(record.id)
+                    self.records.pop(record.id, None)
             self._show()
 
         self.app.push_screen(
@@ -361,6 +376,13 @@ class WasmPane(Widget):
             ),
             lambda answer: self._run("drop", drop) if answer and answer[0] else None,
         )
+
+
+def _limits(spec: TaskSpec) -> dict[str, object]:
+    """The limits of a task as the audit log records them (arguments and environment are left
+    out: they may hold secrets)."""
+    limits = spec.limits
+    return {"fuel": limits.fuel, "memory": limits.memory, "timeout": limits.timeout}
 
 
 async def _broker_output(

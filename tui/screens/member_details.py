@@ -13,9 +13,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from backends.config import HostConfig
 from backends.errors import BerthError, Invalid
 from backends.lxd import LxdBackend
-from tui.acting import run_action
+from tui.acting import permitted, run_action
 from tui.panes.member_rows import (
     FORWARD_COLUMNS,
     KEY_COLUMNS,
@@ -90,6 +91,15 @@ class DetailScreen(ModalScreen[None]):
             ConfirmScreen(question, targets, verb),
             lambda answer: self.run(f"{verb}: {', '.join(targets)}", job) if answer and answer[0] else None,
         )
+
+    def acting_hosts(self) -> list[HostConfig]:
+        """The host of the instance (members are managed on the current host)."""
+        host = getattr(self.app, "current_host", None)
+        return [host] if isinstance(host, HostConfig) else []
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Looking is allowed read-only; the verbs that change something are hidden."""
+        return permitted(self, action, parameters)
 
     def action_close(self) -> None:
         """Back to the pane."""
