@@ -178,3 +178,12 @@ def test_module_frames_are_checked_against_their_ref() -> None:
         p.split_module_frame(p.module_frame(ref, data + b"x"))
     with pytest.raises(p.ProtocolError, match="does not match its ref"):
         p.split_module_frame(b"short")
+
+
+def test_sandbox_names_stay_inside_the_task_folder() -> None:
+    from backends.broker.protocol import sandbox_name
+
+    assert sandbox_name("/movie.mp4") == "movie.mp4"
+    assert sandbox_name("in/./data.csv") == "in/data.csv"
+    for bad in ("", "/", "../etc/passwd", "a/../../b", "nul\0byte"):
+        assert sandbox_name(bad) is None, bad

@@ -203,15 +203,6 @@ async def test_upload_too_large_from_the_broker_is_413(api: Any) -> None:
     assert await resp.text() == "The module is too large.\n"
 
 
-async def test_upload_of_a_non_module_is_400_while_tasks_carry_no_files(api: Any) -> None:
-    client, _ = api
-    if wasimoff._supports_files():
-        pytest.skip("TaskRequest has `files`: data files are kept for loadfs (tested below)")
-    resp = await client.post(f"{V1}/upload?name=movie.mp4", data=b"not wasm")
-    assert resp.status == 400
-    assert "not a WebAssembly module" in await resp.text()
-
-
 # run: refusals -------------------------------------------------------------------------------
 
 
@@ -320,19 +311,6 @@ async def test_run_of_an_unknown_ref_errs_per_task(api: Any) -> None:
     assert body == [{"error": f"No module {'sha256:' + '0' * 64!r} on this broker."}]
 
 
-async def test_loadfs_and_datafile_are_refused_until_tasks_carry_files(api: Any) -> None:
-    client, _ = api
-    if wasimoff._supports_files() and wasimoff._supports_datafile():
-        pytest.skip("TaskRequest has `files` and `datafile` (tested below)")
-    await _upload(client, "a.wasm")
-    config = {"bin": "a.wasm", "exec": [{"args": [], "loadfs": ["movie.mp4"]}]}
-    if not wasimoff._supports_files():
-        assert await _run(client, config) == (400, "loadfs is not supported by this broker yet\n")
-    config = {"bin": "a.wasm", "exec": [{"args": [], "datafile": "clip.mp4"}]}
-    if not wasimoff._supports_datafile():
-        assert await _run(client, config) == (400, "datafile is not supported by this broker yet\n")
-
-
 # run: translation and results ----------------------------------------------------------------
 
 
@@ -426,29 +404,13 @@ async def test_run_trace_lists_timestamped_events(api: Any) -> None:
     assert all(isinstance(e["time"], int) and e["time"] > 1_600_000_000_000_000 for e in trace)
 
 
-class FileTaskRequest(TaskRequest, omit_defaults=True, forbid_unknown_fields=True):
-    """TaskRequest as it will be once tasks carry sandbox files (the fields asked of core)."""
-
-    files: dict[str, bytes] = {}
-    datafile: str = ""
-
-
-class FileTaskView(TaskView):
-    """TaskView with the file read back after the run (None: the task did not leave it)."""
-
-    datafile: bytes | None = b""
-
-
-async def test_loadfs_and_datafile_once_tasks_carry_files(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_loadfs_and_datafile_translate_to_task_files(api: Any) -> None:
     client, broker = api
-    monkeypatch.setattr(wasimoff, "TaskRequest", FileTaskRequest)
-    monkeypatch.setattr(wasimoff, "TaskView", FileTaskView)
     await _upload(client, "ffmpeg.wasm")
     await _upload(client, "movie.mp4", b"MOVIE BYTES")  # any file, as Wasimoff takes any
 
     def ffmpeg(request: TaskRequest) -> dict[str, Any]:
-        assert isinstance(request, FileTaskRequest)
-        view = FileTaskView(**msgspec.structs.asdict(_view("t", request)))
+        view = _view("t", request)
         out: bytes | None = (
             request.files.get("movie.mp4", b"")[:5] if request.datafile == "clip.mp4" else None
         )
@@ -533,6 +495,28 @@ def test_wasimoff_client_upload_and_run_two_tasks_with_curl(
         200,
         [{"result": {"status": 0, "stdout": "through stdin\n", "stderr": ""}}],
     )
+
+    # loadfs puts an uploaded file in the task's folder (its `/`); datafile sends one back.
+    writefile = wasm_programs["writefile"]
+    assert _curl("--data-binary", f"@{writefile}", f"{url}/upload?name=writefile.wasm")[0] == 200
+    assert _curl("--data-binary", "given", f"{url}/upload?name=input.txt")[0] == 200
+    config = {
+        "bin": "writefile.wasm",
+        "exec": [
+            {"args": ["/input.txt", "overwritten"], "loadfs": ["input.txt"], "datafile": "input.txt"},
+            {"args": ["/new.txt", "made inside"], "datafile": "new.txt"},
+            {"args": ["/other.txt", "x"], "datafile": "missing.txt"},
+        ],
+    }
+    code, body = _curl(
+        "-X", "POST", "-H", "content-type: application/json", "--data", json.dumps(config), f"{url}/run"
+    )  # fmt: skip
+    assert code == 200, body
+    loaded, made, missing = json.loads(body)
+    assert loaded["result"]["status"] == 0 and loaded["result"]["stdout"] == "written\n"
+    assert base64.b64decode(loaded["result"]["datafile"]) == b"overwritten"
+    assert base64.b64decode(made["result"]["datafile"]) == b"made inside"
+    assert missing == {"error": 'requested datafile "missing.txt" not found!'}
 
 
 # The real broker core, no provider -------------------------------------------------------------

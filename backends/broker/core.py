@@ -253,6 +253,7 @@ class Broker:
                     f"No module {request.module[:80]!r} on this broker.",
                     "Upload it first: POST /api/v1/modules answers its ref.",
                 )
+            _check_files(request, self.max_upload)
         if len(self._open) + len(requests) > self.settings.queue_limit:
             raise QueueFull(
                 f"The queue is full ({len(self._open):,} tasks waiting or running, "
@@ -576,7 +577,19 @@ class Broker:
                 self._send_module(conn, task.request.module)
             r = task.request
             batches.setdefault(conn, []).append(
-                p.Job(task.id, task.attempts, r.module, r.args, r.env, r.stdin, r.limits, r.stream, r.name)
+                p.Job(
+                    task.id,
+                    task.attempts,
+                    r.module,
+                    r.args,
+                    r.env,
+                    r.stdin,
+                    r.limits,
+                    r.stream,
+                    r.name,
+                    r.files,
+                    r.datafile,
+                )
             )
         for conn, jobs in batches.items():
             conn.link.send(p.encode(p.Run(jobs)))
@@ -692,6 +705,18 @@ class Broker:
                 if overdue:
                     self._requeue(overdue, f"provider {conn.name} did not finish it in time")
                     self._dispatch()
+
+
+def _check_files(request: TaskRequest, limit: int) -> None:
+    """Invalid for a file name that leaves the task's folder, or files over the upload limit."""
+    for name in [*request.files, *([request.datafile] if request.datafile else [])]:
+        if p.sandbox_name(name) is None:
+            raise Invalid(
+                f"The file name {name[:80]!r} leaves the task's folder.", "Use a path like data/in.csv."
+            )
+    size = sum(len(data) for data in request.files.values())
+    if size > limit:
+        raise TooLarge(f"A task's files take {size:,} bytes; this broker takes at most {limit:,}.")
 
 
 def _pick(free: list[ProviderConn], module: str, room: dict[ProviderConn, int]) -> ProviderConn:

@@ -56,6 +56,10 @@ class Job(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     stream: bool = False
     name: str = ""
     """The program's argv[0] (default: the module's ref)."""
+    files: dict[str, bytes] = {}
+    """Files put in a fresh writable folder the module sees as `/` (name -> bytes)."""
+    datafile: str = ""
+    """A file of that folder to send back with the result."""
 
 
 class Outcome(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -70,6 +74,8 @@ class Outcome(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     fuel_used: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    datafile: bytes | None = None
+    """The job's `datafile` after the run (None: the module did not leave one)."""
 
 
 # Provider -> broker --------------------------------------------------------------------------
@@ -242,3 +248,12 @@ def split_module_frame(frame: bytes) -> tuple[str, bytes]:
     if not ref.startswith(REF_PREFIX) or ref_of(data) != ref:
         raise ProtocolError(f"module frame does not match its ref {ref[:REF_LENGTH]!r}")
     return ref, data
+
+
+def sandbox_name(name: str) -> str | None:
+    """`name` as a path inside a task's folder (`/in/data.csv` -> `in/data.csv`), or None when it
+    would leave the folder or names none."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
+    if not parts or ".." in parts or any("\0" in part for part in parts):
+        return None
+    return "/".join(parts)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +32,7 @@ from backends.broker import protocol as p
 from backends.errors import BerthError
 from backends.wasm.blobs import blob_path, put_blob
 from backends.wasm.pool import spawn_worker
-from backends.wasm.spec import Limits, TaskResult, TaskSpec
+from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 
 PER_WORKER = 2
 """Tasks a worker process holds at once: one running, the next one ready behind it."""
@@ -64,6 +66,8 @@ class _Running:
     worker: _Worker | None = None
     started: bool = False
     """The worker process began running it (it said "started")."""
+    sandbox: Path | None = None
+    """The folder the module sees as `/`, when the job brings files or wants one back."""
 
 
 class Provider:
@@ -261,12 +265,38 @@ class Provider:
                     continue
                 running.worker = w
                 w.jobs.append(running.job.id)
-                batch.append((running.job.id, _spec(running.job)))
+                batch.append((running.job.id, self._spec(running)))
             if batch:
                 try:
                     w.conn.send(("run", batch))
                 except OSError:
                     self._worker_died(w)
+
+    def _spec(self, running: _Running) -> TaskSpec:
+        """What the worker runs; a job with files or a data file gets a fresh folder as `/`."""
+        job = running.job
+        dirs: tuple[Preopen, ...] = ()
+        if job.files or job.datafile:
+            root = self.store / "sandboxes"
+            root.mkdir(parents=True, exist_ok=True)
+            running.sandbox = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=root))
+            for name, data in job.files.items():
+                relative = p.sandbox_name(name)
+                if relative is not None:  # the broker refused others; a stray one is skipped
+                    target = running.sandbox / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+            dirs = (Preopen(str(running.sandbox), "/", writable=True),)
+        limits = job.limits
+        return TaskSpec(
+            module=job.module,
+            args=tuple(job.args),
+            env=tuple(job.env.items()),
+            stdin=job.stdin,
+            dirs=dirs,
+            limits=Limits(limits.fuel, limits.memory, limits.timeout, limits.max_output or OUTPUT_CAP),
+            name=job.name or job.module,
+        )
 
     def _cancel(self, job_id: str) -> None:
         running = self._jobs.get(job_id)
@@ -324,6 +354,7 @@ class Provider:
         if running is None:
             return
         self.done += 1
+        datafile = _take_datafile(running) if running.sandbox is not None else None
         self._outcomes.append(
             p.Outcome(
                 job_id,
@@ -335,15 +366,23 @@ class Provider:
                 result.fuel_used,
                 bytes(running.stdout),
                 bytes(running.stderr),
+                datafile,
             )
         )
 
     def _decline(self, job_id: str) -> None:
-        running = self._jobs.pop(job_id, None)
+        running = self._forget(job_id)
         if running is not None:
             self._outcomes.append(
                 p.Outcome(job_id, running.job.attempt, "declined", message="provider draining")
             )
+
+    def _forget(self, job_id: str) -> _Running | None:
+        """Drop a job that ends without a result here, and its folder if it had one."""
+        running = self._jobs.pop(job_id, None)
+        if running is not None and running.sandbox is not None:
+            shutil.rmtree(running.sandbox, ignore_errors=True)
+        return running
 
     def _send_outcomes(self) -> None:
         if self._outcomes:
@@ -389,7 +428,7 @@ class Provider:
         code = w.process.poll()
         w.conn.close()
         for job_id in w.jobs:
-            running = self._jobs.pop(job_id, None)
+            running = self._forget(job_id)
             if running is not None:
                 message = f"the worker process died (exit code {code})"
                 self._outcomes.append(p.Outcome(job_id, running.job.attempt, "lost", message=message))
@@ -415,16 +454,18 @@ class Provider:
         self._workers.clear()
 
 
-def _spec(job: p.Job) -> TaskSpec:
-    limits = job.limits
-    return TaskSpec(
-        module=job.module,
-        args=tuple(job.args),
-        env=tuple(job.env.items()),
-        stdin=job.stdin,
-        limits=Limits(limits.fuel, limits.memory, limits.timeout, limits.max_output or OUTPUT_CAP),
-        name=job.name or job.module,
-    )
+def _take_datafile(running: _Running) -> bytes | None:
+    """The job's data file from its folder (None if the module left none), and the folder gone."""
+    assert running.sandbox is not None
+    try:
+        name = p.sandbox_name(running.job.datafile) if running.job.datafile else None
+        path = (running.sandbox / name).resolve() if name else None
+        if path is None or not path.is_relative_to(running.sandbox.resolve()) or not path.is_file():
+            return None
+        with path.open("rb") as source:
+            return source.read(running.job.limits.max_output or OUTPUT_CAP)
+    finally:
+        shutil.rmtree(running.sandbox, ignore_errors=True)
 
 
 async def _handshake_message(ws: aiohttp.ClientWebSocketResponse) -> Any:

@@ -303,6 +303,7 @@ def apply_outcome(view: TaskView, outcome: Outcome) -> None:
     view.fuel_used = outcome.fuel_used
     view.stdout = outcome.stdout
     view.stderr = outcome.stderr
+    view.datafile = outcome.datafile
 
 
 def _provider(row: tuple[Any, ...]) -> ProviderRow:

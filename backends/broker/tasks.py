@@ -21,7 +21,8 @@ class TaskRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     """One task as a client submits it (`POST /api/v1/tasks`, one object or a list).
 
     `module` is a ref from `POST /api/v1/modules`; `stdin` is base64 in JSON; `stream` asks the
-    provider to send output live instead of only with the result.
+    provider to send output live instead of only with the result. `files` (name -> base64) are put
+    in a fresh writable folder the module sees as `/`; `datafile` names one to send back.
     """
 
     module: str
@@ -31,6 +32,8 @@ class TaskRequest(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True
     limits: Limits = Limits()
     name: str = ""
     stream: bool = False
+    files: dict[str, bytes] = {}
+    datafile: str = ""
 
 
 class TaskView(msgspec.Struct, omit_defaults=False):
@@ -53,6 +56,7 @@ class TaskView(msgspec.Struct, omit_defaults=False):
     fuel_used: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    datafile: bytes | None = None
     seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +64,8 @@ class TaskView(msgspec.Struct, omit_defaults=False):
         data: dict[str, Any] = msgspec.to_builtins(self)
         data["stdout"] = self.stdout.decode("utf-8", "replace")
         data["stderr"] = self.stderr.decode("utf-8", "replace")
+        if self.datafile is None:
+            del data["datafile"]
         return data
 
 

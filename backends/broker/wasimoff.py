@@ -47,7 +47,7 @@ class _DataFiles:
     """Uploaded files that are no wasm module, kept (in memory) for tasks' `loadfs`.
 
     Wasimoff stores any file under its name; berth's broker keeps only modules, so data files live
-    here until the broker has a file store of its own. Only used while `TaskRequest` has `files`.
+    here (not kept across a restart of the broker) until the broker has a file store of its own.
     """
 
     budget: int
@@ -111,10 +111,8 @@ async def _upload(request: web.Request, broker: Broker) -> web.Response:
         data = await _read_body(request, broker.max_upload)
         if data.startswith(WASM_MAGIC):
             await broker.add_module(data, name)
-        elif _supports_files():
-            request.app[_DATA_FILES].put(name, data)
         else:
-            await broker.add_module(data, name)  # refuses it, saying it is no wasm module
+            request.app[_DATA_FILES].put(name, data)
     except TooLarge as exc:
         return _text_error(str(exc), 413)
     except Invalid as exc:
@@ -198,9 +196,6 @@ async def _run(request: web.Request, broker: Broker) -> web.Response:
         return _text_error("trace is only supported for a single task", 400)
     if broker.online_providers() == 0:
         return _text_error("provider store is empty", 503)
-    unsupported = _unsupported(run.exec)
-    if unsupported:
-        return _text_error(unsupported, 400)
 
     decoded = _now_us()
     module = broker.module_named(run.bin)
@@ -327,25 +322,6 @@ def _validate(run: _RunConfig) -> list[str]:
     return problems
 
 
-def _supports_files() -> bool:
-    """Whether berth's tasks can carry files into the sandbox (`TaskRequest.files`)."""
-    return "files" in TaskRequest.__struct_fields__
-
-
-def _supports_datafile() -> bool:
-    """Whether berth's tasks can send a file back (`TaskRequest.datafile`, `TaskView.datafile`)."""
-    return "datafile" in TaskRequest.__struct_fields__ and "datafile" in TaskView.__struct_fields__
-
-
-def _unsupported(execs: list[_Exec]) -> str:
-    """Why this broker cannot run `execs` as asked (loadfs/datafile without sandbox files), or ""."""
-    if any(e.loadfs for e in execs) and not _supports_files():
-        return "loadfs is not supported by this broker yet"
-    if any(e.datafile for e in execs) and not _supports_datafile():
-        return "datafile is not supported by this broker yet"
-    return ""
-
-
 def _task_request(module: str, run: _RunConfig, entry: _Exec, files: dict[str, bytes]) -> TaskRequest:
     """The berth task for one exec entry.
 
@@ -357,18 +333,14 @@ def _task_request(module: str, run: _RunConfig, entry: _Exec, files: dict[str, b
     for item in [*(run.envs or []), *(entry.envs or [])]:
         key, _, value = item.partition("=")
         env[key] = value
-    extra: dict[str, Any] = {}
-    if entry.loadfs:
-        extra["files"] = {name: files[name] for name in entry.loadfs}
-    if entry.datafile:
-        extra["datafile"] = entry.datafile
     return TaskRequest(
         module=module,
         args=list(entry.args or []),
         env=env,
         stdin=entry.stdin.encode(),
         name=run.bin,
-        **extra,
+        files={name: files[name] for name in entry.loadfs},
+        datafile=entry.datafile,
     )
 
 
@@ -387,7 +359,7 @@ def _result(view: TaskView, entry: _Exec) -> dict[str, Any]:
         "stderr": view.stderr.decode("utf-8", "replace"),
     }
     if entry.datafile:
-        data = getattr(view, "datafile", None)
+        data = view.datafile
         if data is None:
             return {"error": f'requested datafile "{entry.datafile}" not found!'}
         if data:  # Go's omitempty drops an empty []byte too
