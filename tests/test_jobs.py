@@ -6,6 +6,7 @@ import asyncio
 from test_containers_pane import until
 from textual.app import App
 
+from backends.config import Config
 from backends.errors import Unreachable
 from tui.jobs import Job, Jobs, progress_bar
 from tui.screens.confirm import ConfirmScreen
@@ -71,3 +72,30 @@ async def test_jobs_report_progress_end_fail_and_cancel_from_the_screen() -> Non
         await until(pilot, cancelled.is_set)
         await until(pilot, lambda: str(table.rows[str(stuck.id)].cells["state"]) == "cancelled")
         assert app.jobs.running() == []
+
+
+async def test_quit_asks_while_a_job_runs_and_jobs_command_lists_it(offline_config: Config) -> None:
+    from tui.app import BerthApp
+
+    app = BerthApp(offline_config)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        app.jobs.start("import alice.tar.gz", "local", lambda job: asyncio.Event().wait())
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "1 job(s) still running" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+
+        await pilot.press("colon", *"jobs", "enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        table = app.screen.query_one("#jobs-table")
+        assert str(table.rows["1"].cells["title"]) == "import alice.tar.gz"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await pilot.pause()
+    assert not app.is_running

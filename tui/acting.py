@@ -4,6 +4,7 @@ the UI with failures shown as one notification, step aside for an interactive sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import TypeVar
@@ -15,6 +16,7 @@ from textual.widget import Widget
 
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied
+from tui.jobs import Job, Jobs
 from tui.read_only import CONSOLE, STATE_CHANGING, refusal
 
 B = TypeVar("B")
@@ -102,6 +104,35 @@ def run_action(
             after()
 
     node.run_worker(go(), group=group, exit_on_error=False)
+
+
+def run_job(
+    node: Widget,
+    title: str,
+    host: str,
+    work: Callable[[Job], Awaitable[object]],
+    *,
+    done: str = "",
+    unit: str = "",
+    after: Callable[[], object] | None = None,
+) -> None:
+    """Run a long operation as one of the app's jobs (listed in `:jobs`, cancellable, asked about
+    at quit); `work(job)` reports progress on `job`. Without an app that keeps jobs (a widget
+    tested on its own) it runs as a plain action."""
+    jobs = getattr(node.app, "jobs", None)
+    if isinstance(jobs, Jobs):
+        job = jobs.start(title, host, work, unit=unit, done=done)
+        if after is not None and job.worker is not None:
+            worker = job.worker
+
+            async def then() -> None:
+                with contextlib.suppress(Exception):  # how it ended is the job's to say
+                    await worker.wait()
+                after()
+
+            node.run_worker(then(), group="jobs-after", exit_on_error=False)
+        return
+    run_action(node, title, lambda: work(Job(0, title, host)), done=done, after=after)
 
 
 async def run_in_terminal(node: Widget, argv: Sequence[str], env: dict[str, str] | None = None) -> None:

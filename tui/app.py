@@ -28,6 +28,7 @@ from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.acting import action_refusal
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
+from tui.jobs import Jobs
 from tui.keymap import binding_sections, check_keymap
 from tui.palette import PaneCommands
 from tui.panes import PANES
@@ -36,6 +37,7 @@ from tui.screens.add_host import add_host_form
 from tui.screens.audit import AuditScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
+from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
 from tui.widgets.command_line import CommandLine
@@ -101,6 +103,7 @@ class BerthApp(App[None]):
         self._broker: BrokerHandle | None = None
         self._broker_lock = asyncio.Lock()
         self._asked: set[str] = set()
+        self.jobs = Jobs(self)
         self.keymap: dict[str, str] = {}
         """The user's keymap entries in force (those that passed `check_keymap`)."""
         self._theme_errors = self._register_themes(user_themes or user_themes_dir())
@@ -387,11 +390,13 @@ class BerthApp(App[None]):
         command = parse_command(text)
         arg = command.args[0] if command.args else None
         if command.verb == "quit":
-            self.exit()
+            self.call_later(self.action_quit)
         elif command.verb == "help":
             self.action_help()
         elif command.verb == "audit":
             self.action_audit()
+        elif command.verb == "jobs":
+            self.action_jobs()
         elif command.verb == "host" and arg == "add":
             self.action_add_host()
         elif command.verb == "host" and arg:
@@ -424,6 +429,31 @@ class BerthApp(App[None]):
             listed = [*bindings, palette] if section == "global" else bindings
             rows += binding_rows(section, listed, self.keymap)
         return rows + command_rows()
+
+    def action_jobs(self) -> None:
+        """The long operations of this run, live; c cancels."""
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen(self.jobs))
+
+    async def action_quit(self) -> None:
+        """Quit; while jobs run, ask first (quitting cancels them)."""
+        running = self.jobs.running()
+        if not running:
+            self.exit()
+            return
+
+        def answered(answer: tuple[bool, bool] | None) -> None:
+            if answer and answer[0]:
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                f"{len(running)} job(s) still running: quit and cancel them?",
+                [f"#{j.id} {j.title} ({j.host})" for j in running],
+                "Quit",
+            ),
+            answered,
+        )
 
     def action_audit(self) -> None:
         """The audit log, newest first, in a filterable table."""
@@ -466,5 +496,6 @@ class BerthApp(App[None]):
         yield SystemCommand(
             "audit: log", "Every action that changed something, newest first", self.action_audit
         )
+        yield SystemCommand("jobs", "Long operations with their progress; cancel them", self.action_jobs)
         yield SystemCommand("help: keys", "Show every key binding", self.action_help)
         yield SystemCommand("quit", "Quit berth", self.exit)

@@ -13,6 +13,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "quit": (("q", "quit", "q!", "exit"), "quit berth"),
     "help": (("help", "h", "?"), "show keys and commands"),
     "audit": (("audit", "aud"), "the audit log: every action that changed something, newest first"),
+    "jobs": (("jobs", "job"), "long operations (moves, backups, imports, batches) with progress; c cancels"),
     "pane.containers": (("containers", "ctr", "docker", "dp"), "show the Containers pane"),
     "pane.members": (("members", "mem", "lxd"), "show the Members pane"),
     "pane.wasm": (("wasm", "tasks"), "show the Wasm tasks pane"),

@@ -10,6 +10,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual.app import App
 from textual.worker import Worker
@@ -60,7 +61,7 @@ Work = Callable[[Job], Awaitable[object]]
 class Jobs:
     """The app's jobs, newest last; listeners hear of every change (on the event loop)."""
 
-    def __init__(self, app: App[object]) -> None:
+    def __init__(self, app: App[Any]) -> None:
         self.app = app
         self.jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)

@@ -30,8 +30,9 @@ from backends.docker_models import ComposeProject, ContainerChange, ContainerInf
 from backends.errors import BerthError
 from backends.hosts import HostSession, Sessions
 from backends.streams import LogLine
-from tui.acting import permitted, run_action, run_in_terminal, shown, writable
+from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, writable
 from tui.format import human_bytes
+from tui.jobs import Job
 from tui.panes.container_rows import (
     CONTAINER_COLUMNS,
     HOST_COLUMN,
@@ -563,11 +564,17 @@ class ContainersPane(Widget):
             return
 
         def go() -> None:
-            async def job() -> None:
+            async def compose(job: Job) -> None:
+                job.progress(0, None, f"docker compose {action}…")
                 await run_compose(feed.session, project, action)
-                self.notify(f"compose {action}: {project.name}", timeout=3)
 
-            self._run(f"compose {action}", job)
+            run_job(
+                self,
+                f"compose {action} {project.name}",
+                feed.host.name,
+                compose,
+                done=f"compose {action}: {project.name}",
+            )
 
         if action != "down":
             go()
@@ -642,21 +649,30 @@ class ContainersPane(Widget):
             if target_host is None:
                 return
 
-            async def job() -> None:
-                target = await DockerBackend.for_session(self.sessions.get(target_host))
-                try:
-                    for feed, image in chosen:
-                        assert feed.backend is not None
-                        shown = image.removeprefix("sha256:")[:12]
-                        self.notify(f"Moving {shown} to {target_host.name}…", timeout=3)
-                        moved = await feed.backend.move_image(image, target)
-                        self.notify(
-                            f"{shown} is now on {target_host.name} ({moved.removeprefix('sha256:')[:12]})."
-                        )
-                finally:
-                    await target.close()
+            for feed, image in chosen:
+                shown = image.removeprefix("sha256:")[:12]
 
-            self._run("move image", job)
+                async def move(job: Job, feed: HostFeed = feed, image: str = image) -> None:
+                    assert feed.backend is not None
+                    target = await DockerBackend.for_session(self.sessions.get(target_host))
+                    try:
+                        moved = await feed.backend.move_image(
+                            image,
+                            target,
+                            lambda sent, size: job.progress(sent, size, f"{human_bytes(sent)} sent"),
+                        )
+                    finally:
+                        await target.close()
+                    job.detail = f"now {moved.removeprefix('sha256:')[:12]} on {target_host.name}"
+
+                run_job(
+                    self,
+                    f"move image {shown} to {target_host.name}",
+                    feed.host.name,
+                    move,
+                    unit="bytes",
+                    done=f"{shown} is now on {target_host.name}.",
+                )
 
         self.app.push_screen(PickerScreen("Move image to host", others), picked)
 

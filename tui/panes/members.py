@@ -19,8 +19,9 @@ from backends.hosts import Sessions
 from backends.lxd import LxdBackend
 from backends.lxd_models import MemberInstance, MemberSpec
 from backends.streams import LogLine
-from tui.acting import permitted, run_action, run_in_terminal, shown, writable
+from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, writable
 from tui.format import human_bytes
+from tui.jobs import Job
 from tui.panes.member_rows import MEMBER_COLUMNS, member_row
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
@@ -307,14 +308,20 @@ class MembersPane(Widget):
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
-            shown = [0]
 
-            def progress(sent: int) -> None:
-                if sent - shown[0] >= 64 * 1024 * 1024:  # a toast every 64 MiB, not per chunk
-                    shown[0] = sent
-                    self.notify(f"{name}: {human_bytes(sent)} written…", timeout=2)
+            async def back_up(job: Job) -> None:
+                await backend.backup(
+                    name, path, lambda sent: job.progress(sent, None, f"{human_bytes(sent)} written")
+                )
 
-            self._run("backup", lambda: backend.backup(name, path, progress), f"{name} backed up to {path}.")
+            run_job(
+                self,
+                f"backup {name} to {path.name}",
+                self.host.name,
+                back_up,
+                unit="bytes",
+                done=f"{name} backed up to {path}.",
+            )
 
         default = Path.cwd() / f"{name}.tar.gz"
         self.app.push_screen(
@@ -333,7 +340,20 @@ class MembersPane(Widget):
         def chosen(values: tuple[Path, str | None] | None) -> None:
             if values is not None:
                 path, name = values
-                self._run("import", lambda: backend.import_backup(path, name), f"Imported {path.name}.")
+
+                async def restore(job: Job) -> None:
+                    job.progress(0, None, f"sending {path.name} to LXD…")
+                    made = await backend.import_backup(path, name)
+                    job.detail = f"made {made}"
+
+                run_job(
+                    self,
+                    f"import {path.name}",
+                    self.host.name,
+                    restore,
+                    done=f"Imported {path.name}.",
+                    after=self.refresh_now,
+                )
 
         fields = [
             Field("path", "Backup file", "alice.tar.gz"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -26,8 +27,9 @@ from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskSpec
-from tui.acting import permitted, run_action
+from tui.acting import permitted, run_action, run_job
 from tui.error_log import log_unexpected
+from tui.jobs import Job
 from tui.panes.wasm_rows import TASK_COLUMNS, task_row
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
@@ -241,7 +243,8 @@ class WasmPane(Widget):
             if order is None:
                 return
             if order.on_broker:
-                run_action(self, "send to the broker", lambda: self._send(order), group="wasm-actions")
+                title = f"{order.count} x {order.spec.name} on the broker"
+                run_job(self, title, "broker", lambda job: self._send(order, job), unit="tasks")
             else:
                 self._run("run", lambda pool: self._submit(pool, order.spec))
 
@@ -258,8 +261,9 @@ class WasmPane(Widget):
         self.table.move_cursor_to(record.id)
         self.show_output(record)
 
-    async def _send(self, order: TaskOrder) -> None:
-        """Upload the module to the broker, queue the copies, follow their results into the table."""
+    async def _send(self, order: TaskOrder, job: Job) -> None:
+        """Upload the module to the broker, queue the copies, follow their results into the table
+        (the job's progress: results in); cancelling the job cancels the tasks still open."""
         if self._get_broker is None:
             raise BerthError("No broker in this console.")
         broker = await self._get_broker()
@@ -282,14 +286,17 @@ class WasmPane(Widget):
             self.remote[task_id] = request
             self._changed(as_record({"id": task_id, "state": "queued", "created": now}, request))
         self.table.move_cursor_to(ids[0])
-        self.notify(f"{len(ids)} task(s) sent to the broker at {broker.url}.", timeout=3)
-        self.run_worker(self._follow(broker, batch), group="wasm-broker", exit_on_error=False)
-
-    async def _follow(self, broker: BrokerHandle, batch: str) -> None:
-        async for view in broker.client.results(batch):
-            request = self.remote.get(view["id"])
-            if request is not None:
-                self._changed(as_record(view, request))
+        job.progress(0, len(ids), f"sent to {broker.url}")
+        finished = 0
+        try:
+            async for view in broker.client.results(batch):
+                finished += 1
+                job.progress(finished, None, f"{finished:,} of {len(ids):,} finished")
+                self._changed(as_record(view, request))  # every copy has the same request
+        except asyncio.CancelledError:
+            open_ids = [i for i in ids if i in self.records and not self.records[i].finished]
+            await asyncio.shield(_cancel_on(broker, open_ids))
+            raise
 
     def show_output(self, record: TaskRecord) -> None:
         """The task's stdout and stderr in the log view, live while it runs (a broker task's once
@@ -383,6 +390,13 @@ def _limits(spec: TaskSpec) -> dict[str, object]:
     out: they may hold secrets)."""
     limits = spec.limits
     return {"fuel": limits.fuel, "memory": limits.memory, "timeout": limits.timeout}
+
+
+async def _cancel_on(broker: BrokerHandle, ids: Sequence[str]) -> None:
+    """Cancel tasks on the broker, as many as it still has open (best effort: a job was stopped)."""
+    for task_id in ids:
+        with contextlib.suppress(BerthError):
+            await broker.client.call("DELETE", f"/api/v1/tasks/{task_id}", retry=False)
 
 
 async def _broker_output(
