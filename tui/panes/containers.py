@@ -333,8 +333,10 @@ class ContainersPane(Widget):
         ids = self.table.visible_ids()
         grid = self.table.data_table
         # Display lines, not ids: group headings take lines too, so this may over-count by a few.
+        # The header line is not a row (counting it sampled one container off screen every round).
         first = int(grid.scroll_offset.y)
-        on_screen = ids[first : first + max(grid.size.height, 1)]
+        lines = grid.size.height - (grid.header_height if grid.show_header else 0)
+        on_screen = ids[first : first + max(lines, 1)]
         cursor = self.table.cursor_id()
         if cursor and cursor not in on_screen:
             on_screen.append(cursor)
