@@ -17,6 +17,7 @@ from engines.fixtures import (  # noqa: F401  (pytest finds fixtures and hooks b
     sshd,
 )
 from ssh_helpers import ssh_host  # noqa: F401  (fixture)
+from tmux_helpers import tmux  # noqa: F401  (fixture)
 from wasm_helpers import wasm_programs  # noqa: F401  (fixture)
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,9 @@ class BerthApp(App[None]):
         user_themes: Path | None = None,
         read_only: bool = False,
     ) -> None:
-        super().__init__()
+        # NO_COLOR (no-color.org): Textual then greys colours out unless the app runs on ANSI
+        # colours, where it drops them; ask for that so no colour reaches the terminal at all.
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") else None)
         self.config = config
         self.read_only = read_only
         """`berth --read-only`: nothing changes (kept apart from the config, which may be saved)."""

@@ -79,6 +79,9 @@ def member_spec(values: dict[str, str]) -> MemberSpec:
     )
 
 
+CONNECTING = "Connecting…"
+
+
 class MembersPane(Widget):
     """Member instances of one host, grouped by member; actions apply to the marked rows."""
 
@@ -105,7 +108,9 @@ class MembersPane(Widget):
         self.sessions = sessions
         self.backend: LxdBackend | None = None
         self.instances: dict[str, MemberInstance] = {}
-        self.offline = ""
+        # Why the list cannot be read: until the first read, that it has not been (so the first
+        # read, even of no instance at all, replaces the "Connecting…" line).
+        self.offline = CONNECTING
         self.reads = 0
         self._wake = asyncio.Event()
 
@@ -117,7 +122,7 @@ class MembersPane(Widget):
             grouped=True,
             group_label="member: {group}",
             no_group_label="(unowned)",
-            empty_message="Connecting…",
+            empty_message=CONNECTING,
         )
 
     @property
