@@ -227,3 +227,13 @@ async def test_add_host_dialog_checks_then_saves_the_inventory(offline_config: C
     saved = load_config(offline_config.path).host("db-1")
     assert saved is not None and (saved.url, saved.identity) == ("ssh://ops@10.0.0.5", "~/.ssh/db")
     assert [h.name for h in app.config.hosts] == ["local", "web-1", "db-1"]
+
+
+async def test_a_click_on_a_tab_shows_its_pane(offline_config: Config) -> None:
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.click("#--content-tab-wasm")
+        await pilot.pause()
+        assert app.main_screen.active_pane == "wasm"
+        assert focused_in(app, "wasm")

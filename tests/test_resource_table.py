@@ -564,3 +564,15 @@ async def test_y_copies_the_marked_ids_else_the_cursor_row() -> None:
         await pilot.press("space", "space")  # space marks and moves down
         await pilot.press("y")
         assert app.clipboard == "c3\nc5"
+
+
+async def test_a_click_puts_the_cursor_on_the_row() -> None:
+    app = Host(ResourceTable(COLUMNS), FLEET)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.table
+        assert table.cursor_id() == "c3"
+        # Row 0 of the grid is its header; the rows follow in display order (c3, c5, c1, ...).
+        await pilot.click(table.data_table, offset=(4, 3))
+        await pilot.pause()
+        assert table.cursor_id() == "c1"
