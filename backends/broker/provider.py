@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from backends.broker import keys
 from backends.broker import protocol as p
 from backends.errors import BerthError
 from backends.wasm.blobs import blob_path, put_blob
-from backends.wasm.pool import spawn_worker
+from backends.wasm.pool import join_workers, spawn_worker
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 
 PER_WORKER = 2
@@ -443,14 +442,8 @@ class Provider:
                 self._loop.remove_reader(w.conn.fileno())
             with contextlib.suppress(OSError):
                 w.conn.send(("stop",))
-        deadline = time.monotonic() + 2.0
-        for w in self._workers:
-            try:
-                w.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.process.kill()
-                w.process.wait()
-            w.conn.close()
+        # Blocking, briefly: this runs as the provider process ends.
+        join_workers([(w.process, w.conn) for w in self._workers])
         self._workers.clear()
 
 

@@ -38,7 +38,7 @@ from backends.wasm.spec import TaskResult, TaskSpec
 if TYPE_CHECKING:
     from backends.docker import DockerBackend
 
-__all__ = ["DockerFor", "TaskPool", "TaskRecord", "spawn_worker"]
+__all__ = ["DockerFor", "TaskPool", "TaskRecord", "join_workers", "spawn_worker"]
 
 DockerFor = Callable[[str], Awaitable["DockerBackend"]]
 """How the pool reaches a host's Docker to take a `wasi/wasm` image from it."""
@@ -152,22 +152,12 @@ class TaskPool:
             self._stop_reading(w)
             with contextlib.suppress(OSError):
                 w.conn.send(("stop",))
-        await asyncio.to_thread(self._join_workers, list(self._workers))
+        await asyncio.to_thread(join_workers, [(w.process, w.conn) for w in self._workers])
         self._workers.clear()
         if self._saving is not None:
             await self._saving
         await self._flush()
         await self.history.close()
-
-    def _join_workers(self, workers: list[_Worker]) -> None:
-        deadline = time.monotonic() + STOP_GRACE
-        for w in workers:
-            try:
-                w.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.process.kill()
-                w.process.wait()
-            w.conn.close()
 
     def _spawn(self) -> None:
         process, conn = spawn_worker(self.store_root)
@@ -525,6 +515,21 @@ def spawn_worker(store_root: Path | None) -> tuple[subprocess.Popen[bytes], Conn
                 env=_worker_env(),
             )
     return process, Connection(ours.detach())
+
+
+def join_workers(
+    workers: list[tuple[subprocess.Popen[bytes], Connection]], grace: float = STOP_GRACE
+) -> None:
+    """Wait up to `grace` seconds (in all) for worker processes told to stop, kill the ones
+    still running, close their connections. Blocking: the pool calls it in a thread."""
+    deadline = time.monotonic() + grace
+    for process, conn in workers:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        conn.close()
 
 
 def _worker_env() -> dict[str, str]:
