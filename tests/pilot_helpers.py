@@ -16,3 +16,11 @@ async def fill_form(pilot: Pilot[None], app: App[None], **values: str) -> None:
     form.set_focus(form.query(Input).last())
     await pilot.press("enter")
     await pilot.pause()
+
+
+def log_lines(app: App[None]) -> list[str]:
+    """The text of every line the log view on screen holds."""
+    from tui.widgets.log_view import LogView
+
+    buffer = app.screen.query_one(LogView).buffer
+    return [buffer[i].text for i in range(len(buffer))]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engines.sshd import SshServer
-from pilot_helpers import fill_form
+from pilot_helpers import fill_form, log_lines
 from test_app import toasts
 from test_containers_pane import until
 
@@ -22,7 +22,6 @@ from tui.panes.providers import ProvidersPane
 from tui.panes.wasm import WasmPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
-from tui.widgets.log_view import LogView
 
 SIZE = (180, 40)
 BERTH = str(Path(sys.executable).with_name("berth"))
@@ -101,13 +100,9 @@ async def test_embedded_broker_pair_a_waiting_provider_read_its_log_and_drain_it
             assert pane(app).table.move_cursor_to(waiting)
             await pilot.press("l")
             await until(pilot, lambda: isinstance(app.screen, LogScreen))
-
-            def log_text() -> str:
-                buffer = app.screen.query_one(LogView).buffer
-                return "\n".join(buffer[i].text for i in range(len(buffer)))
-
-            await until(pilot, lambda: "paired as 'edge seven'" in log_text(), timeout=10)
-            assert "connected from" in log_text() and "admitted by the broker" in log_text()
+            await until(pilot, lambda: "paired as 'edge seven'" in "\n".join(log_lines(app)), timeout=10)
+            text = "\n".join(log_lines(app))
+            assert "connected from" in text and "admitted by the broker" in text
             await pilot.press("escape")
             await pilot.pause()
 
@@ -174,13 +169,9 @@ async def test_wasm_pane_sends_copies_of_a_task_to_the_broker(
         assert wasm.table.move_cursor_to(first)
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, LogScreen))
-
-        def log_text() -> str:
-            buffer = app.screen.query_one(LogView).buffer
-            return "\n".join(buffer[i].text for i in range(len(buffer)))
-
-        await until(pilot, lambda: "arg 2: two" in log_text(), timeout=10)
-        assert "arg 0: echo.wasm" in log_text() and "on provider local" in log_text()
+        await until(pilot, lambda: "arg 2: two" in log_lines(app), timeout=10)
+        assert "arg 0: echo.wasm" in log_lines(app)
+        assert any("on provider local" in line for line in log_lines(app))
 
 
 async def test_start_a_provider_on_an_ssh_host_through_its_connection(

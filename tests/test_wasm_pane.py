@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pilot_helpers import fill_form
+from pilot_helpers import fill_form, log_lines
 from test_app import toasts
 from test_containers_pane import until
 
@@ -11,7 +11,6 @@ from tui.app import BerthApp
 from tui.panes.wasm import WasmPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
-from tui.widgets.log_view import LogView
 
 SIZE = (160, 40)
 
@@ -24,11 +23,6 @@ def wasm_app(tmp_path: Path) -> BerthApp:
 
 def pane(app: BerthApp) -> WasmPane:
     return app.query_one(WasmPane)
-
-
-def shown_lines(app: BerthApp) -> list[str]:
-    buffer = app.screen.query_one(LogView).buffer
-    return [buffer[i].text for i in range(len(buffer))]
 
 
 async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
@@ -48,7 +42,7 @@ async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
         await until(pilot, lambda: isinstance(app.screen, LogScreen), what=f"the output; {toasts(app)}")
         # Lines arrive while the task still runs (it prints one every 100 ms).
         records = pane(app).records
-        await until(pilot, lambda: any("tick" in t for t in shown_lines(app)), timeout=15, what="live lines")
+        await until(pilot, lambda: any("tick" in t for t in log_lines(app)), timeout=15, what="live lines")
         assert any(r.state == "running" for r in records.values())
         await until(pilot, lambda: all(r.state == "done" for r in records.values()), timeout=30)
         await pilot.press("escape")
