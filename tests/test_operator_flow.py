@@ -70,6 +70,14 @@ def command(tmux: Tmux, text: str) -> None:
     tmux.keys("Enter")
 
 
+def refused(tmux: Tmux, key: str) -> None:
+    """Press `key` and see berth refuse it (the last refusal's notification gone first, so this
+    one is its own)."""
+    tmux.wait_gone("nothing was changed", 20)
+    tmux.keys(key)
+    tmux.wait_for("nothing was changed")
+
+
 def find(tmux: Tmux, text: str) -> None:
     """`/` filter of the table on show, kept with Enter; back on the table when the footer offers
     to clear it."""
@@ -312,6 +320,7 @@ def test_an_operators_chores_then_the_same_read_only(
     instances = sorted(i.name for i in lxd_client.instances.all())
     snapshots = sorted(s.name for s in lxd_client.instances.get(member).snapshots.all())
     theme_before = load_config(config_path).ui.theme
+    lxd_client.instances.get(member).files.put("/root/note", b"changed since\n")  # a restore would undo it
     readonly = Tmux()
     try:
         readonly.start(
@@ -321,15 +330,27 @@ def test_an_operators_chores_then_the_same_read_only(
         coloured = readonly.run("capture-pane", "-p", "-e", "-t", "berth")
         assert "[38;" not in coloured and "[48;" not in coloured, "NO_COLOR: colours on screen"
         find(readonly, container.name)
-        readonly.keys("R")
-        readonly.wait_for("nothing was changed")
+        refused(readonly, "R")  # restart
         readonly.keys("2")
         readonly.wait_for("SNAPS")
-        readonly.keys("n")
-        readonly.wait_for("nothing was changed")
+        readonly.wait_gone("Connecting…", 30)
+        refused(readonly, "n")  # a new member
+        find(readonly, member)
+        readonly.keys("Down")
+        time.sleep(0.3)
+        readonly.keys("z")  # looking at the snapshots is allowed; restoring one is not
+        readonly.wait_for("before-change")
+        refused(readonly, "R")
+        readonly.keys("Escape")
+        readonly.wait_gone("Snapshots ·")
         readonly.keys("3")
-        readonly.keys("n")
-        readonly.wait_for("nothing was changed")
+        readonly.wait_for("MODULE")
+        refused(readonly, "n")  # a wasm task, here or 1,000 of them on the broker
+        readonly.keys("4")
+        readonly.wait_for("edge-1", 30)  # the provider found the console's broker again
+        find(readonly, "edge-1")
+        refused(readonly, "D")  # drain
+        refused(readonly, "x")  # disconnect
         command(readonly, "theme berth-dark")
         time.sleep(1)
         readonly.keys("q")
@@ -340,6 +361,7 @@ def test_an_operators_chores_then_the_same_read_only(
     assert sorted(i.name for i in lxd_client.instances.all()) == instances
     assert sorted(s.name for s in lxd_client.instances.get(member).snapshots.all()) == snapshots
     assert load_config(config_path).ui.theme == theme_before  # not saved under --read-only
+    assert lxd_client.instances.get(member).files.get("/root/note") == b"changed since\n"
 
 
 def _file(client: pylxd.Client, name: str, path: str) -> str:

@@ -24,6 +24,8 @@ from backends.broker.tasks import STATES, TaskRequest
 from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound
 
 BROKER_KEY = web.AppKey("broker", Broker)
+CLIENT_KEY = web.RequestKey("client", str)
+"""Who sent a request, for fairness: its token's name, else X-Berth-Client, else its address."""
 HANDSHAKE_TIMEOUT = 10.0
 STREAM_POLL = 15.0
 """Seconds a results stream waits for the next result before writing a keep-alive line."""
@@ -68,10 +70,10 @@ async def _errors_and_tokens(
                 },
                 401,
             )
-        request["client"] = client
+        request[CLIENT_KEY] = client
     else:
         peer = request.remote or "local"
-        request["client"] = request.headers.get("X-Berth-Client", peer)[:64]
+        request[CLIENT_KEY] = request.headers.get("X-Berth-Client", peer)[:64]
     try:
         return await handler(request)
     except BerthError as exc:
@@ -139,7 +141,9 @@ async def _submit(request: web.Request) -> web.Response:
     except msgspec.DecodeError as exc:
         raise Invalid(f"Bad task: {exc}", "Send a task object or a list of them (see README).") from None
     requests = parsed if isinstance(parsed, list) else [parsed]
-    ids, batch = request.app[BROKER_KEY].submit_batch(requests, request["client"], request.query.get("batch"))
+    ids, batch = request.app[BROKER_KEY].submit_batch(
+        requests, request[CLIENT_KEY], request.query.get("batch")
+    )
     return json_response({"ids": ids, "batch": batch}, 202)
 
 
