@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import os
@@ -78,10 +79,14 @@ def _last_lines(fh: BinaryIO, limit: int, block: int = 1 << 16) -> list[bytes]:
 
 @contextmanager
 def audited(host: str, action: str, targets: list[str], **details: Any) -> Iterator[None]:
-    """Record the action wrapped in this block, with "failed: why" when it raised a BerthError."""
+    """Record the action wrapped in this block, with "failed: why" when it raised a BerthError and
+    "interrupted" when it was cancelled while waiting (the engine may have done it all the same)."""
     try:
         yield
     except BerthError as exc:
         audit(host, action, targets, f"failed: {exc.message}", **details)
+        raise
+    except asyncio.CancelledError:
+        audit(host, action, targets, "interrupted: berth stopped waiting; it may have happened", **details)
         raise
     audit(host, action, targets, **details)

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual.actions import parse
+from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.widget import Widget
@@ -81,7 +82,7 @@ def permitted(node: DOMNode, action: str, parameters: tuple[object, ...]) -> boo
 
 
 def run_action(
-    node: Widget,
+    node: Widget | App[Any],
     label: str,
     job: Callable[[], Awaitable[object]],
     *,

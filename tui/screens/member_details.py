@@ -82,8 +82,16 @@ class DetailScreen(ModalScreen[None]):
         self.loads += 1
 
     def run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
-        """Run a change off the UI; say how it went, then reload."""
-        run_action(self, label, job, done=label, after=self.reload, group="detail-actions")
+        """Run a change off the UI; say how it went, then reload.
+
+        The app runs it, not this screen: closing the screen must not cancel a restore or a
+        removal halfway through waiting for LXD (it would go on there, unreported)."""
+
+        def reload() -> None:
+            if self.is_attached:
+                self.reload()
+
+        run_action(self.app, label, job, done=label, after=reload, group="detail-actions")
 
     def ask(self, question: str, targets: list[str], verb: str, job: Callable[[], Awaitable[object]]) -> None:
         """Confirm first, then `run`."""
