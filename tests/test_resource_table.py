@@ -576,3 +576,29 @@ async def test_a_click_puts_the_cursor_on_the_row() -> None:
         await pilot.click(table.data_table, offset=(4, 3))
         await pilot.pause()
         assert table.cursor_id() == "c1"
+
+
+async def test_a_cell_that_fits_its_auto_width_column_redraws_only_its_row() -> None:
+    columns = [Column("name", "Name"), Column("note", "Note")]
+
+    def rows(note: str) -> dict[str, Row]:
+        return {
+            "a": Row({"name": "alpha", "note": "Up 59 seconds"}),
+            "b": Row({"name": "beta", "note": note}),
+        }
+
+    app = Host(ResourceTable(columns), rows("Up 58 seconds"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        grid = app.table.data_table
+        before = grid._update_count  # part of every render cache key: a bump redraws every cell
+        width = grid.columns[grid.ordered_columns[2].key].content_width
+        app.table.update_rows(rows("Up 1 minute"))  # narrower: fits, the column keeps its width
+        await pilot.pause()
+        assert grid._update_count == before
+        assert cell(app.table, "b", "note") == "Up 1 minute"
+        assert grid.columns[grid.ordered_columns[2].key].content_width == width
+        app.table.update_rows(rows("Up 1 minute (healthy)"))  # wider: the column grows
+        await pilot.pause()
+        assert grid.columns[grid.ordered_columns[2].key].content_width > width
+        assert cell(app.table, "b", "note") == "Up 1 minute (healthy)"

@@ -96,13 +96,18 @@ class _Grid(DataTable[Text]):
         one changed CPU figure made the next frame render all ~450 visible cells again (~100 ms at
         160x50), every stats sample. Here only the changed row's cached renders go (lazily, in one
         pass per frame: `_drop_stale`) and only that row's lines are repainted. A cell that may
-        change its column's width takes DataTable's path: then every row may move.
+        change its column's width takes DataTable's path: then every row may move. One that fits
+        the column as it is does not (a column keeps its width rather than shrink and grow back as
+        "Up 59 seconds" turns into "Up 1 minute": a status changing every stats round in the first
+        minutes made every one of those frames a full redraw).
         """
-        if update_width:
-            super().update_cell(row_key, column_key, value, update_width=True)
-            return
         row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
         column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if update_width:
+            column = self.columns.get(column_key)
+            if column is None or value.cell_len > column.content_width:
+                super().update_cell(row_key, column_key, value, update_width=True)
+                return
         if row_key not in self._row_locations or column_key not in self._column_locations:
             raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
         self._data[row_key][column_key] = value
