@@ -66,6 +66,8 @@ CHUNK = 1 << 20
 BACKUP_EXPIRY = timedelta(hours=6)  # a backup left behind by a crash goes away by itself
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+BUSY_RETRY = 10.0
+"""Seconds a change is tried again while LXD says the instance is busy."""
 _CONFLICT_WORDS = re.compile(r"already exists|already running|in use|busy|is not running|not running", re.I)
 _ROOT_SHELL = "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"
 
@@ -245,11 +247,22 @@ class LxdBackend:
     async def _do(
         self, method: str, path: str, what: str, progress: Callable[[str], None] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        """A request that changes something; when LXD runs it as an operation, wait for its end."""
-        body = (await self._request(method, path, what, **kwargs)).json()
-        if body.get("type") == "async":
-            return await self._wait(body["operation"], what, progress)
-        return body.get("metadata") or {}
+        """A request that changes something; when LXD runs it as an operation, wait for its end.
+
+        "Instance is busy" is retried for a few seconds: LXD says so for a moment after an
+        operation it reported done (a snapshot, a stop) has really let go of the instance.
+        """
+        deadline = time.monotonic() + BUSY_RETRY
+        while True:
+            try:
+                body = (await self._request(method, path, what, **kwargs)).json()
+                if body.get("type") == "async":
+                    return await self._wait(body["operation"], what, progress)
+                return body.get("metadata") or {}
+            except Conflict as exc:
+                if "busy" not in exc.message.lower() or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.3)
 
     async def _wait(
         self, operation: str, what: str, progress: Callable[[str], None] | None = None

@@ -70,6 +70,15 @@ def command(tmux: Tmux, text: str) -> None:
     tmux.keys("Enter")
 
 
+def confirm(tmux: Tmux, button: str) -> None:
+    """Answer a confirm dialog with y, once it has settled (a key that arrives while it is still
+    mounting goes nowhere); it must close."""
+    tmux.wait_for(button)
+    time.sleep(0.5)
+    tmux.keys("y")
+    tmux.wait_gone(button, 10)
+
+
 def refused(tmux: Tmux, key: str) -> None:
     """Press `key` and see berth refuse it (the last refusal's notification gone first, so this
     one is its own)."""
@@ -239,8 +248,7 @@ def test_an_operators_chores_then_the_same_read_only(
     tmux.wait_for("before-change", 30)
     lxd_client.instances.get(member).files.put("/root/note", b"after\n")
     tmux.keys("R")
-    tmux.wait_for("Restore (y)")
-    tmux.keys("y")
+    confirm(tmux, "Restore (y)")
     until(
         lambda: lxd_client.instances.get(member).files.get("/root/note") == b"before\n",
         60,
