@@ -112,7 +112,6 @@ class ProviderConn:
     workers: int
     connected: float
     last_heartbeat: float
-    busy: int = 0
     draining: bool = False
     inflight: dict[str, _Task] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
@@ -385,7 +384,6 @@ class Broker:
         if isinstance(message, p.Done):
             self._on_done(conn, message.outcomes)
         elif isinstance(message, p.Heartbeat):
-            conn.busy = message.busy
             if message.draining and not conn.draining:
                 conn.draining = True
                 self.log(conn.fingerprint, "draining (asked by the provider)")

@@ -10,7 +10,6 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widget import Widget
 
 from backends.audit import audit
 from backends.config import Config, HostConfig
@@ -23,6 +22,7 @@ from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, w
 from tui.format import human_bytes
 from tui.jobs import Job
 from tui.panes.member_rows import MEMBER_COLUMNS, member_row
+from tui.panes.table_pane import TablePane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
@@ -82,9 +82,10 @@ def member_spec(values: dict[str, str]) -> MemberSpec:
 CONNECTING = "Connecting…"
 
 
-class MembersPane(Widget):
+class MembersPane(TablePane):
     """Member instances of one host, grouped by member; actions apply to the marked rows."""
 
+    TABLE_ID = "members-table"
     BINDINGS = [
         Binding("n", "new", "New member", id="members.new"),
         Binding("s", "act('stop')", "Stop", id="members.stop"),
@@ -124,16 +125,6 @@ class MembersPane(Widget):
             no_group_label="(unowned)",
             empty_message=CONNECTING,
         )
-
-    @property
-    def table(self) -> ResourceTable:
-        """The instances table."""
-        return self.query_one("#members-table", ResourceTable)
-
-    def focus(self, scroll_visible: bool = True) -> MembersPane:
-        """Focus goes to the table."""
-        self.table.focus(scroll_visible)
-        return self
 
     def on_mount(self) -> None:
         """Reach the host's LXD and keep the list current."""

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.audit import audited
@@ -26,6 +25,7 @@ from backends.streams import LogLine
 from tui.acting import permitted, read_only_flag, run_action, shown
 from tui.error_log import log_unexpected
 from tui.panes.provider_rows import PROVIDER_COLUMNS, provider_row, status_line
+from tui.panes.table_pane import TablePane
 from tui.read_only import refusal
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
@@ -41,9 +41,10 @@ RATE_SAMPLES = 60
 BrokerGetter = Callable[[], Awaitable["BrokerHandle"]]
 
 
-class ProvidersPane(Widget):
+class ProvidersPane(TablePane):
     """The broker at a glance and its providers; polls the broker once a second while shown."""
 
+    TABLE_ID = "providers-table"
     BINDINGS = [
         Binding("a", "approve", "Approve", id="providers.approve"),
         Binding("D", "drain", "Drain", id="providers.drain"),
@@ -78,16 +79,6 @@ class ProvidersPane(Widget):
             group_label="{group}",
             empty_message="Starting the broker…",
         )
-
-    @property
-    def table(self) -> ResourceTable:
-        """The providers table."""
-        return self.query_one("#providers-table", ResourceTable)
-
-    def focus(self, scroll_visible: bool = True) -> ProvidersPane:
-        """Focus goes to the table."""
-        self.table.focus(scroll_visible)
-        return self
 
     def on_show(self) -> None:
         """Shown for the first time: start (or reach) the broker, then keep the view current.

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widget import Widget
 
 from backends.audit import audited
 from backends.broker.protocol import Limits as WireLimits
@@ -30,6 +29,7 @@ from backends.wasm.spec import Limits, Preopen, TaskSpec
 from tui.acting import permitted, run_action, run_job
 from tui.error_log import log_unexpected
 from tui.jobs import Job
+from tui.panes.table_pane import TablePane
 from tui.panes.wasm_rows import TASK_COLUMNS, task_row
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
@@ -138,9 +138,10 @@ def task_order(values: dict[str, str], host: HostConfig) -> TaskOrder:
     return TaskOrder(spec, True, int(count))
 
 
-class WasmPane(Widget):
+class WasmPane(TablePane):
     """Tasks of berth's local wasm pool, newest first; live ones update as they run."""
 
+    TABLE_ID = "tasks-table"
     BINDINGS = [
         Binding("n", "new", "New task", id="wasm.new"),
         Binding("l", "output", "Output", id="wasm.output"),
@@ -170,16 +171,6 @@ class WasmPane(Widget):
         yield ResourceTable(
             TASK_COLUMNS, id="tasks-table", groupable=False, empty_message="Starting the pool…"
         )
-
-    @property
-    def table(self) -> ResourceTable:
-        """The tasks table."""
-        return self.query_one("#tasks-table", ResourceTable)
-
-    def focus(self, scroll_visible: bool = True) -> WasmPane:
-        """Focus goes to the table."""
-        self.table.focus(scroll_visible)
-        return self
 
     def on_show(self) -> None:
         """Shown for the first time: start (or join) the app's pool and follow its tasks.
