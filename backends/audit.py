@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from backends.errors import BerthError
-from backends.paths import state_dir
+from backends.paths import open_private, private_dir, state_dir
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/\s]*@")
+REDACTED = "***"
 
 
 def audit_file() -> Path:
@@ -21,8 +25,29 @@ def audit_file() -> Path:
     return state_dir() / "audit.jsonl"
 
 
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it (`scheme://user:password@host`) replaced by ***.
+
+    Everything that writes a URL to a log or the audit log passes it through here first.
+    """
+    return _URL_PASSWORD.sub(rf"\g<head>:{REDACTED}@", text)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
 def audit(host: str, action: str, targets: list[str], outcome: str = "ok", **details: Any) -> None:
-    """Append one record; never raises (an unwritable log must not block the action itself)."""
+    """Append one record; never raises (an unwritable log must not block the action itself).
+
+    The log is 0600 in a 0700 folder, and passwords in URLs are redacted (see `redact`).
+    """
     record = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "user": getpass.getuser(),
@@ -35,9 +60,9 @@ def audit(host: str, action: str, targets: list[str], outcome: str = "ok", **det
     }
     try:
         path = audit_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        private_dir(path.parent)
+        with os.fdopen(open_private(path), "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(_redacted(record), sort_keys=True) + "\n")
     except OSError:
         pass
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 import tempfile
 import tomllib
 import types
@@ -351,11 +350,15 @@ def to_toml(config: Config) -> str:
 
 
 def save_config(config: Config, path: Path | None = None) -> Path:
-    """Write `config` atomically (temp file + rename, mode 0600), keeping the old file as `.bak`.
+    """Write `config` atomically (temp file + rename, mode 0600), keeping the old file as `.bak`
+    (0600 too: it holds the same hosts and tokens).
 
-    Refuses to replace a file on disk that does not load: that file holds the user's work.
+    Refuses to replace a file on disk that does not load: that file holds the user's work. A
+    config that is a symlink (into a dotfiles checkout, say) is written through to its target,
+    which keeps its `.bak` beside it; the link stays a link.
     """
     path = path or config.path or paths.config_file()
+    target = Path(os.path.realpath(path))
     if path.exists():
         try:
             load_config(path)
@@ -366,22 +369,35 @@ def save_config(config: Config, path: Path | None = None) -> Path:
             ) from None
     text = to_toml(config)
     parse_config(text, path)  # never write something we could not read back
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    if not target.parent.exists():
+        paths.private_dir(target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # made 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            os.fchmod(tmp.fileno(), 0o600)
             tmp.write(text)
             tmp.flush()
             os.fsync(tmp.fileno())
-        if path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp_name, path)
+        if target.exists():
+            _backup(target)
+        os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     config.path = path
     return path
+
+
+def _backup(path: Path) -> None:
+    """Copy `path` to `path.bak` as a 0600 file, replacing the last one whatever its mode was."""
+    backup = path.with_name(path.name + ".bak")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{backup.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(path.read_bytes())
+        os.replace(tmp_name, backup)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def _checked(host: HostConfig, index: int) -> None:

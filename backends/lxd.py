@@ -40,6 +40,7 @@ from backends.lxd_models import (
     port_set,
     proxy_address,
 )
+from backends.paths import open_private
 from backends.units import parse_size
 
 if TYPE_CHECKING:
@@ -782,13 +783,14 @@ class LxdBackend:
 
     @staticmethod
     def _save(response: requests.Response, path: Path, report: Callable[[int], None]) -> None:
-        """Stream a response body to `path` through a `.part` file renamed at the end."""
+        """Stream a response body to `path` through a `.part` file renamed at the end; 0600, for
+        a backup holds the member's whole filesystem."""
         import requests
 
         part = path.with_name(path.name + ".part")
         done = 0
         try:
-            with response, part.open("wb") as out:
+            with response, os.fdopen(open_private(part, os.O_WRONLY | os.O_TRUNC), "wb") as out:
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
                     done += len(chunk)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from backends import paths
-from backends.audit import audited
+from backends.audit import audited, redact
 from backends.broker.client import DEFAULT_URL, BrokerClient
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
@@ -100,6 +100,7 @@ def broker() -> None:
     show_default=True,
     help="Most tasks waiting or running at once (more: HTTP 429).",
 )
+@changes_state(on_host=False)
 def broker_serve(
     listen: str,
     data_dir: Path | None,
@@ -185,6 +186,7 @@ def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> Non
     help="Ed25519 private key (made if missing; default in berth's data folder).",
 )
 @click.option("--name", default="", help="The name it asks to be paired under (default: the host name).")
+@changes_state(on_host=False)
 def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> None:
     """Run tasks for a broker until SIGTERM (then finish the running ones and exit)."""
     from backends.broker import keys
@@ -193,7 +195,7 @@ def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> No
     key = keys.load_or_create(key_file)
 
     def log(line: str) -> None:
-        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+        click.echo(f"{time.strftime('%H:%M:%S')} {redact(line)}", err=True)  # the URL may hold a password
 
     async def go() -> None:
         provider = Provider(url, worker_count(workers), key, name, on_log=log)

@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
 from backends import paths
+from backends.audit import redact
 
 logger = logging.getLogger("berth")
 
 
+class _PrivateLog(logging.handlers.RotatingFileHandler):
+    """A rotating log whose fresh file after a rollover is 0600 like the first one."""
+
+    def doRollover(self) -> None:
+        """Rotate, then make the new file private again."""
+        super().doRollover()
+        os.chmod(self.baseFilename, 0o600)
+
+
+class _Redacting(logging.Formatter):
+    """Passwords in URLs never reach the file (see `backends.audit.redact`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, tracebacks included, with URL passwords redacted."""
+        return redact(super().format(record))
+
+
 def setup_error_log() -> Path:
-    """Send berth's log (tracebacks included) to `paths.error_log()`, rotating at 1 MB."""
+    """Send berth's log (tracebacks included) to `paths.error_log()` (0600 in a 0700 folder),
+    rotating at 1 MB."""
     path = paths.error_log()
     if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        paths.private_file(paths.private_dir(path.parent) / path.name)
+        handler = _PrivateLog(path, maxBytes=1_000_000, backupCount=3)
+        handler.setFormatter(_Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     return path

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from backends import paths
 from backends.broker.protocol import Outcome
 from backends.broker.tasks import TaskRequest, TaskView
 from backends.wasm.blobs import blob_path, put_blob
@@ -80,8 +81,10 @@ class BrokerStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.modules_dir = root / "modules"
-        self.modules_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(root / "broker.sqlite", isolation_level=None, check_same_thread=False)
+        paths.private_dir(self.modules_dir)  # tasks' env, files and results: 0700 and 0600
+        paths.private_dir(root)
+        database = paths.private_sqlite(root / "broker.sqlite")
+        self.db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)

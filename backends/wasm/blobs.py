@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from backends.errors import Invalid
+from backends.paths import open_private
 
 REF_PREFIX = "sha256:"
 
@@ -44,8 +45,10 @@ def put_blob(folder: Path, data: bytes) -> str:
 
 
 def write_atomic(path: Path, data: bytes | bytearray) -> None:
-    """Write via a temporary file and rename, so readers see the whole file or none."""
+    """Write via a temporary file and rename, so readers see the whole file or none (0600: a
+    client's module is its own business)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temp.write_bytes(data)
+    with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
+        out.write(data)
     os.replace(temp, path)

@@ -63,8 +63,8 @@ class TaskHistory:
     def _with_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
             if self._db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False)
+                paths.private_dir(self.path.parent)  # output and env of every task: 0700 and 0600
+                db = sqlite3.connect(paths.private_sqlite(self.path), check_same_thread=False)
                 # WAL: readers (another berth) never block the pool's writes, and commits are cheap.
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")

@@ -504,8 +504,8 @@ def spawn_worker(store_root: Path | None) -> tuple[subprocess.Popen[bytes], Conn
     ours, theirs = socket.socketpair()
     with theirs:
         log = paths.error_log()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as stderr:  # the child's own copy outlives this block
+        paths.private_dir(log.parent)
+        with os.fdopen(paths.open_private(log), "ab") as stderr:  # the child's copy outlives this block
             process = subprocess.Popen(
                 [sys.executable, "-m", "backends.wasm.worker", str(theirs.fileno()), str(store_root or "")],
                 pass_fds=[theirs.fileno()],

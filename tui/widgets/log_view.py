@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from array import array
 from bisect import bisect_right
@@ -46,6 +47,7 @@ from textual.widgets import Input, Label
 from textual.worker import Worker
 
 from backends.errors import BerthError
+from backends.paths import open_private
 from backends.streams import LogLine
 from tui.error_log import log_unexpected
 from tui.screens.picker import PickerScreen
@@ -1155,7 +1157,8 @@ class LogView(Widget):
         target = Path(path).expanduser()
         lines = list(self.export_lines())
         try:
-            with target.open("x", encoding="utf-8", errors="replace") as out:
+            fd = open_private(target, os.O_WRONLY | os.O_EXCL)  # a new file, 0600: logs carry secrets
+            with open(fd, "w", encoding="utf-8", errors="replace") as out:
                 out.write("\n".join(lines) + "\n" if lines else "")
         except OSError as exc:
             self.notify(_save_error(target, exc), title="Log not saved", severity="error")
