@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from backends.errors import Invalid
-from backends.paths import open_private
+from backends.paths import open_private, private_dir
 
 REF_PREFIX = "sha256:"
 
@@ -46,8 +46,8 @@ def put_blob(folder: Path, data: bytes) -> str:
 
 def write_atomic(path: Path, data: bytes | bytearray) -> None:
     """Write via a temporary file and rename, so readers see the whole file or none (0600: a
-    client's module is its own business)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    client's module is its own business) in a 0700 folder."""
+    private_dir(path.parent)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
         out.write(data)
