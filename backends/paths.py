@@ -74,16 +74,18 @@ def runtime_dir() -> Path:
     return folder
 
 
-def private_dir(folder: Path) -> Path:
+def private_dir(folder: Path, *, tighten: bool = True) -> Path:
     """Make `folder` (missing parents too, each 0700) and make it 0700: only this user may enter it.
 
-    An existing folder is tightened as well (an older berth left them 0755).
+    An existing folder is tightened as well (an older berth left its own 0755); `tighten=False`
+    leaves an existing one as it is, for a folder the user chose that holds other things too.
     """
     missing = [f for f in (folder, *folder.parents) if not f.exists()]
     for part in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another process made it meanwhile
             part.mkdir(mode=0o700)
-    folder.chmod(0o700)
+    if tighten or missing:
+        folder.chmod(0o700)
     return folder
 
 

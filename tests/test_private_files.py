@@ -134,6 +134,7 @@ def test_config_save_keeps_a_private_backup_and_writes_through_a_symlink(tmp_pat
     assert mode(plain) == 0o600 and mode(old_backup) == 0o600
     assert "web-2" not in old_backup.read_text() and "local" in old_backup.read_text()
     assert mode(state_dir() / "audit.jsonl") == 0o600
+    assert mode(state_dir() / "berth.log") == 0o600  # the error log every berth command opens
 
 
 @pytest.fixture
@@ -199,6 +200,15 @@ def test_a_planted_runtime_folder_symlink_is_refused(
         assert runtime.is_symlink() and mode(planted) == 0o755
     finally:
         listener.close()
+
+
+def test_a_provider_key_made_in_berth_data_folder_is_private(procs: Procs) -> None:
+    port = free_port()
+    provider = procs.spawn("provider", "provider", "--broker", f"http://127.0.0.1:{port}")
+    key = data_dir() / "provider_ed25519"
+    wait_for(lambda: key.exists() and "provider" in provider.output(), 30, "the provider to make its key")
+    provider.stop()
+    assert mode(key) == 0o600 and mode(data_dir()) == 0o700
 
 
 def test_read_only_refuses_to_start_a_provider_or_a_broker(tmp_path: Path) -> None:

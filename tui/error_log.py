@@ -35,7 +35,8 @@ def setup_error_log() -> Path:
     rotating at 1 MB."""
     path = paths.error_log()
     if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
-        paths.private_file(paths.private_dir(path.parent) / path.name)
+        paths.private_dir(path.parent)
+        paths.private_file(path)  # the handler appends to it, keeping its mode
         handler = _PrivateLog(path, maxBytes=1_000_000, backupCount=3)
         handler.setFormatter(_Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)

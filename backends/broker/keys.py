@@ -35,7 +35,7 @@ def load_or_create(path: Path | None = None) -> Ed25519PrivateKey:
     path = path or default_key_file()
     if not path.exists():
         key = Ed25519PrivateKey.generate()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        paths.private_dir(path.parent, tighten=False)  # berth's data folder, or one the user named
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
         )
