@@ -211,6 +211,16 @@ def test_a_provider_key_made_in_berth_data_folder_is_private(procs: Procs) -> No
     assert mode(key) == 0o600 and mode(data_dir()) == 0o700
 
 
+def test_a_wasm_run_keeps_its_modules_and_history_private(
+    tmp_path: Path, wasm_programs: dict[str, Path]
+) -> None:
+    ran = berth(tmp_path / "config.toml", "wasm", "run", str(wasm_programs["hello"]))
+    assert ran.returncode == 0, ran.stderr
+    assert (data_dir() / "tasks.sqlite").is_file() and any((data_dir() / "modules").rglob("*.wasm"))
+    assert_private(data_dir())
+    assert_private(state_dir())
+
+
 def test_read_only_refuses_to_start_a_provider_or_a_broker(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     port = free_port()
