@@ -7,17 +7,19 @@ so the same code serves the TUI and the CLI, here and far away.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from backends.audit import audited
-from backends.docker_logs import LogRequest, follow_logs, since_param
+from backends.docker_logs import LogRequest, follow_logs, since_param, timestamp_key
 from backends.docker_models import ContainerChange, ContainerInfo, ImageInfo, StatsPoint
 from backends.engine_http import EngineHttp, json_filter
-from backends.errors import BerthError, Invalid, NotFound, Unreachable
+from backends.errors import BerthError, Conflict, Invalid, NotFound, Unreachable
 from backends.hosts import HostSession
 from backends.streams import LogLine
 
@@ -30,6 +32,8 @@ LIST_EVENTS = (
 EVENT_BATCH_SECONDS = 0.1
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill")
+T = TypeVar("T")
+S = TypeVar("S")
 
 
 def short(ref: str) -> str:
@@ -92,22 +96,24 @@ class DockerBackend:
         )
         return result
 
-    async def act(self, action: str, container: str) -> None:
-        """start, stop, restart, pause, unpause or kill one container."""
+    async def act(self, action: str, container: str, *, name: str) -> None:
+        """start, stop, restart, pause, unpause or kill one container (`name`: its name, for the
+        audit log, which records both: an id is what stays true, a name what people know)."""
         if action not in ACTIONS:
             raise Invalid(f"Unknown container action {action!r}.", f"Use one of {', '.join(ACTIONS)}.")
-        with audited(self.host_name, f"container.{action}", [container]):
+        with audited(self.host_name, f"container.{action}", [container], names=[name]):
             await self.http.post(f"/containers/{container}/{action}", f"{action} {short(container)}")
 
-    async def remove(self, container: str, *, force: bool = False, volumes: bool = False) -> None:
-        """Remove a container (its anonymous volumes too with `volumes`)."""
+    async def remove(self, container: str, *, name: str, force: bool = False, volumes: bool = False) -> None:
+        """Remove a container (its anonymous volumes too with `volumes`); `name` as for `act`."""
         params = {"force": int(force), "v": int(volumes)}
-        with audited(self.host_name, "container.remove", [container], force=force, volumes=volumes):
+        audit_as = {"names": [name], "force": force, "volumes": volumes}
+        with audited(self.host_name, "container.remove", [container], **audit_as):
             await self.http.delete(f"/containers/{container}", f"removing {short(container)}", params)
 
-    async def rename(self, container: str, new_name: str) -> None:
-        """Give a container a new name."""
-        with audited(self.host_name, "container.rename", [container], new_name=new_name):
+    async def rename(self, container: str, new_name: str, *, name: str) -> None:
+        """Give a container (now called `name`) a new name."""
+        with audited(self.host_name, "container.rename", [container], names=[name], new_name=new_name):
             await self.http.post(
                 f"/containers/{container}/rename", f"renaming {short(container)}", {"name": new_name}
             )
@@ -142,8 +148,9 @@ class DockerBackend:
         """The container list, kept current by the event stream.
 
         First a full list, then only the containers named by events, fetched together in one
-        request per burst (events within 0.1 s are coalesced). When the engine goes away a change
-        with `error` set is yielded; on reconnect, a full list again.
+        request per burst (events within 0.1 s are coalesced). Each container listed carries when
+        it started and finished, so its status can age on screen. When the engine goes away a
+        change with `error` set is yielded; on reconnect, a full list again.
         """
         attempt = 0
         while True:
@@ -152,14 +159,44 @@ class DockerBackend:
                 listed = await self.containers(all)
                 attempt = 0
                 yield ContainerChange(True, {c.id: c for c in listed})
-                async for ids in _coalesce(self.events(since=started), EVENT_BATCH_SECONDS):
-                    fresh = {c.id: c for c in await self.containers(all, ids)}
-                    yield ContainerChange(False, fresh, set(ids) - set(fresh))
+                # Their times (an inspect each) come while events already do: neither waits.
+                touched: set[str] = set()
+                events = _coalesce(self.events(since=started), EVENT_BATCH_SECONDS)
+                async for item in _alongside(events, self._with_times(listed)):
+                    if isinstance(item, tuple):  # the first list, timed (an event since brought newer)
+                        yield ContainerChange(False, {c.id: c for c in item if c.id not in touched})
+                        continue
+                    touched.update(item)  # the ids an event named
+                    fresh = {c.id: c for c in await self._with_times(await self.containers(all, item))}
+                    yield ContainerChange(False, fresh, set(item) - set(fresh))
                 raise self.http.unreachable(None)
             except Unreachable as exc:
                 yield ContainerChange(False, error=str(exc))
                 await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
+
+    async def _with_times(
+        self, containers: Iterable[ContainerInfo], concurrency: int = 8
+    ) -> tuple[ContainerInfo, ...]:
+        """`containers` with `started_at` and `finished_at` from inspecting each whose status
+        tells an age (the list has neither time); one that went meanwhile keeps its listed status."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(container: ContainerInfo) -> ContainerInfo:
+            if not container.ages:
+                return container
+            async with gate:
+                try:
+                    state = (await self.inspect(container.id)).get("State") or {}
+                except BerthError:
+                    return container
+            return dataclasses.replace(
+                container,
+                started_at=_epoch(state.get("StartedAt")),
+                finished_at=_epoch(state.get("FinishedAt")),
+            )
+
+        return tuple(await asyncio.gather(*(one(c) for c in containers)))
 
     # Logs --------------------------------------------------------------------------------------
 
@@ -257,6 +294,16 @@ class DockerBackend:
         raw = await self.http.get_json(f"/images/{image}/json", f"inspecting image {short(image)}")
         return str(raw["Id"])
 
+    async def has_image(self, image_id: str, refs: Iterable[str]) -> bool:
+        """Whether every one of `refs` (repo:tags or ids) names image `image_id` here."""
+        for ref in refs:
+            try:
+                if await self.image_id(ref) != image_id:
+                    return False
+            except NotFound:
+                return False
+        return True
+
     async def remove_image(self, image: str, *, force: bool = False) -> None:
         """Remove an image (untag it if it has other tags)."""
         with audited(self.host_name, "image.remove", [image], force=force):
@@ -273,24 +320,37 @@ class DockerBackend:
         return len((raw or {}).get("ImagesDeleted") or []), int((raw or {}).get("SpaceReclaimed", 0))
 
     async def move_image(
-        self, image: str, target: DockerBackend, progress: Callable[[int, int], None] | None = None
+        self, refs: list[str], target: DockerBackend, progress: Callable[[int, int], None] | None = None
     ) -> str:
-        """Stream `docker save` of `image` here into `docker load` on `target`; no temporary file.
+        """Stream `docker save` of one image here into `docker load` on `target`; no temporary file.
 
-        `progress(bytes_sent, image_size)` is called as the tar streams. Returns the id on the
-        target, which is the id here: the move keeps the image intact.
+        `refs` name the image: its repo:tags, which it then has on `target` too (an id alone
+        arrives untagged, as `<none>`). `progress(bytes_sent, image_size)` is called as the tar
+        streams. Returns the id on the target, which is the id here: the move keeps the image
+        intact. A move to a host that already has it under every one of `refs` (the same engine
+        under another name, say) is refused (`Conflict`) before anything is sent.
         """
-        with audited(self.host_name, "image.move", [image], to=target.host_name):
-            return await self._move_image(image, target, progress)
+        if not refs:
+            raise Invalid("Name the image to move.", "Give its repo:tag or id.")
+        with audited(self.host_name, "image.move", list(refs), to=target.host_name):
+            return await self._move_image(refs, target, progress)
 
     async def _move_image(
-        self, image: str, target: DockerBackend, progress: Callable[[int, int], None] | None
+        self, refs: list[str], target: DockerBackend, progress: Callable[[int, int], None] | None
     ) -> str:
-        inspected = await self.http.get_json(f"/images/{image}/json", f"inspecting image {short(image)}")
+        shown = ", ".join(short(r) for r in refs)
+        inspected = await self.http.get_json(f"/images/{refs[0]}/json", f"inspecting image {short(refs[0])}")
         source_id, size = str(inspected["Id"]), int(inspected.get("Size", 0))
+        if await target.has_image(source_id, refs):
+            raise Conflict(
+                f"{shown} is already on {target.host_name} (image {short(source_id)}): nothing was sent.",
+                "Pick a host that lacks it (two inventory names may reach the same engine).",
+            )
         sent = 0
+        names = urlencode([("names", ref) for ref in refs])  # one name a tag: every tag goes along
+        saving = self.http.request("GET", f"/images/get?{names}", f"saving {shown}", stream=True)
 
-        async with self.http.request("GET", f"/images/{image}/get", f"saving {image}", stream=True) as resp:
+        async with saving as resp:
 
             async def body() -> AsyncIterator[bytes]:
                 nonlocal sent
@@ -303,7 +363,7 @@ class DockerBackend:
             async with target.http.request(
                 "POST",
                 "/images/load",
-                f"loading {image}",
+                f"loading {shown}",
                 params={"quiet": 1},
                 data=body(),
                 headers={"Content-Type": "application/x-tar"},
@@ -314,11 +374,48 @@ class DockerBackend:
             message = json.loads(line) if line.strip() else {}
             if message.get("error"):
                 raise BerthError(
-                    f"Docker on {target.host_name} could not load {image}: {message['error']}.",
+                    f"Docker on {target.host_name} could not load {shown}: {message['error']}.",
                     "Check free disk space on that host.",
                 )
         target_id = await target.image_id(source_id)
         return target_id
+
+
+def _epoch(stamp: object) -> float:
+    """Seconds since the epoch of an inspect time (RFC 3339); 0 for Docker's "never" (year 1)."""
+    if not isinstance(stamp, str) or not stamp or stamp.startswith("0001-"):
+        return 0.0
+    try:
+        seconds, nanos = timestamp_key(stamp)
+    except ValueError:
+        return 0.0
+    return seconds + nanos / 1e9
+
+
+async def _alongside(stream: AsyncIterator[T], side: Awaitable[S]) -> AsyncIterator[T | S]:
+    """The items of `stream`, with the result of `side` slipped in as soon as it is ready; the
+    stream is never held up by it. Ends with the stream (`side` is then cancelled if still due)."""
+    later: asyncio.Future[S] | None = asyncio.ensure_future(side)
+    items = aiter(stream)
+    step: asyncio.Future[T] = asyncio.ensure_future(anext(items))
+    try:
+        while True:
+            waiting: set[asyncio.Future[Any]] = {step} if later is None else {step, later}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if later is not None and later in done:
+                yield later.result()
+                later = None
+            if step in done:
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+                step = asyncio.ensure_future(anext(items))
+    finally:
+        step.cancel()
+        if later is not None:
+            later.cancel()
 
 
 async def _coalesce(events: AsyncIterator[dict[str, Any]], window: float) -> AsyncIterator[list[str]]:

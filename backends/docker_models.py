@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -13,6 +14,10 @@ WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+# The age in Docker's status ("Up 5 minutes", "Exited (0) About an hour ago"), as go-units words it.
+_AGE = re.compile(
+    r"Less than a second|About an? (?:minute|hour)|\d+ (?:second|minute|hour|day|week|month|year)s?\b"
+)
 # Running first, then those that may come back, then the rest (the table's rank).
 _STATE_RANK = {"running": 0, "restarting": 1, "paused": 2, "created": 3, "exited": 4, "dead": 5}
 
@@ -28,9 +33,41 @@ def format_ports(ports: list[dict[str, Any]]) -> str:
     return ", ".join(seen)
 
 
+def human_duration(seconds: float) -> str:
+    """A duration as Docker words it in a container's status (go-units' HumanDuration)."""
+    whole = int(seconds)
+    if whole < 1:
+        return "Less than a second"
+    if whole == 1:
+        return "1 second"
+    if whole < 60:
+        return f"{whole} seconds"
+    minutes = whole // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
-    """One container as the list shows it (one row of `GET /containers/json`)."""
+    """One container as the list shows it (one row of `GET /containers/json`).
+
+    `started_at` and `finished_at` (seconds since the epoch, 0 when unknown or never) come from
+    inspecting it: the list has only Docker's status text, whose age is true only when listed.
+    """
 
     id: str
     name: str
@@ -41,6 +78,8 @@ class ContainerInfo:
     ports: str = ""
     labels: dict[str, str] = field(default_factory=dict, compare=False)
     command: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> ContainerInfo:
@@ -62,6 +101,24 @@ class ContainerInfo:
     def short_id(self) -> str:
         """The 12-character id the docker CLI shows."""
         return self.id[:12]
+
+    def status_at(self, now: float, words: Callable[[float], str] = human_duration) -> str:
+        """Docker's status as it would read at `now`: "Up 5 minutes" ages from `started_at`,
+        "Exited (0) 2 hours ago" and "Restarting (1) 3 seconds ago" from `finished_at`; `words`
+        says an age (Docker's wording by default).
+
+        Without those times (not inspected), or with no age in it ("Created"), it is the status
+        as listed.
+        """
+        since = self.started_at if self.status.startswith("Up ") else self.finished_at
+        if not since or not _AGE.search(self.status):
+            return self.status
+        return _AGE.sub(words(max(now - since, 0.0)), self.status, count=1)
+
+    @property
+    def ages(self) -> bool:
+        """Whether its status tells an age, which then needs its start or finish time to stay true."""
+        return bool(_AGE.search(self.status))
 
     @property
     def health(self) -> str:

@@ -62,29 +62,29 @@ async def test_actions_change_the_engine(
     backend: DockerBackend, spawn: Spawn, sdk: docker.DockerClient
 ) -> None:
     c = spawn("trap 'exit 0' TERM; while :; do sleep 0.1; done")
-    await backend.act("pause", c.id)
+    await backend.act("pause", c.id, name=c.name)
     assert sdk.containers.get(c.id).status == "paused"
-    await backend.act("unpause", c.id)
-    await backend.act("stop", c.id)
+    await backend.act("unpause", c.id, name=c.name)
+    await backend.act("stop", c.id, name=c.name)
     assert sdk.containers.get(c.id).status == "exited"
-    await backend.act("start", c.id)
+    await backend.act("start", c.id, name=c.name)
     assert sdk.containers.get(c.id).status == "running"
     started = sdk.containers.get(c.id).attrs["State"]["StartedAt"]
-    await backend.act("restart", c.id)
+    await backend.act("restart", c.id, name=c.name)
     assert sdk.containers.get(c.id).attrs["State"]["StartedAt"] != started
     titles, procs = await backend.top(c.id)
     assert "PID" in titles and procs
-    await backend.act("kill", c.id)
+    await backend.act("kill", c.id, name=c.name)
     # dockerd 20.10 cannot rename a running container that has no network ("sandbox not found").
-    await backend.rename(c.id, c.name + "-renamed")
+    await backend.rename(c.id, c.name + "-renamed", name=c.name)
     assert sdk.containers.get(c.id).name == c.name + "-renamed"
-    await backend.remove(c.id)
+    await backend.remove(c.id, name=c.name + "-renamed")
     with pytest.raises(docker.errors.NotFound):
         sdk.containers.get(c.id)
     with pytest.raises(NotFound, match="removing"):
-        await backend.remove(c.id)
+        await backend.remove(c.id, name=c.name + "-renamed")
     with pytest.raises(Invalid):
-        await backend.act("explode", "x")
+        await backend.act("explode", "x", name="x")
     records = [(r["action"], r["outcome"][:6]) for r in read_audit() if c.id in r["targets"]]
     assert records[:2] == [("container.pause", "ok"), ("container.unpause", "ok")]
     assert records[-2:] == [("container.remove", "ok"), ("container.remove", "failed")]
@@ -152,9 +152,9 @@ async def test_starting_a_running_container_is_fine_but_unpausing_is_a_conflict(
     backend: DockerBackend, spawn: Spawn
 ) -> None:
     c = spawn()
-    await backend.act("start", c.id)  # the engine answers 304: nothing to do, no error
+    await backend.act("start", c.id, name=c.name)  # the engine answers 304: nothing to do, no error
     with pytest.raises(Exception, match="not paused"):
-        await backend.act("unpause", c.id)
+        await backend.act("unpause", c.id, name=c.name)
 
 
 async def test_watch_sees_changes_from_events_without_polling(
@@ -317,7 +317,7 @@ async def test_move_image_to_another_engine(
     seen: list[tuple[int, int]] = []
     try:
         moved = await backend.move_image(
-            f"{DOCKER_REPO}:{DOCKER_TAG}", target, lambda a, b: seen.append((a, b))
+            [f"{DOCKER_REPO}:{DOCKER_TAG}"], target, lambda a, b: seen.append((a, b))
         )
         assert moved == docker_busybox
         assert {i.id for i in await target.images()} == {docker_busybox}

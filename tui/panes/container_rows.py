@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from backends.docker import short
-from backends.docker_models import ContainerInfo, ImageInfo, StatsPoint
+from backends.docker_models import ContainerInfo, ImageInfo, StatsPoint, human_duration
 from tui.format import age, human_bytes, parse_bytes, parse_percent
 from tui.widgets.table_model import Column, Row
 
@@ -56,12 +56,26 @@ IMAGE_COLUMNS: Sequence[Column] = (
 )
 
 
-def state_cell(container: ContainerInfo) -> Text:
-    """The state in its colour, with a health mark when the image has a health check."""
+def state_cell(container: ContainerInfo, pending: str | None = None) -> Text:
+    """The state in its colour, with a health mark when the image has a health check; while an
+    action is under way (`pending`: "stopping…", "restarting…"), that instead of the state."""
+    if pending:
+        return Text(pending, style="bold yellow")
     cell = Text(container.state, style=STATE_STYLES.get(container.state, ""))
     if mark := HEALTH_MARKS.get(container.health):
         cell.append(" " + mark[0], style=mark[1])
     return cell
+
+
+def table_age(seconds: float) -> str:
+    """An age as STATUS says it: Docker's words, but "Less than a minute" for its count of
+    seconds, which would go stale between the once-a-minute redraws of the ages."""
+    return "Less than a minute" if seconds < 60 else human_duration(seconds)
+
+
+def status_text(container: ContainerInfo, now: float) -> str:
+    """A container's STATUS at `now` (in the table and the strip under it)."""
+    return container.status_at(now, table_age)
 
 
 def _with_host(cells: dict[str, Any], host: str | None) -> dict[str, Any]:
@@ -76,8 +90,16 @@ def stats_cells(container: ContainerInfo, stats: StatsPoint | None) -> tuple[str
     return cpu, mem
 
 
-def container_row(container: ContainerInfo, stats: StatsPoint | None, host: str | None = None) -> Row:
-    """One container's row; CPU and memory from its latest stats sample when it runs.
+def container_row(
+    container: ContainerInfo,
+    stats: StatsPoint | None,
+    host: str | None = None,
+    *,
+    now: float | None = None,
+    pending: str | None = None,
+) -> Row:
+    """One container's row; CPU and memory from its latest stats sample when it runs; its status
+    aged to `now` (default: the time of the call); `pending` an action under way (`state_cell`).
 
     With `host` (the all-hosts view) the row has a host cell and its project is grouped per host.
     """
@@ -88,9 +110,9 @@ def container_row(container: ContainerInfo, stats: StatsPoint | None, host: str 
         _with_host(
             {
                 "name": container.name,
-                "state": state_cell(container),
+                "state": state_cell(container, pending),
                 "image": short(container.image),
-                "status": container.status,
+                "status": status_text(container, time.time() if now is None else now),
                 "cpu": cpu,
                 "mem": mem,
                 "ports": container.ports,
@@ -104,17 +126,31 @@ def container_row(container: ContainerInfo, stats: StatsPoint | None, host: str 
     )
 
 
+ERROR_STATUS_WIDTH = 32
+"""The most cells a host's error takes in STATUS: the column fits its widest cell, and a whole
+error (~70 cells) pushed the columns after it off screen. The strip under the table says it all."""
+
+
 def host_error_row(host: str, error: str) -> Row:
-    """The all-hosts view's row for a host it cannot show: its name and what is wrong."""
+    """The all-hosts view's row for a host it cannot show: its name and what is wrong (cut short
+    in STATUS; the whole error stays in a cell the filter searches)."""
+    status = Text(error, style="red")
+    status.truncate(ERROR_STATUS_WIDTH, overflow="ellipsis")
     return Row(
         {
             "host": host,
             "name": Text("(unreachable)", style="dim"),
             "state": Text("error", style="red"),
-            "status": error,
+            "status": status,
+            "error": error,
         },
         rank=9,
     )
+
+
+def image_label(image: ImageInfo) -> str:
+    """How an image is named in questions and messages: its repo:tags, else its short id."""
+    return ", ".join(image.tags) if image.tags else image.short_id
 
 
 def image_row(image: ImageInfo, now: float | None = None, host: str | None = None) -> Row:

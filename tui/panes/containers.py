@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,8 +27,15 @@ from textual.widgets import ContentSwitcher, Label, Sparkline
 from backends.audit import audit
 from backends.compose import run_compose
 from backends.config import Config, HostConfig
-from backends.docker import DockerBackend
-from backends.docker_models import ComposeProject, ContainerChange, ContainerInfo, StatsPoint, group_projects
+from backends.docker import DockerBackend, short
+from backends.docker_models import (
+    ComposeProject,
+    ContainerChange,
+    ContainerInfo,
+    ImageInfo,
+    StatsPoint,
+    group_projects,
+)
 from backends.errors import BerthError
 from backends.hosts import HostSession, Sessions
 from backends.streams import LogLine
@@ -39,22 +48,53 @@ from tui.panes.container_rows import (
     IMAGE_COLUMNS,
     container_row,
     host_error_row,
+    image_label,
     image_row,
     stats_cells,
+    status_text,
 )
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 from tui.screens.picker import PickerScreen
 from tui.screens.top import TopScreen
 from tui.widgets.resource_table import ResourceTable
-from tui.widgets.table_model import Row
 
 STATS_SECONDS = 2.0
 STATS_HISTORY = 60
 STATS_MAX_ROWS = 60
+STATUS_TICK = 60.0
+"""Seconds between redraws of the STATUS ages, which say minutes at the finest (`table_age`)."""
+PENDING_GRACE = 2.0
+"""Seconds a row keeps saying "stopping…" after the engine answered, for its event to arrive (an
+action with nothing to do, such as stopping a stopped container, brings none)."""
+# What a row says while its action is under way, until the engine reports the new state.
+PENDING_LABELS = {"stop": "stopping…", "start": "starting…", "restart": "restarting…"}
 # Keys that only make sense on one of the two views.
 CONTAINER_ACTIONS = {"logs", "restart", "pause", "exec", "inspect", "top", "compose"}
 IMAGE_ACTIONS = {"move", "prune"}
+
+
+@dataclass
+class Pending:
+    """An action under way on one container: what its row says meanwhile, and its state before."""
+
+    verb: str
+    before: ContainerInfo
+
+    @property
+    def label(self) -> str:
+        """What the STATE cell says meanwhile ("restarting…")."""
+        return PENDING_LABELS[self.verb]
+
+    def reached(self, now: ContainerInfo) -> bool:
+        """Whether `now` is the state the action was waiting for."""
+        if self.verb == "stop":
+            return now.state not in ("running", "paused", "restarting")
+        if self.verb == "start":
+            return now.state == "running"
+        # A restart is done when it runs with a new start time (unknown before: the engine's answer says).
+        before = self.before.started_at
+        return now.state == "running" and bool(before) and now.started_at != before
 
 
 @dataclass
@@ -68,7 +108,29 @@ class HostFeed:
 
 
 class ContainerStrip(Horizontal):
-    """Under the table: the selected container in one line, and its CPU and memory sparklines."""
+    """Under the table: the selected row in two lines, and its CPU and memory sparklines while
+    there is a history to draw (a stopped container has none; an empty one would draw a false
+    baseline). With no row selected it takes no room."""
+
+    DEFAULT_CSS = """
+    ContainerStrip {
+        height: 2;
+        background: $panel;
+
+        &.-empty { display: none; }
+
+        & > #strip-summary {
+            width: 1fr;
+            height: 2;
+            padding: 0 1;
+            text-wrap: nowrap;
+            text-overflow: ellipsis;
+        }
+        & > #strip-summary.-wrap { text-wrap: wrap; }
+        & > .spark { width: 22; height: 2; padding: 0 1 0 0; display: none; }
+        & > .spark.-shown { display: block; }
+    }
+    """
 
     def compose(self) -> ComposeResult:
         """Summary, then two sparklines."""
@@ -84,23 +146,35 @@ class ContainerStrip(Horizontal):
         super().__init__(**kwargs)
         self._said: dict[str, str] = {}  # label id -> the markup it shows
 
-    def show(self, container: ContainerInfo | None, history: Sequence[StatsPoint]) -> None:
-        """Describe `container` (or nothing) with its stats history."""
+    def show(self, container: ContainerInfo | None, history: Sequence[StatsPoint], now: float) -> None:
+        """Describe `container` (or nothing) with its stats history; its status aged to `now`."""
         if container is None:
-            self._say("strip-summary", "")
+            self.say("")
             return
-        bits = [f"[b]{container.name}[/b] {container.short_id}", container.image, container.status]
-        if container.ports:
-            bits.append(container.ports)
-        self._say("strip-summary", "  ·  ".join(bits))
-        cpu = [p.cpu_percent or 0.0 for p in history]
-        mem = [float(p.memory) for p in history]
-        self.query_one("#cpu-spark", Sparkline).data = cpu
-        self.query_one("#mem-spark", Sparkline).data = mem
-        last = history[-1] if history else None
-        cpu_now = f"{last.cpu_percent:.1f}%" if last and last.cpu_percent is not None else "-"
-        self._say("cpu-label", f"CPU {cpu_now}")
-        self._say("mem-label", f"MEM {human_bytes(last.memory) if last else '-'}")
+        self.set_class(False, "-empty")
+        self.query_one("#strip-summary").set_class(False, "-wrap")
+        first = f"[b]{escape(container.name)}[/b]  ·  {escape(status_text(container, now))}"
+        second = (container.short_id, short(container.image), container.ports)
+        self._say("strip-summary", first + "\n" + "  ·  ".join(escape(bit) for bit in second if bit))
+        self._show_sparks(len(history) >= 2)  # one point draws as a full bar: no trend yet
+        if len(history) < 2:
+            return
+        self.query_one("#cpu-spark", Sparkline).data = [p.cpu_percent or 0.0 for p in history]
+        self.query_one("#mem-spark", Sparkline).data = [float(p.memory) for p in history]
+        last = history[-1]
+        self._say("cpu-label", f"CPU {last.cpu_percent:.1f}%" if last.cpu_percent is not None else "CPU -")
+        self._say("mem-label", f"MEM {human_bytes(last.memory)}")
+
+    def say(self, text: str) -> None:
+        """Show `text` (not markup) alone, over both lines (a host's error in full); none: no room."""
+        self.set_class(not text, "-empty")
+        self.query_one("#strip-summary").set_class(True, "-wrap")
+        self._say("strip-summary", escape(text))
+        self._show_sparks(False)
+
+    def _show_sparks(self, shown: bool) -> None:
+        for spark in self.query(".spark"):
+            spark.set_class(shown, "-shown")
 
     def _say(self, label: str, markup: str) -> None:
         # Label.update lays out and redraws the whole screen even for the same text, and the strip is
@@ -112,6 +186,11 @@ class ContainerStrip(Horizontal):
 
 class ContainersPane(Widget):
     """Containers (default) or images of the current host; actions apply to the marked rows."""
+
+    DEFAULT_CSS = """
+    ContainersPane > ContentSwitcher { height: 1fr; }
+    ContainersPane.-images > ContainerStrip { display: none; }
+    """
 
     BINDINGS = [
         Binding("l", "logs", "Logs", id="containers.logs"),
@@ -142,6 +221,8 @@ class ContainersPane(Widget):
         self.containers: dict[str, ContainerInfo] = {}
         self.where: dict[str, str] = {}  # row key -> host name
         self.stats: dict[str, deque[StatsPoint]] = {}
+        self.pending: dict[str, Pending] = {}  # row key -> the action under way there
+        self.images: dict[str, ImageInfo] = {}  # row key -> image, as the images view last read them
         self.view = "containers"
         self.offline = ""
         self.changes_seen = 0
@@ -175,7 +256,7 @@ class ContainersPane(Widget):
                 groupable=False,
                 empty_message=f"No images on {where}.",
             )
-        yield ContainerStrip(id="container-strip")
+        yield ContainerStrip(id="container-strip", classes="-empty")
 
     def on_mount(self) -> None:
         """Start a feed per host (they connect concurrently) and the stats sampler."""
@@ -184,6 +265,7 @@ class ContainersPane(Widget):
             self.feeds[host.name] = feed
             self.watch_host(feed)
         self.sample_stats()
+        self.age_statuses()
 
     async def on_unmount(self) -> None:
         """Close the connections to the engines."""
@@ -248,6 +330,9 @@ class ContainersPane(Widget):
             key = self.key(name, cid)
             self.containers[key] = container
             self.where[key] = name
+            pending = self.pending.get(key)
+            if pending is not None and pending.reached(container):
+                del self.pending[key]
         for cid in change.removed:
             self._forget(self.key(name, cid))
         self._redraw()
@@ -256,6 +341,7 @@ class ContainersPane(Widget):
         self.containers.pop(key, None)
         self.where.pop(key, None)
         self.stats.pop(key, None)
+        self.pending.pop(key, None)
 
     def _host_error(self, feed: HostFeed, why: str) -> None:
         """Show (or clear) what keeps a host's rows from being current."""
@@ -273,8 +359,11 @@ class ContainersPane(Widget):
 
     def _redraw(self) -> None:
         host_of = self.where.get if self.all_hosts else (lambda _key: None)
+        now = time.time()
+        labels = {key: pending.label for key, pending in self.pending.items()}
         rows = {
-            key: container_row(c, self._last_stats(key), host_of(key)) for key, c in self.containers.items()
+            key: container_row(c, self._last_stats(key), host_of(key), now=now, pending=labels.get(key))
+            for key, c in self.containers.items()
         }
         if self.all_hosts:
             for name, feed in self.feeds.items():
@@ -326,6 +415,15 @@ class ContainersPane(Widget):
             changed = changed or stats_cells(container, point) != before
         return bool(points), changed
 
+    @work(group="docker", exit_on_error=False)
+    async def age_statuses(self) -> None:
+        """Draw the STATUS ages again once a minute, with no event to say so (only the cells that
+        changed are redrawn); not while the pane is out of sight."""
+        while True:
+            await asyncio.sleep(STATUS_TICK)
+            if self.view == "containers" and shown(self):
+                self._redraw()
+
     def _stats_targets(self) -> list[str]:
         """Running containers in the rows on screen now (plus the selected one)."""
         if self.view != "containers" or not shown(self):
@@ -347,8 +445,12 @@ class ContainersPane(Widget):
 
     def _show_strip(self) -> None:
         key = self.table.cursor_id()
+        strip = self.query_one(ContainerStrip)
+        if key and key.endswith("/!") and (feed := self.feeds.get(key[:-2])) and feed.error:
+            strip.say(f"{feed.host.name}: {feed.error}")  # an error row shows the error in full here
+            return
         container = self.containers.get(key) if key else None
-        self.query_one(ContainerStrip).show(container, list(self.stats.get(key or "", ())))
+        strip.show(container, list(self.stats.get(key or "", ())), time.time())
 
     @on(ResourceTable.CursorMoved, "#containers-table")
     def _cursor_moved(self) -> None:
@@ -387,7 +489,7 @@ class ContainersPane(Widget):
 
     def action_act(self, verb: str) -> None:
         """stop / start on the targets."""
-        self._each(verb, lambda backend, c: backend.act(verb, c.id))
+        self._each(verb, lambda backend, c: backend.act(verb, c.id, name=c.name))
 
     def _each(
         self,
@@ -404,14 +506,21 @@ class ContainersPane(Widget):
             backends[feed.host.name] = backend
         if not chosen:
             return
+        keys = [self.key(feed.host.name, c.id) for feed, c in chosen]
+        if verb in PENDING_LABELS:
+            self.pending.update({key: Pending(verb, c) for key, (_f, c) in zip(keys, chosen, strict=True)})
+            self._redraw()
 
         async def job() -> None:
             failed = []
-            for feed, c in chosen:
+            for key, (feed, c) in zip(keys, chosen, strict=True):
                 try:
                     await call(backends[feed.host.name], c)
                 except BerthError as exc:
                     failed.append(f"{c.name}: {exc.message}")
+                    self._settle(key, failed=True)
+                else:
+                    self._settle(key)
             if failed:
                 raise BerthError("; ".join(failed))
             names = ", ".join(c.name for _f, c in chosen[:3]) + (
@@ -421,18 +530,37 @@ class ContainersPane(Widget):
 
         self._run(verb, job)
 
+    def _settle(self, key: str, *, failed: bool = False) -> None:
+        """The engine answered the action under way on row `key`: a failure ends the wait at once;
+        otherwise the row waits for the engine's new state, or `PENDING_GRACE` at most."""
+        pending = self.pending.get(key)
+        if pending is None:
+            return
+        container = self.containers.get(key)
+        if failed or container is None or pending.reached(container):
+            del self.pending[key]
+            self._redraw()
+            return
+
+        def give_up() -> None:
+            if self.pending.get(key) is pending:
+                del self.pending[key]
+                self._redraw()
+
+        self.set_timer(PENDING_GRACE, give_up)
+
     def action_restart(self) -> None:
         """Restart the targets; on a project header, the project through compose."""
         if self.table.cursor_group() and not self.table.marked_ids():
             self.action_compose("restart")
             return
-        self._each("restart", lambda backend, c: backend.act("restart", c.id))
+        self._each("restart", lambda backend, c: backend.act("restart", c.id, name=c.name))
 
     def action_pause(self) -> None:
         """Pause running targets, unpause paused ones."""
         self._each(
             "pause/unpause",
-            lambda backend, c: backend.act("unpause" if c.state == "paused" else "pause", c.id),
+            lambda backend, c: backend.act("unpause" if c.state == "paused" else "pause", c.id, name=c.name),
         )
 
     def action_remove(self) -> None:
@@ -454,7 +582,9 @@ class ContainersPane(Widget):
         def answered(answer: tuple[bool, bool] | None) -> None:
             if answer and answer[0]:
                 self._each(
-                    "remove", lambda backend, c: backend.remove(c.id, force=True, volumes=answer[1]), chosen
+                    "remove",
+                    lambda backend, c: backend.remove(c.id, name=c.name, force=True, volumes=answer[1]),
+                    chosen,
                 )
 
         self.app.push_screen(
@@ -480,7 +610,10 @@ class ContainersPane(Widget):
         backend = found[0].backend
 
         def source(since: str | None, tail: int | None) -> AsyncIterator[Sequence[LogLine]]:
-            return backend.logs(container.id, follow=True, since=since, tail=tail, follow_restarts=True)
+            # Always with the engine's timestamps: `t` shows them and a save writes them.
+            return backend.logs(
+                container.id, follow=True, since=since, tail=tail, timestamps=True, follow_restarts=True
+            )
 
         self.app.push_screen(
             LogScreen(
@@ -533,7 +666,7 @@ class ContainersPane(Widget):
         shell = "command -v bash >/dev/null && exec bash || exec sh"
         # The socket is the forwarded one for an SSH host: the shell goes through berth's tunnel.
         argv = [docker, "-H", f"unix://{backend.socket_path}", "exec", "-it", container.id, "sh", "-c", shell]
-        audit(feed.host.name, "container.exec", [container.id])
+        audit(feed.host.name, "container.exec", [container.id], names=[container.name])
         await run_in_terminal(self, argv)
 
     def _cursor_project(self) -> tuple[HostFeed, ComposeProject] | None:
@@ -603,7 +736,7 @@ class ContainersPane(Widget):
         """Containers <-> images."""
         self.view = "images" if self.view == "containers" else "containers"
         self.query_one(ContentSwitcher).current = f"{self.view}-table"
-        self.query_one(ContainerStrip).display = self.view == "containers"
+        self.set_class(self.view == "images", "-images")  # the strip is about containers
         self.refresh_bindings()
         self.focus()
         if self.view == "images":
@@ -613,31 +746,38 @@ class ContainersPane(Widget):
         """Read the image lists again (every reachable host's, at once)."""
         feeds = [f for f in self.feeds.values() if f.backend is not None]
 
-        async def one(feed: HostFeed) -> dict[str, Row]:
+        async def one(feed: HostFeed) -> dict[str, ImageInfo]:
             assert feed.backend is not None
-            name = feed.host.name
-            host = name if self.all_hosts else None
-            return {self.key(name, i.id): image_row(i, host=host) for i in await feed.backend.images()}
+            return {self.key(feed.host.name, i.id): i for i in await feed.backend.images()}
 
         async def job() -> None:
-            rows: dict[str, Row] = {}
+            images: dict[str, ImageInfo] = {}
             for part in await asyncio.gather(*(one(f) for f in feeds)):
-                rows.update(part)
-            self.images_table.update_rows(rows)
+                images.update(part)
+            self.images = images
+            self.images_table.update_rows(
+                {key: image_row(i, host=self.where_image(key)) for key, i in images.items()}
+            )
 
         self._run("images", job)
 
-    def _image_targets(self) -> list[tuple[HostFeed, str]]:
-        """(host feed, image id) of the marked images, else of the one under the cursor."""
+    def where_image(self, key: str) -> str | None:
+        """The host of image row `key` in the all-hosts view (None on one host's view)."""
+        return key.rpartition("/")[0] if self.all_hosts else None
+
+    def _image_targets(self) -> list[tuple[HostFeed, ImageInfo]]:
+        """(host feed, image) of the marked images, else of the one under the cursor."""
         found = []
         for key in self.images_table.selected_ids():
-            name, _, image = key.rpartition("/") if self.all_hosts else (self.host.name, "", key)
-            found.append((self.feeds[name], image))
+            feed = self.feeds.get(self.where_image(key) or self.host.name)
+            if feed is not None and key in self.images:
+                found.append((feed, self.images[key]))
         return found
 
     def action_move(self) -> None:
-        """Stream the selected image(s) to another host of the inventory."""
-        chosen = [(f, i) for f, i in self._image_targets() if f.backend is not None]
+        """Stream the selected image(s) to another host of the inventory, each by its repo:tags
+        (all of them, so it arrives tagged as it is here; an untagged one by its id)."""
+        chosen = [(feed, image) for feed, image in self._image_targets() if feed.backend is not None]
         if not chosen:
             return
         sources = {f.host.name for f, _i in chosen}
@@ -652,14 +792,15 @@ class ContainersPane(Widget):
                 return
 
             for feed, image in chosen:
-                shown = image.removeprefix("sha256:")[:12]
+                refs = list(image.tags) or [image.id]
+                what = image_label(image)
 
-                async def move(job: Job, feed: HostFeed = feed, image: str = image) -> None:
+                async def move(job: Job, feed: HostFeed = feed, refs: list[str] = refs) -> None:
                     assert feed.backend is not None
                     target = await DockerBackend.for_session(self.sessions.get(target_host))
                     try:
                         moved = await feed.backend.move_image(
-                            image,
+                            refs,
                             target,
                             lambda sent, size: job.progress(sent, size, f"{human_bytes(sent)} sent"),
                         )
@@ -669,11 +810,11 @@ class ContainersPane(Widget):
 
                 run_job(
                     self,
-                    f"move image {shown} to {target_host.name}",
+                    f"move image {what} to {target_host.name}",
                     feed.host.name,
                     move,
                     unit="bytes",
-                    done=f"{shown} is now on {target_host.name}.",
+                    done=f"{what} is now on {target_host.name}.",
                 )
 
         self.app.push_screen(PickerScreen("Move image to host", others), picked)
@@ -682,17 +823,13 @@ class ContainersPane(Widget):
         chosen = self._image_targets()
         if not chosen or any(self._writable(f) is None for f, _i in chosen):
             return
-        rows = self.images_table.rows
-        keys = self.images_table.selected_ids()
-        names = [
-            str(rows[k].cells.get("tags") or k.rpartition("/")[2].removeprefix("sha256:")[:12]) for k in keys
-        ]
+        names = [image_label(image) for _f, image in chosen]
         hosts = ", ".join(sorted({f.host.name for f, _i in chosen}))
 
         async def job() -> None:
             for feed, image in chosen:
                 assert feed.backend is not None
-                await feed.backend.remove_image(image)
+                await feed.backend.remove_image(image.id)
             self.notify(f"Removed {len(chosen)} image(s).", timeout=3)
             self.reload_images()
 
