@@ -43,6 +43,7 @@ from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
+from tui.widgets.scrollbars import use_whole_cell_scrollbars
 
 if TYPE_CHECKING:
     from backends.broker.embedded import BrokerHandle
@@ -89,6 +90,7 @@ class BerthApp(App[None]):
         # NO_COLOR (no-color.org): Textual then greys colours out unless the app runs on ANSI
         # colours, where it drops them; ask for that so no colour reaches the terminal at all.
         super().__init__(ansi_color=True if os.environ.get("NO_COLOR") else None)
+        use_whole_cell_scrollbars()
         self.config = config
         self.read_only = read_only
         """`berth --read-only`: nothing changes (kept apart from the config, which may be saved)."""

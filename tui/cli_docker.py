@@ -13,6 +13,7 @@ import click
 
 from backends.config import HostConfig
 from backends.docker import DockerBackend
+from backends.docker_models import ContainerInfo
 from backends.errors import BerthError
 from tui.cli import ALL_HOSTS, CliContext, changes_state, cli, on_host
 from tui.format import age, human_bytes, table
@@ -123,7 +124,7 @@ def logs(
 
 
 def _each(
-    obj: CliContext, names: Sequence[str], act: Callable[[DockerBackend, str], Awaitable[None]]
+    obj: CliContext, names: Sequence[str], act: Callable[[DockerBackend, ContainerInfo], Awaitable[None]]
 ) -> None:
     """Apply `act` to each named container; report each failure and exit 1 if any failed."""
 
@@ -131,8 +132,7 @@ def _each(
         failures = []
         for name in names:
             try:
-                target = await backend.find(name)
-                await act(backend, target.id)
+                await act(backend, await backend.find(name))
                 click.echo(name)
             except BerthError as exc:
                 failures.append(f"{name}: {exc}")
@@ -151,7 +151,7 @@ def _action_command(action: str, summary: str) -> None:
     @click.pass_obj
     @changes_state()
     def command(obj: CliContext, names: tuple[str, ...]) -> None:
-        _each(obj, names, lambda backend, cid: backend.act(action, cid))
+        _each(obj, names, lambda backend, c: backend.act(action, c.id, name=c.name))
 
 
 _action_command("start", "Start containers.")
@@ -166,7 +166,7 @@ _action_command("restart", "Restart containers.")
 @changes_state()
 def rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
     """Remove containers."""
-    _each(obj, names, lambda backend, cid: backend.remove(cid, force=force))
+    _each(obj, names, lambda backend, c: backend.remove(c.id, name=c.name, force=force))
 
 
 @cli.command()
@@ -220,7 +220,7 @@ def image_move(obj: CliContext, image_ref: str, to_host: str, from_host: str | N
                 DockerBackend.for_session(sessions.get(target_config)),
             )
             try:
-                return await source.move_image(image_ref, target, progress)
+                return await source.move_image([image_ref], target, progress)
             finally:
                 await asyncio.gather(source.close(), target.close())
         finally:
