@@ -49,13 +49,25 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
 
 
 def http(
-    url: str, method: str = "GET", body: Any = None, data: bytes | None = None, token: str | None = None
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    data: bytes | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One HTTP call to the broker (127.0.0.1); the status and the decoded JSON (or text) answer."""
+    """One HTTP call to the broker (127.0.0.1); the status and the decoded JSON (or text) answer.
+
+    A call that changes state says what it sends, as berth's client does: `application/json`, or
+    `application/octet-stream` for raw `data`; `headers` add to (or replace) that."""
     payload = data if data is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=payload, method=method)
+    if method != "GET":
+        req.add_header("Content-Type", "application/octet-stream" if data is not None else "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=60) as answer:
             status, raw, kind = answer.status, answer.read(), answer.headers.get_content_type()
@@ -152,8 +164,16 @@ class Procs:
         self.started.append(proc)
         return proc
 
-    def broker(self, data: Path, port: int | None = None, *extra: str, token: str | None = None) -> Broker:
-        """`berth broker serve` on 127.0.0.1 (a free port unless given), ready to answer."""
+    def broker(
+        self,
+        data: Path,
+        port: int | None = None,
+        *extra: str,
+        token: str | None = None,
+        admin: str | None = None,
+    ) -> Broker:
+        """`berth broker serve` on 127.0.0.1 (a free port unless given), ready to answer; `token`
+        and `admin` are the client and admin tokens its helpers send (when it has tokens)."""
         port = port or free_port()
         proc = self.spawn(
             "broker", "broker", "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data), *extra
@@ -169,7 +189,7 @@ class Procs:
                 return False
 
         wait_for(up, 30, f"the broker on {url}")
-        return Broker(url, port, data, proc, token)
+        return Broker(url, port, data, proc, token, admin)
 
     def provider(self, url: str, key: Path, name: str, workers: int = 1) -> Proc:
         """`berth provider` for the broker at `url` with key file `key`."""
@@ -202,6 +222,8 @@ class Broker:
     proc: Proc | None
     token: str | None = None
     """The client token sent when a call names none."""
+    admin: str | None = None
+    """The admin token the provider helpers (list, pending, pair) send; else `token`."""
 
     @classmethod
     def at(cls, url: str, token: str | None = None) -> Broker:
@@ -241,16 +263,17 @@ class Broker:
 
     def online(self, name: str) -> bool:
         """True when a paired provider of that name is connected."""
-        return any(p["name"] == name and p["state"] == "online" for p in self.get("/api/v1/providers"))
+        providers = self.get("/api/v1/providers", self.admin)
+        return any(p["name"] == name and p["state"] == "online" for p in providers)
 
     def pending(self, fingerprint: str) -> bool:
         """True when a provider key waits to be paired."""
-        return any(p["fingerprint"] == fingerprint for p in self.get("/api/v1/providers/pending"))
+        return any(p["fingerprint"] == fingerprint for p in self.get("/api/v1/providers/pending", self.admin))
 
     def pair(self, fingerprint: str, name: str) -> None:
         """Pair a key once it has asked to join (over the API; the CLI verb is tested on its own)."""
         wait_for(lambda: self.pending(fingerprint), 30, f"{name} ({fingerprint}) to ask to join")
-        self.post("/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
+        self.post("/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name}, token=self.admin)
 
 
 def new_key(path: Path) -> str:

@@ -123,7 +123,8 @@ def test_healthz_metrics_wait_and_cancel_of_a_queued_and_a_running_task(
 def test_client_tokens_are_required_where_the_broker_has_them(
     procs: Procs, tmp_path: Path, wasm_programs: dict[str, Path]
 ) -> None:
-    broker = procs.broker(tmp_path / "broker", None, "--tokens", "alice=s3cret,bob=other", token="s3cret")
+    tokens = "alice=s3cret,bob=other,admin:root=r00t"
+    broker = procs.broker(tmp_path / "broker", None, "--tokens", tokens, token="s3cret", admin="r00t")
     start_paired_provider(procs, broker, "p1")  # the provider socket needs no client token
     url = broker.url
 
@@ -131,15 +132,16 @@ def test_client_tokens_are_required_where_the_broker_has_them(
         status, body = http(url + "/api/v1/status", token=token)
         assert (status, body["error"], body["hint"]) == (
             401,
-            "This broker asks for a client token.",
-            "Send Authorization: Bearer TOKEN.",
+            "This broker asks for a token.",
+            "Send the header Authorization: Bearer TOKEN; "
+            "from berth's CLI, pass --token TOKEN or set BERTH_BROKER_TOKEN.",
         )
     assert http(url + "/healthz")[0] == 200
     assert http(url + "/metrics")[0] == 200
 
     ref = broker.upload(wasm_programs["trivial"])
     (task_id,) = broker.submit([{"module": ref}], token="other")
-    view = broker.wait_task(task_id)
+    view = broker.wait_task(task_id, token="other")  # bob's task: only bob (or an admin) sees it
     assert (view["state"], view["client"]) == ("done", "bob"), view
 
     denied = subprocess.run(
@@ -147,7 +149,7 @@ def test_client_tokens_are_required_where_the_broker_has_them(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert denied.returncode != 0
-    assert "This broker asks for a client token." in denied.stdout + denied.stderr
+    assert "This broker asks for a token." in denied.stdout + denied.stderr
     ran = subprocess.run(
         [BERTH, "submit", "--broker", url, "--token", "s3cret", str(wasm_programs["echo"]), "--", "x"],
         capture_output=True, text=True, timeout=60,

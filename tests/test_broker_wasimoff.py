@@ -485,8 +485,13 @@ def test_wasimoff_client_upload_and_run_two_tasks_with_curl(
     assert second["result"]["stdout"].splitlines()[:2] == ["arg 0: echo.wasm", "arg 1: three"]
     assert "env TASK=first" not in second["result"]["stdout"]
 
+    # Wasimoff's client.sh sends every upload as application/wasm; curl's default type (a form, as a
+    # web page could send) is refused by the broker.
     cat = wasm_programs["cat"]
-    assert _curl("-X", "POST", "--data-binary", f"@{cat}", f"{url}/upload?name=cat.wasm")[0] == 200
+    code, body = _curl("-X", "POST", "--data-binary", f"@{cat}", f"{url}/upload?name=cat.wasm")
+    assert code == 415 and "needs a Content-Type header such as application/wasm" in body, body
+    wasm = ("-H", "content-type: application/wasm")
+    assert _curl("-X", "POST", *wasm, "--data-binary", f"@{cat}", f"{url}/upload?name=cat.wasm")[0] == 200
     config = {"bin": "cat.wasm", "exec": [{"args": [], "stdin": "through stdin\n"}]}
     code, body = _curl(
         "-X", "POST", "-H", "content-type: application/json", "--data", json.dumps(config), f"{url}/run"
@@ -498,8 +503,8 @@ def test_wasimoff_client_upload_and_run_two_tasks_with_curl(
 
     # loadfs puts an uploaded file in the task's folder (its `/`); datafile sends one back.
     writefile = wasm_programs["writefile"]
-    assert _curl("--data-binary", f"@{writefile}", f"{url}/upload?name=writefile.wasm")[0] == 200
-    assert _curl("--data-binary", "given", f"{url}/upload?name=input.txt")[0] == 200
+    assert _curl(*wasm, "--data-binary", f"@{writefile}", f"{url}/upload?name=writefile.wasm")[0] == 200
+    assert _curl(*wasm, "--data-binary", "given", f"{url}/upload?name=input.txt")[0] == 200
     config = {
         "bin": "writefile.wasm",
         "exec": [

@@ -41,9 +41,13 @@ def until(check: Callable[[], object], timeout: float, what: str, screen: Callab
         time.sleep(0.2)
 
 
-def api(url: str) -> Any:
-    """GET a broker API path (127.0.0.1 only)."""
-    with urllib.request.urlopen(url, timeout=5) as answer:
+def api(url: str, data: Path) -> Any:
+    """GET a broker API path (127.0.0.1 only) of the console's broker keeping its state in `data`,
+    with the admin token it made there."""
+    from backends.broker.embedded import console_token
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {console_token(data)}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
         return json.load(answer)
 
 
@@ -274,7 +278,8 @@ def test_an_operators_chores_then_the_same_read_only(
     tmux.keys("n")
     tmux.wait_for("Run a wasm task")
     fill(tmux, str(wasm_programs["trivial"]), "", "", "", "", "", "", "", "", "=broker", "=1000")
-    until(lambda: _status(broker_url).get("done", 0) >= 1000, 120, "1,000 tasks done", screen)
+    data = tmp_path / "broker"
+    until(lambda: _status(broker_url, data).get("done", 0) >= 1000, 120, "1,000 tasks done", screen)
     tmux.keys("4")
     tmux.wait_for("done 1,00", 20)  # the status line ("done 1,000", or more with the fuel run's)
 
@@ -287,7 +292,8 @@ def test_an_operators_chores_then_the_same_read_only(
     fill(tmux, "")  # the name it asked for
     until(
         lambda: (
-            {p["name"]: p["state"] for p in api(broker_url + "/api/v1/providers")}.get("edge-1") == "online"
+            {p["name"]: p["state"] for p in api(broker_url + "/api/v1/providers", data)}.get("edge-1")
+            == "online"
         ),
         30,
         "edge-1 online",
@@ -380,8 +386,8 @@ def _file(client: pylxd.Client, name: str, path: str) -> str:
         return ""
 
 
-def _status(url: str) -> dict[str, Any]:
+def _status(url: str, data: Path) -> dict[str, Any]:
     try:
-        return dict(api(url + "/api/v1/status"))
+        return dict(api(url + "/api/v1/status", data))
     except OSError:
         return {}

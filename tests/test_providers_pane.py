@@ -227,3 +227,60 @@ async def test_palette_offers_each_pane_verb_on_each_row(tmp_path: Path) -> None
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, LogScreen), what=str(app.screen))
         assert app.main_screen.active_pane == "providers"
+
+
+async def test_u_unpairs_a_provider_after_asking_and_escape_codes_in_its_name_never_show(
+    tmp_path: Path,
+) -> None:
+    from backends.audit import read_audit
+
+    app = providers_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: named(app, "local", PAIRED) is not None, timeout=30, what=toasts(app))
+        broker = pane(app).broker
+        assert broker is not None
+        # A provider whose name carries escape codes (clear the screen, set the title) asks to join.
+        log = (tmp_path / "provider.log").open("wb")
+        argv = [BERTH, "provider", "--broker", broker.url, "--key", str(tmp_path / "edge.key")]
+        proc = subprocess.Popen(
+            [*argv, "--name", "edge\x1b[2J\x1b]0;owned\x07-9"], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            await until(pilot, lambda: named(app, "edge[2J]0;owned-9", WAITING) is not None, timeout=20)
+            waiting = named(app, "edge[2J]0;owned-9", WAITING)
+            assert waiting is not None
+            row = pane(app).table.rows[waiting].cells
+            assert not any("\x1b" in str(v) or "\x07" in str(v) for v in row.values())
+            body = {"fingerprint": waiting, "name": "edge nine"}
+            await broker.client.call("POST", "/api/v1/providers/pair", body=body, retry=False)
+            await until(pilot, lambda: state_of(app, waiting) == "online", timeout=15, what=toasts(app))
+
+            # u asks, naming it; n leaves it paired.
+            assert pane(app).table.move_cursor_to(waiting)
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert isinstance(app.screen, ConfirmScreen)
+            assert app.screen.question.startswith("Unpair ")
+            assert any("edge nine" in target for target in app.screen.targets), app.screen.targets
+            await pilot.press("n")
+            await pilot.pause()
+            assert state_of(app, waiting) == "online"
+
+            # y unpairs: disconnected, refused as a key never paired, waiting again; audited.
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: named(app, "edge nine", PAIRED) is None, timeout=15, what=toasts(app))
+            shown = "edge[2J]0;owned-9"
+            await until(pilot, lambda: named(app, shown, WAITING) is not None, timeout=20, what=toasts(app))
+            assert "Unpaired" in " ".join(toasts(app))
+            after = (tmp_path / "provider.log").read_text().split("admitted by the broker")[-1]
+            assert "is not paired" in after
+            entry = next(e for e in read_audit() if e.get("action") == "provider.unpair")
+            assert (entry["targets"], entry["outcome"]) == ([waiting], "ok")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+            log.close()

@@ -15,11 +15,12 @@ import click
 
 from backends import paths
 from backends.audit import audited, redact
+from backends.broker.auth import printable
 from backends.broker.client import DEFAULT_URL, BrokerClient
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
 from tui.cli import CliContext, changes_state, cli
-from tui.cli_wasm import Size, limits_options
+from tui.cli_wasm import Duration, Size, limits_options
 
 BROKER_URL = click.option(
     "--broker",
@@ -29,7 +30,12 @@ BROKER_URL = click.option(
     show_default=True,
     help="The broker's base URL (env BERTH_BROKER_URL).",
 )
-TOKEN = click.option("--token", envvar="BERTH_BROKER_TOKEN", help="Client token, if the broker asks for one.")
+TOKEN = click.option(
+    "--token",
+    envvar="BERTH_BROKER_TOKEN",
+    help="The broker's admin or client token, if it asks for one (env BERTH_BROKER_TOKEN, "
+    "which ps does not show).",
+)
 
 
 def _echo_rows(obj: CliContext, rows: list[dict[str, Any]], columns: list[str], empty: str) -> None:
@@ -39,12 +45,11 @@ def _echo_rows(obj: CliContext, rows: list[dict[str, Any]], columns: list[str], 
     if not rows:
         click.echo(empty)
         return
-    widths = [
-        max(len(c), *(len(str(r.get(c, "") if r.get(c) is not None else "-")) for r in rows)) for c in columns
-    ]
+    # What a provider says about itself (name, host) reaches a terminal: no escape codes in it.
+    table = [[printable(str(r.get(c) if r.get(c) is not None else "-")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(cells[i]) for cells in table)) for i, c in enumerate(columns)]
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in rows:
-        cells = [str(row.get(c) if row.get(c) is not None else "-") for c in columns]
+    for cells in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
 
 
@@ -82,7 +87,52 @@ def broker() -> None:
     "--tokens",
     envvar="BERTH_BROKER_TOKENS",
     default="",
-    help="Client tokens NAME=TOKEN,… (env BERTH_BROKER_TOKENS); none: no token asked.",
+    help="Tokens ROLE:NAME=TOKEN,… (ROLE admin or client; NAME=TOKEN is a client). On the command "
+    "line they show in ps: prefer env BERTH_BROKER_TOKENS or --tokens-file. None: loopback only.",
+)
+@click.option(
+    "--tokens-file",
+    envvar="BERTH_BROKER_TOKENS_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of tokens, one ROLE:NAME=TOKEN a line, # comments; only its owner may read it "
+    "(env BERTH_BROKER_TOKENS_FILE).",
+)
+@click.option(
+    "--allow-origin",
+    "origins",
+    multiple=True,
+    envvar="BERTH_BROKER_ORIGINS",
+    help="A web app's origin (scheme://host[:port]) whose pages may call the broker; repeatable "
+    "(env BERTH_BROKER_ORIGINS). Any other browser request is refused.",
+)
+@click.option(
+    "--insecure-no-tokens",
+    is_flag=True,
+    help="Listen beyond loopback without tokens: everyone who reaches the broker is an admin.",
+)
+@click.option(
+    "--header-timeout",
+    envvar="BERTH_BROKER_HEADER_TIMEOUT",
+    type=Duration(),
+    default="10s",
+    show_default=True,
+    help="Time a client has to send a request's headers.",
+)
+@click.option(
+    "--body-timeout",
+    envvar="BERTH_BROKER_BODY_TIMEOUT",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="Longest pause within a request's body.",
+)
+@click.option(
+    "--idle-timeout",
+    envvar="BERTH_BROKER_IDLE_TIMEOUT",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="Time an idle keep-alive connection is kept open.",
 )
 @click.option(
     "--max-upload",
@@ -107,28 +157,49 @@ def broker_serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     tokens: str,
+    tokens_file: Path | None,
+    origins: tuple[str, ...],
+    insecure_no_tokens: bool,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
     max_upload: int,
     queue_limit: int,
 ) -> None:
     """Serve the broker until interrupted (SIGINT/SIGTERM)."""
-    from backends.broker.core import Broker, BrokerSettings, tokens_from
+    from click.core import ParameterSource
+
+    from backends.broker.auth import load_tokens, origins_from
+    from backends.broker.core import Broker, BrokerSettings
+    from backends.broker.http_guard import HttpLimits
     from backends.broker.server import parse_listen, running, tls_context
 
+    if tokens and click.get_current_context().get_parameter_source("tokens") == ParameterSource.COMMANDLINE:
+        click.echo(
+            "berth: --tokens on the command line is shown to every user by ps; "
+            "use --tokens-file or env BERTH_BROKER_TOKENS.",
+            err=True,
+        )
     host, port = parse_listen(listen)
     settings = BrokerSettings(
         data=data_dir or paths.data_dir() / "broker",
         max_upload=max_upload,
         queue_limit=queue_limit,
-        tokens=tokens_from(tokens),
+        tokens=load_tokens(tokens, tokens_file),
+        origins=origins_from(origins),
     )
     tls = tls_context(tls_cert, tls_key)
+    limits = HttpLimits(header_timeout=header_timeout, body_timeout=body_timeout, keepalive=idle_timeout)
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with running(Broker(settings), host, port, tls) as url:
+        serving = running(
+            Broker(settings), host, port, tls, limits=limits, insecure_no_tokens=insecure_no_tokens
+        )
+        async with serving as url:
             click.echo(f"berth broker listening on {url} (data in {settings.data})", err=True)
             await stop.wait()
         click.echo("berth broker stopped", err=True)
@@ -172,6 +243,18 @@ def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> Non
     with audited(url, "provider.pair", [fingerprint], name=name):
         _call(url, token, "POST", "/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
     click.echo(f"Paired {fingerprint} as {name!r}; it is admitted when it next connects.")
+
+
+@broker.command("unpair")
+@click.argument("fingerprint")
+@BROKER_URL
+@TOKEN
+@changes_state(on_host=False)
+def broker_unpair(fingerprint: str, url: str, token: str | None) -> None:
+    """Revoke a paired provider's key: it is disconnected, and refused until paired again."""
+    with audited(url, "provider.unpair", [fingerprint]):
+        _call(url, token, "POST", "/api/v1/providers/unpair", {"fingerprint": fingerprint})
+    click.echo(f"Unpaired {fingerprint}: it is refused from now on (pair it again to let it in).")
 
 
 @cli.command("provider")

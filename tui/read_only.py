@@ -38,6 +38,7 @@ STATE_CHANGING: dict[str, str] = {
     "wasm.new": CONSOLE, "wasm.rerun": CONSOLE, "wasm.cancel": CONSOLE, "wasm.drop": CONSOLE,
     # Providers: the broker's pairings and connections; `P` starts a process on the current host
     "providers.approve": CONSOLE, "providers.drain": CONSOLE, "providers.disconnect": CONSOLE,
+    "providers.unpair": CONSOLE,
     "providers.start": HOST,
 }
 # fmt: on

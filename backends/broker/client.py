@@ -55,15 +55,23 @@ class BrokerClient:
         data: bytes | None = None,
         params: dict[str, str] | None = None,
         retry: bool = True,
+        content_type: str = "application/octet-stream",
     ) -> Any:
         """One API call; the JSON answer. Retries while the broker is unreachable (if `retry`),
-        and turns error answers into berth's errors with the broker's own message."""
+        and turns error answers into berth's errors with the broker's own message.
+
+        `body` goes as JSON; `data` as raw bytes of `content_type`. A call that changes state says
+        `application/json` even without a body, as the broker asks of every one."""
         payload = data if data is not None else (_encoder.encode(body) if body is not None else None)
+        if data is not None:
+            headers = {"Content-Type": content_type}
+        else:
+            headers = {"Content-Type": "application/json"} if method != "GET" else {}
         delay, waited = RETRY[0], 0.0
         while True:
             try:
                 async with self._session.request(
-                    method, self.url + path, data=payload, params=params
+                    method, self.url + path, data=payload, params=params, headers=headers
                 ) as answer:
                     text = await answer.read()
                     if answer.status < 400:
@@ -82,7 +90,11 @@ class BrokerClient:
     async def upload(self, data: bytes, name: str = "") -> str:
         """Send a module; its ref."""
         answer = await self.call(
-            "POST", "/api/v1/modules", data=data, params={"name": name} if name else None
+            "POST",
+            "/api/v1/modules",
+            data=data,
+            params={"name": name} if name else None,
+            content_type="application/wasm",
         )
         return str(answer["ref"])
 

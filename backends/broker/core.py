@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import msgspec
 
 from backends.broker import protocol as p
+from backends.broker.auth import NewKeyGate, Token, printable
 from backends.broker.store import BrokerStore, apply_outcome
 from backends.broker.tasks import TaskRequest, TaskView
 from backends.errors import Conflict, Invalid, NotFound
@@ -43,6 +44,10 @@ batches (one commit per result capped trivial tasks at the disk's commit rate)."
 RECENT = 50_000
 """Finished tasks kept in memory for quick answers (older ones are read from the store)."""
 LOG_LINES = 500
+LOGS = 1000
+"""Provider keys whose log is kept (the ones heard from last)."""
+MAX_PENDING = 100
+"""Provider keys kept waiting to be paired (the ones heard from last)."""
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 WASM_MAGIC = b"\0asm\x01\0\0\0"
 
@@ -67,8 +72,10 @@ class BrokerSettings:
     missed_heartbeats: int = 3
     task_grace: float = 30.0
     default_deadline: float = 600.0
-    tokens: dict[str, str] = field(default_factory=dict)
-    """Bearer token -> client name; empty means no token is asked for."""
+    tokens: dict[str, Token] = field(default_factory=dict)
+    """Bearer token -> whom it stands for; empty: no token is asked for (loopback only, all admin)."""
+    origins: tuple[str, ...] = ()
+    """Browser origins allowed to call (`scheme://host[:port]`, lower case); others get 403."""
     name: str = "berth"
 
 
@@ -157,7 +164,8 @@ class Broker:
         self._turns: deque[str] = deque()  # clients with queued tasks, whose turn is next first
         self._queued = 0
         self._providers: dict[str, ProviderConn] = {}
-        self._logs: dict[str, deque[str]] = {}
+        self._logs: dict[str, deque[str]] = {}  # oldest first
+        self._new_keys = NewKeyGate()
         self._recent: OrderedDict[str, TaskView] = OrderedDict()
         self._unflushed: list[tuple[_Task, str, str | None, p.Outcome | None, float]] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -243,6 +251,8 @@ class Broker:
                 raise Invalid("A batch id is 8 to 64 letters, digits, '-' or '_'.")
             known = self.store.batch_ids(batch)
             if known:
+                if self.store.batch_client(batch) != client:  # never another client's ids
+                    raise Conflict(f"Batch id {batch} is taken by another client.", "Use another batch id.")
                 return known, batch
         if not requests:
             raise Invalid("No tasks given.", "Send one task object or a non-empty list.")
@@ -271,25 +281,27 @@ class Broker:
         self._dispatch()
         return [t.id for t in tasks], batch
 
-    def get(self, task_id: str) -> TaskView:
-        """A task's view; NotFound when the broker never had it."""
+    def get(self, task_id: str, owner: str | None = None) -> TaskView:
+        """A task's view; NotFound when the broker never had it, or it is not `owner`'s (when
+        given: a client sees only its own tasks, and cannot tell others' from none)."""
         task = self._open.get(task_id) or self._finishing.get(task_id)
         if task is not None:
-            return self._open_view(task)
-        view = self._recent.get(task_id) or self.store.view(task_id)
-        if view is None:
+            view: TaskView | None = self._open_view(task)
+        else:
+            view = self._recent.get(task_id) or self.store.view(task_id)
+        if view is None or (owner is not None and view.client != owner):
             raise NotFound(f"No task {task_id[:80]}.", "List tasks with GET /api/v1/tasks.")
         return view
 
-    def recent(self, state: str | None = None, limit: int = 100) -> list[TaskView]:
-        """The newest tasks, open ones as they are now."""
-        views = self.store.views(state, limit)
+    def recent(self, state: str | None = None, limit: int = 100, owner: str | None = None) -> list[TaskView]:
+        """The newest tasks (only `owner`'s, if given), open ones as they are now."""
+        views = self.store.views(state, limit, owner)
         live = [self._open.get(v.id) or self._finishing.get(v.id) for v in views]
         return [v if task is None else self._open_view(task) for v, task in zip(views, live, strict=True)]
 
-    async def wait(self, task_id: str, timeout: float | None = None) -> TaskView:
-        """The task's view once it finished (or as it is when `timeout` runs out)."""
-        view = self.get(task_id)
+    async def wait(self, task_id: str, timeout: float | None = None, owner: str | None = None) -> TaskView:
+        """The task's view once it finished (or as it is when `timeout` runs out); see `get`."""
+        view = self.get(task_id, owner)
         if task_id in self._open or task_id in self._finishing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._waiter(task_id), timeout)
@@ -303,9 +315,14 @@ class Broker:
             await asyncio.gather(*waiting)
         return [self.get(i) for i in ids]
 
-    async def batch_results(self, batch: str, after: int, timeout: float) -> tuple[list[TaskView], bool]:
+    async def batch_results(
+        self, batch: str, after: int, timeout: float, owner: str | None = None
+    ) -> tuple[list[TaskView], bool]:
         """Results of a batch finished after finish number `after` (waiting up to `timeout` for
-        one), and whether the whole batch has finished."""
+        one), and whether the whole batch has finished. NotFound for another client's batch
+        when `owner` is given."""
+        if owner is not None and self.store.batch_client(batch) not in (owner, None):
+            raise NotFound(f"No batch {batch[:80]}.")
         deadline = time.monotonic() + timeout
         while True:
             event = self._finished_event
@@ -319,8 +336,10 @@ class Broker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), left)
 
-    def cancel(self, task_id: str) -> TaskView:
-        """Cancel a task: a queued one never runs; a running one is told to stop."""
+    def cancel(self, task_id: str, owner: str | None = None) -> TaskView:
+        """Cancel a task: a queued one never runs; a running one is told to stop. With `owner`,
+        only that client's tasks (NotFound for others', as `get`)."""
+        self.get(task_id, owner)
         task = self._open.get(task_id)
         if task is None:
             finishing = self._finishing.get(task_id)
@@ -340,13 +359,28 @@ class Broker:
 
     # Providers --------------------------------------------------------------------------------
 
-    def admit(self, link: Link, hello: p.Hello, fingerprint: str) -> ProviderConn | p.Refused:
+    def admit(
+        self, link: Link, hello: p.Hello, fingerprint: str, peer: str = "?"
+    ) -> ProviderConn | p.Refused:
         """A provider proved it holds `hello.key`: admit it if paired, else note it as pending.
 
-        An admitted provider gets no task before `ready()`, so the welcome goes first."""
-        row = self.store.seen(fingerprint, hello.key, hello.name, hello.host, hello.version, hello.workers)
+        A new key is noted only while its peer address brings few (`NewKeyGate`); the pending list
+        keeps the `MAX_PENDING` keys last heard from. What the provider says about itself is kept
+        without control characters. An admitted provider gets no task before `ready()`, so the
+        welcome goes first."""
+        known = self.store.provider(fingerprint) is not None
+        if not known and not self._new_keys.allow(peer):
+            return p.Refused(
+                f"Too many new provider keys from {peer}: this one is not noted.",
+                fingerprint,
+                "Try again in a minute.",
+            )
+        name, host, version = printable(hello.name), printable(hello.host), printable(hello.version)
+        row = self.store.seen(fingerprint, hello.key, name, host, version, hello.workers)
+        if not known:
+            self.store.trim_pending(MAX_PENDING)
         if not row.paired:
-            self.log(fingerprint, f"refused: not paired (asked as {hello.name!r} from {hello.host})")
+            self.log(fingerprint, f"refused: not paired (asked as {name!r} from {host})")
             return p.Refused(
                 f"This provider's key {fingerprint} is not paired with broker {self.settings.name}.",
                 fingerprint,
@@ -356,13 +390,10 @@ class Broker:
         if old is not None:  # the same key connecting again: the old connection is stale
             self.disconnect(fingerprint, "replaced by a new connection of the same provider")
         now = time.monotonic()
-        conn = ProviderConn(
-            link, fingerprint, row.name, hello.host, hello.version, max(1, hello.workers), time.time(), now
-        )
+        workers = max(1, hello.workers)
+        conn = ProviderConn(link, fingerprint, row.name, host, version, workers, time.time(), now)
         self._providers[fingerprint] = conn
-        self.log(
-            fingerprint, f"connected from {hello.host or '?'} with {conn.workers} workers (v{hello.version})"
-        )
+        self.log(fingerprint, f"connected from {host or '?'} with {conn.workers} workers (v{version})")
         return conn
 
     def ready(self, conn: ProviderConn) -> None:
@@ -416,14 +447,31 @@ class Broker:
 
     def pair(self, fingerprint: str, name: str) -> None:
         """Admit a pending provider key under `name` (it is let in when it next connects)."""
-        if not name.strip():
+        name = printable(name).strip()
+        if not name:
             raise Invalid("A paired provider needs a name.", "Give one with --name.")
-        if not self.store.pair(fingerprint, name.strip()):
+        if len(name) > p.MAX_NAME:
+            raise Invalid(f"A provider's name is at most {p.MAX_NAME} characters.")
+        if not self.store.pair(fingerprint, name):
             raise NotFound(
-                f"No provider with key {fingerprint[:80]} has asked to join.",
+                f"No provider with key {printable(fingerprint)[:80]} has asked to join.",
                 "Start the provider first; `berth broker pending` lists the keys waiting.",
             )
-        self.log(fingerprint, f"paired as {name.strip()!r}")
+        self.log(fingerprint, f"paired as {name!r}")
+
+    def unpair(self, fingerprint: str) -> None:
+        """Revoke a paired key: it is refused from now on like a key never seen (and so waits to
+        be paired again); a connection it has is closed, what it ran goes back to the queue."""
+        row = self.store.provider(fingerprint)
+        if row is None or not row.paired:
+            raise NotFound(
+                f"No paired provider has key {printable(fingerprint)[:80]}.",
+                "`berth broker providers` lists the paired keys.",
+            )
+        self.store.unpair(fingerprint)
+        self.log(fingerprint, f"unpaired (was {row.name!r})")
+        if fingerprint in self._providers:
+            self.disconnect(fingerprint, "unpaired by an admin")
 
     def pair_key(self, key: bytes, fingerprint: str, name: str) -> None:
         """Admit a key outright (the embedded broker's own local provider)."""
@@ -472,8 +520,11 @@ class Broker:
         return list(self._logs.get(fingerprint, ()))
 
     def log(self, fingerprint: str, line: str) -> None:
-        """Add a line to a provider's log."""
-        log = self._logs.setdefault(fingerprint, deque(maxlen=LOG_LINES))
+        """Add a line to a provider's log (kept for the `LOGS` keys heard from last)."""
+        log = self._logs.pop(fingerprint, None) or deque(maxlen=LOG_LINES)
+        self._logs[fingerprint] = log
+        while len(self._logs) > LOGS:  # every refused key has a log: a flood of keys must not grow it
+            del self._logs[next(iter(self._logs))]
         log.append(time.strftime("%Y-%m-%d %H:%M:%S ") + line)
 
     def online_providers(self) -> int:
@@ -745,17 +796,6 @@ def _validate(data: bytes) -> None:
         raise Invalid(
             f"That is not a valid WebAssembly module: {first}", "Upload the compiled .wasm file."
         ) from None
-
-
-def tokens_from(text: str) -> dict[str, str]:
-    """Client tokens from `NAME=TOKEN,NAME=TOKEN` (BERTH_BROKER_TOKENS): token -> name."""
-    tokens = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, token = item.partition("=")
-        if not sep or not name or not token:
-            raise Invalid(f"Bad client token {item.split('=')[0]!r}: write NAME=TOKEN, comma-separated.")
-        tokens[token] = name
-    return tokens
 
 
 encode_json: Callable[[Any], bytes] = msgspec.json.Encoder().encode

@@ -3,6 +3,10 @@ console's event loop, with one local provider (paired automatically) so offloadi
 
 Or, with `[broker] url` set, the console's handle on that remote broker instead. Either way the
 console talks to it over HTTP, the same API `berth submit` and `berth broker …` use.
+
+The embedded broker is never without tokens: at its first start it makes an admin token, kept in
+`ADMIN_TOKEN_FILE` (0600) in its data folder, which the console's own client sends; `berth broker
+… --token "$(cat FILE)"` reaches it from a shell. The `[broker] tokens` of the config come on top.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections import deque
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -17,8 +22,9 @@ from pathlib import Path
 
 from backends import paths
 from backends.broker import keys
+from backends.broker.auth import ADMIN, Token, tokens_file, tokens_from
 from backends.broker.client import BrokerClient
-from backends.broker.core import Broker, BrokerSettings, tokens_from
+from backends.broker.core import Broker, BrokerSettings
 from backends.broker.provider import Provider
 from backends.broker.server import parse_listen, running
 from backends.config import BrokerConfig
@@ -26,6 +32,9 @@ from backends.errors import BerthError
 
 LOCAL_PROVIDER = "local"
 """The name the embedded broker's own provider is paired under."""
+ADMIN_TOKEN_FILE = "admin.token"
+CONSOLE = "console"
+"""The name of the console's admin token (the client its own tasks are filed under)."""
 
 
 @dataclass
@@ -60,7 +69,9 @@ async def open_broker(config: BrokerConfig, workers: int | None = None) -> Broke
     if config.url:
         return BrokerHandle(config.url, BrokerClient(config.url, config.token, patience=5), embedded=False)
     data = Path(config.data_dir).expanduser() if config.data_dir else paths.data_dir() / "console-broker"
-    settings = BrokerSettings(data=data, tokens=tokens_from(",".join(config.tokens)), name="berth (embedded)")
+    token = console_token(data)
+    tokens = tokens_from(",".join(config.tokens)) | {token: Token(CONSOLE, ADMIN)}
+    settings = BrokerSettings(data=data, tokens=tokens, name="berth (embedded)")
     broker = Broker(settings)
     host, port = parse_listen(config.listen)
     serving = running(broker, host, port)
@@ -73,7 +84,6 @@ async def open_broker(config: BrokerConfig, workers: int | None = None) -> Broke
     key = keys.load_or_create(paths.data_dir() / "local_provider_ed25519")
     public = keys.public_bytes(key)
     broker.pair_key(public, keys.fingerprint(public), LOCAL_PROVIDER)
-    token = next(iter(settings.tokens), None)
     handle = BrokerHandle(url, BrokerClient(url, token, patience=5), embedded=True, serving=serving)
     provider = Provider(
         url, workers or os.cpu_count() or 1, key, LOCAL_PROVIDER, on_log=handle.local_log.append
@@ -83,3 +93,21 @@ async def open_broker(config: BrokerConfig, workers: int | None = None) -> Broke
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(provider.admitted.wait(), 10)
     return handle
+
+
+def console_token(data: Path) -> str:
+    """The embedded broker's admin token, made at its first start in DATA/admin.token (0600).
+
+    Denied when that file may be read by others (it was not berth that made it so)."""
+    path = data / ADMIN_TOKEN_FILE
+    if not path.exists():
+        paths.private_dir(data)
+        line = f"admin:{CONSOLE}={secrets.token_urlsafe(32)}\n"
+        with contextlib.suppress(FileExistsError):  # another console made it meanwhile: use that
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("# The admin token of the console's own broker (made by berth).\n" + line)
+    found = [t for t, who in tokens_file(path).items() if who.admin]
+    if not found:
+        raise BerthError(f"{path} holds no admin token.", "Remove it: berth makes a new one next time.")
+    return found[0]

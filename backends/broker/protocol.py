@@ -81,14 +81,22 @@ class Outcome(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
 # Provider -> broker --------------------------------------------------------------------------
 
 
-class Hello(msgspec.Struct, forbid_unknown_fields=True):
-    """The provider's first message: its Ed25519 public key (32 raw bytes) and what it offers."""
+MAX_HELLO = 4096
+"""Bytes a `hello` or `auth` frame may take: what a provider sends before it is admitted."""
+MAX_NAME = 64
+"""Longest provider name (as long as a Linux host name may be)."""
 
-    key: bytes
-    name: str = ""
-    version: str = ""
+
+class Hello(msgspec.Struct, forbid_unknown_fields=True):
+    """The provider's first message: its Ed25519 public key (32 raw bytes) and what it offers.
+
+    Bounded, as anyone may send one: the host is a DNS name (at most 253 characters)."""
+
+    key: Annotated[bytes, msgspec.Meta(max_length=64)]
+    name: Annotated[str, msgspec.Meta(max_length=MAX_NAME)] = ""
+    version: Annotated[str, msgspec.Meta(max_length=64)] = ""
     workers: Workers = 1
-    host: str = ""
+    host: Annotated[str, msgspec.Meta(max_length=253)] = ""
 
 
 class Auth(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,15 +1,17 @@
 """The broker over HTTP: the client API under /api/v1, the providers' WebSocket, /healthz and
-/metrics (aiohttp). `serve()` runs it until stopped; `build_app()` is what tests and the console's
-embedded broker mount.
+/metrics (aiohttp). `running()` serves it (behind the connection guard of http_guard.py) while a
+block runs; `build_app()` is the application. Every route says who may call it (`_ROUTES`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +20,61 @@ from aiohttp import WSMsgType, web
 
 from backends.broker import keys
 from backends.broker import protocol as p
+from backends.broker.auth import (
+    ADMIN,
+    CLIENT,
+    MAX_NAME,
+    Token,
+    host_allowed,
+    is_loopback,
+    origin_allowed,
+    printable,
+)
 from backends.broker.core import Broker, ProviderConn, QueueFull, TooLarge, encode_json
+from backends.broker.http_guard import ConnectionGuard, HttpLimits
 from backends.broker.metrics import render_metrics
 from backends.broker.tasks import STATES, TaskRequest
+from backends.broker.wasimoff import PREFIX as WASIMOFF_PREFIX
+from backends.broker.wasimoff import add_wasimoff_routes
 from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound
 
 BROKER_KEY = web.AppKey("broker", Broker)
+GUARD_KEY = web.AppKey("guard", ConnectionGuard)
+LISTEN_KEY = web.AppKey("listen", str)
+"""The host the broker listens on: a Host header may name it."""
 CLIENT_KEY = web.RequestKey("client", str)
-"""Who sent a request, for fairness: its token's name, else X-Berth-Client, else its address."""
+"""Who sent a request, for fairness: its token's name; without tokens X-Berth-Client, else its address."""
+OWNER_KEY = web.RequestKey("owner", str)
+"""Set for a client token: the only client whose tasks and batches it may see or cancel."""
+PROVIDER_PATH = "/api/v1/provider"
 HANDSHAKE_TIMEOUT = 10.0
 STREAM_POLL = 15.0
 """Seconds a results stream waits for the next result before writing a keep-alive line."""
 MAX_BAD_MESSAGES = 20
 """Malformed messages an admitted provider may send before it is disconnected."""
 _requests_decoder = msgspec.json.Decoder(TaskRequest | list[TaskRequest])
-_OPEN_PATHS = ("/healthz", "/metrics", "/api/v1/provider", "/api/broker/v1/healthz")
+OPEN = "open"
+"""Who may call an endpoint: anyone (it needs no token; the provider socket checks a key)."""
+JSON, UPLOAD = "json", "upload"
+_FORM_TYPES = ("", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+"""Body types a web page may send anywhere without asking first (and a missing one)."""
+_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call an endpoint (OPEN, auth.CLIENT or auth.ADMIN) and the body a state-changing
+    call must declare: JSON (`application/json`) or UPLOAD (any type a browser cannot send
+    cross-site without asking: `application/wasm`, `application/octet-stream`…)."""
+
+    who: str
+    body: str = JSON
+
+
+_UNROUTED = Access(CLIENT)
+"""A path no route takes: a caller with any token gets the router's 404 or 405."""
+_FALLBACK = Access(ADMIN)
+"""A route nobody gave an Access: admins only."""
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -53,59 +95,160 @@ def error_response(exc: BerthError) -> web.Response:
     return json_response({"error": exc.message, "hint": exc.hint}, error_status(exc))
 
 
+def owner(request: web.Request) -> str | None:
+    """The client whose tasks a request may touch (None: any, for an admin)."""
+    return request.get(OWNER_KEY)
+
+
 @web.middleware
-async def _errors_and_tokens(
+async def _gate(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    broker = request.app[BROKER_KEY]
-    tokens = broker.settings.tokens
-    if tokens and request.path not in _OPEN_PATHS:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        client = tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if client is None:
-            return json_response(
-                {
-                    "error": "This broker asks for a client token.",
-                    "hint": "Send Authorization: Bearer TOKEN.",
-                },
-                401,
-            )
-        request[CLIENT_KEY] = client
-    else:
-        peer = request.remote or "local"
-        request[CLIENT_KEY] = request.headers.get("X-Berth-Client", peer)[:64]
+    """Who may call what (origins, Host, tokens and roles, body types), then berth's errors as
+    answers; the connection guard learns when a request started and was answered."""
+    guard = request.app[GUARD_KEY]
+    guard.started(request)
     try:
-        return await handler(request)
-    except BerthError as exc:
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        limit = broker.max_upload
-        return error_response(TooLarge(f"The upload is over this broker's limit of {limit:,} bytes."))
+        refused = _refusal(request)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request)
+        except BerthError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            limit = request.app[BROKER_KEY].max_upload
+            return error_response(TooLarge(f"The upload is over this broker's limit of {limit:,} bytes."))
+    finally:
+        guard.finished(request)
 
 
-def build_app(broker: Broker) -> web.Application:
-    """The broker's aiohttp application (also the Wasimoff-compatible routes)."""
-    from backends.broker.wasimoff import add_wasimoff_routes
+def _refusal(request: web.Request) -> web.StreamResponse | None:
+    """The answer to a request that may not go on (None when it may), in the order checked:
+    a foreign Origin, a Host that names someone else (no tokens), no or a wrong token, a role
+    too small, a body of a type any web page could send."""
+    settings = request.app[BROKER_KEY].settings
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(origin, settings.origins):
+        return _refuse(
+            request,
+            403,
+            f"This broker refuses requests from web pages (Origin {printable(origin)[:100]!r}).",
+            "An admin allows a web app's origin with --allow-origin (env BERTH_BROKER_ORIGINS).",
+        )
+    if origin is not None and request.method == "OPTIONS":
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, DELETE",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                "Access-Control-Max-Age": "600",
+            },
+        )
+    host = request.headers.get("Host")
+    if not settings.tokens and not host_allowed(host, request.app[LISTEN_KEY]):
+        return _refuse(
+            request,
+            403,
+            f"The Host {printable(host or '')[:100]!r} does not name this broker.",
+            "Call it by its address (127.0.0.1, localhost): a broker without tokens answers no other name.",
+        )
+    access = _access(request)
+    identity = _identity(request, settings.tokens)
+    if access.who != OPEN:
+        if identity is None:
+            return _refuse(
+                request,
+                401,
+                "This broker asks for a token.",
+                "Send the header Authorization: Bearer TOKEN; "
+                "from berth's CLI, pass --token TOKEN or set BERTH_BROKER_TOKEN.",
+            )
+        if access.who == ADMIN and not identity.admin:
+            return _refuse(
+                request,
+                403,
+                f"Only an admin token may do that; the token of {identity.name!r} is a client token.",
+                "Ask the broker's admin, or use an admin token.",
+            )
+        if not identity.admin:
+            request[OWNER_KEY] = identity.name
+    peer = request.remote or "local"
+    request[CLIENT_KEY] = identity.name if identity is not None else peer
+    if request.method in _CHANGING:
+        kind = request.content_type.lower() if "Content-Type" in request.headers else ""
+        if access.body == UPLOAD and kind in _FORM_TYPES:
+            return _refuse(
+                request,
+                415,
+                f"This upload needs a Content-Type header such as application/wasm, not {kind or 'none'!r}.",
+                "Send Content-Type: application/wasm or application/octet-stream.",
+            )
+        if access.body == JSON and kind != "application/json":
+            return _refuse(
+                request,
+                415,
+                f"This call needs the header Content-Type: application/json, not {kind or 'none'!r}.",
+                "Send the body as JSON with Content-Type: application/json.",
+            )
+    return None
 
-    app = web.Application(middlewares=[_errors_and_tokens], client_max_size=broker.max_upload + 1)
+
+def _access(request: web.Request) -> Access:
+    route = request.match_info.route
+    if route.resource is None:
+        return _UNROUTED
+    method = "GET" if route.method == "HEAD" else route.method
+    return _ACCESS.get((method, route.resource.canonical), _FALLBACK)
+
+
+def _identity(request: web.Request, tokens: dict[str, Token]) -> Token | None:
+    """Whom the request's bearer token stands for; with no tokens, every caller is an admin."""
+    if not tokens:
+        peer = request.remote or "local"
+        return Token(printable(request.headers.get("X-Berth-Client", peer))[:MAX_NAME] or peer, ADMIN)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    sent = token.strip().encode("utf-8", "surrogateescape")
+    # Compared in constant time, every one: how long a refusal takes tells nothing about a token.
+    found = [who for known, who in tokens.items() if hmac.compare_digest(known.encode(), sent)]
+    return found[0] if found else None
+
+
+def _refuse(request: web.Request, status: int, message: str, hint: str) -> web.Response:
+    """A refusal, as JSON (berth's API) or as plain text (Wasimoff's routes, as Go's http.Error)."""
+    if request.path.startswith(WASIMOFF_PREFIX):
+        return web.Response(status=status, text=f"{message} {hint}\n")
+    return json_response({"error": message, "hint": hint}, status)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer: no content sniffing; an allowed web app's origin may read it."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin_allowed(origin, request.app[BROKER_KEY].settings.origins):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+
+
+def build_app(
+    broker: Broker, listen: str = "127.0.0.1", guard: ConnectionGuard | None = None
+) -> web.Application:
+    """The broker's aiohttp application (also the Wasimoff-compatible routes); `listen` is the host
+    it is served on, `guard` the connection guard of the server that runs it."""
+    app = web.Application(middlewares=[_gate], client_max_size=broker.max_upload + 1)
     app[BROKER_KEY] = broker
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/api/v1/status", _status)
-    app.router.add_post("/api/v1/modules", _upload)
-    app.router.add_post("/api/v1/tasks", _submit)
-    app.router.add_get("/api/v1/tasks", _list_tasks)
-    app.router.add_get("/api/v1/tasks/{id}", _get_task)
-    app.router.add_delete("/api/v1/tasks/{id}", _cancel_task)
-    app.router.add_get("/api/v1/batches/{batch}/results", _batch_results)
-    app.router.add_get("/api/v1/providers", _providers)
-    app.router.add_get("/api/v1/providers/pending", _pending)
-    app.router.add_get("/api/v1/providers/log", _provider_log)
-    app.router.add_post("/api/v1/providers/pair", _pair)
-    app.router.add_post("/api/v1/providers/drain", _drain)
-    app.router.add_post("/api/v1/providers/disconnect", _disconnect)
-    app.router.add_get("/api/v1/provider", _provider_socket)
-    add_wasimoff_routes(app, broker)
+    app[GUARD_KEY] = guard or ConnectionGuard()
+    app[LISTEN_KEY] = listen
+    app.on_response_prepare.append(_headers)
+    for method, path, handler, _ in _ROUTES:
+        if method == "GET":
+            app.router.add_get(path, handler)  # and HEAD
+        else:
+            app.router.add_route(method, path, handler)
+    app.router.add_get(PROVIDER_PATH, _provider_socket)
+    add_wasimoff_routes(app, broker, provider_path=PROVIDER_PATH)
     return app
 
 
@@ -152,18 +295,19 @@ async def _list_tasks(request: web.Request) -> web.Response:
     if state is not None and state not in STATES:
         raise Invalid(f"Unknown state {state[:40]!r}.", f"Use one of: {', '.join(STATES)}.")
     limit = _int_query(request, "limit", 100, 1, 10_000)
-    return json_response([v.to_json() for v in request.app[BROKER_KEY].recent(state, limit)])
+    return json_response([v.to_json() for v in request.app[BROKER_KEY].recent(state, limit, owner(request))])
 
 
 async def _get_task(request: web.Request) -> web.Response:
     wait = _float_query(request, "wait", 0.0, 0.0, 300.0)
     broker = request.app[BROKER_KEY]
-    view = await broker.wait(request.match_info["id"], wait) if wait else broker.get(request.match_info["id"])
+    task_id, who = request.match_info["id"], owner(request)
+    view = await broker.wait(task_id, wait, who) if wait else broker.get(task_id, who)
     return json_response(view.to_json())
 
 
 async def _cancel_task(request: web.Request) -> web.Response:
-    return json_response(request.app[BROKER_KEY].cancel(request.match_info["id"]).to_json())
+    return json_response(request.app[BROKER_KEY].cancel(request.match_info["id"], owner(request)).to_json())
 
 
 async def _batch_results(request: web.Request) -> web.StreamResponse:
@@ -173,7 +317,8 @@ async def _batch_results(request: web.Request) -> web.StreamResponse:
     broker = request.app[BROKER_KEY]
     batch = request.match_info["batch"]
     after = _int_query(request, "after", 0, 0, 2**62)
-    views, complete = await broker.batch_results(batch, after, 0)  # NotFound before streaming starts
+    who = owner(request)
+    views, complete = await broker.batch_results(batch, after, 0, who)  # NotFound before streaming starts
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
     while True:
@@ -184,7 +329,7 @@ async def _batch_results(request: web.Request) -> web.StreamResponse:
             await response.write(b"{}\n")
         if complete:
             break
-        views, complete = await broker.batch_results(batch, after, STREAM_POLL)
+        views, complete = await broker.batch_results(batch, after, STREAM_POLL, who)
     await response.write_eof()
     return response
 
@@ -227,6 +372,41 @@ async def _disconnect(request: web.Request) -> web.Response:
     data = await _body(request)
     request.app[BROKER_KEY].disconnect(data["fingerprint"])
     return json_response({"disconnected": data["fingerprint"]})
+
+
+async def _unpair(request: web.Request) -> web.Response:
+    data = await _body(request)
+    request.app[BROKER_KEY].unpair(data["fingerprint"])
+    return json_response({"unpaired": data["fingerprint"]})
+
+
+_ROUTES: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]], Access], ...] = (
+    ("GET", "/healthz", _healthz, Access(OPEN)),
+    ("GET", "/metrics", _metrics, Access(OPEN)),
+    ("GET", "/api/v1/status", _status, Access(CLIENT)),
+    ("POST", "/api/v1/modules", _upload, Access(CLIENT, UPLOAD)),
+    ("POST", "/api/v1/tasks", _submit, Access(CLIENT)),
+    ("GET", "/api/v1/tasks", _list_tasks, Access(CLIENT)),
+    ("GET", "/api/v1/tasks/{id}", _get_task, Access(CLIENT)),
+    ("DELETE", "/api/v1/tasks/{id}", _cancel_task, Access(CLIENT)),
+    ("GET", "/api/v1/batches/{batch}/results", _batch_results, Access(CLIENT)),
+    ("GET", "/api/v1/providers", _providers, Access(ADMIN)),
+    ("GET", "/api/v1/providers/pending", _pending, Access(ADMIN)),
+    ("GET", "/api/v1/providers/log", _provider_log, Access(ADMIN)),
+    ("POST", "/api/v1/providers/pair", _pair, Access(ADMIN)),
+    ("POST", "/api/v1/providers/unpair", _unpair, Access(ADMIN)),
+    ("POST", "/api/v1/providers/drain", _drain, Access(ADMIN)),
+    ("POST", "/api/v1/providers/disconnect", _disconnect, Access(ADMIN)),
+)
+"""berth's own routes and who may call each (a client token sees only its own tasks and batches)."""
+_ACCESS: dict[tuple[str, str], Access] = {
+    **{(method, path): access for method, path, _, access in _ROUTES},
+    ("GET", PROVIDER_PATH): Access(OPEN),
+    ("GET", f"{WASIMOFF_PREFIX}/healthz"): Access(OPEN),
+    ("GET", f"{WASIMOFF_PREFIX}/config"): Access(CLIENT),
+    ("POST", f"{WASIMOFF_PREFIX}/upload"): Access(CLIENT, UPLOAD),
+    ("POST", f"{WASIMOFF_PREFIX}/run"): Access(CLIENT),
+}
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -278,6 +458,10 @@ async def _provider_socket(request: web.Request) -> web.WebSocketResponse:
     """A provider's connection: handshake (key proof and pairing check), then messages."""
     broker = request.app[BROKER_KEY]
     ws = web.WebSocketResponse(max_msg_size=broker.max_upload + 1024 * 1024, heartbeat=None)
+    # Until it is admitted, anyone may be at the other end: the guard lets it send a few KiB only
+    # (aiohttp's message limit is fixed when the socket is made, so it can't be small only now).
+    guard = request.app[GUARD_KEY]
+    guard.before_admission(request)
     await ws.prepare(request)
     link = _SocketLink(ws)
     conn = None
@@ -285,6 +469,7 @@ async def _provider_socket(request: web.Request) -> web.WebSocketResponse:
         conn = await _handshake(broker, ws, link, request.remote or "?")
         if conn is None:
             return ws
+        guard.admitted(request)
         bad = 0
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -321,6 +506,8 @@ async def _handshake(
         message = await ws.receive(HANDSHAKE_TIMEOUT)
         if message.type != WSMsgType.TEXT:
             raise p.ProtocolError("expected a text message during the handshake")
+        if len(message.data) > p.MAX_HELLO:
+            raise p.ProtocolError(f"a handshake message is at most {p.MAX_HELLO:,} bytes")
         return p.decode(message.data, p.FROM_PROVIDER)
 
     try:
@@ -347,7 +534,7 @@ async def _handshake(
         broker.log(fingerprint, f"refused: bad signature (from {peer})")
         refuse(f"Bad signature: the provider does not hold the private key of {fingerprint}.", fingerprint)
         return None
-    admitted = broker.admit(link, hello, fingerprint)
+    admitted = broker.admit(link, hello, fingerprint, peer)
     if isinstance(admitted, p.Refused):
         link.send(p.encode(admitted))
         link.close(admitted.reason)
@@ -384,27 +571,59 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 @contextlib.asynccontextmanager
 async def running(
-    broker: Broker, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    broker: Broker,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
+    *,
+    limits: HttpLimits | None = None,
+    insecure_no_tokens: bool = False,
 ) -> AsyncIterator[str]:
-    """Serve `broker` while the block runs; yields its base URL (port 0 picks a free one)."""
+    """Serve `broker` while the block runs; yields its base URL (port 0 picks a free one).
+
+    A broker without tokens lets every caller do anything, so it listens only on loopback,
+    unless `insecure_no_tokens` says that is meant."""
+    if not broker.settings.tokens and not is_loopback(host) and not insecure_no_tokens:
+        raise Denied(
+            f"A broker without tokens lets anyone who reaches it do anything: it listens on "
+            f"loopback only, not on {host}.",
+            "Give it tokens (--tokens-file FILE, or env BERTH_BROKER_TOKENS), "
+            "or add --insecure-no-tokens if everyone who can reach it may be an admin.",
+        )
     await broker.start()
-    runner = web.AppRunner(build_app(broker), access_log=None, handle_signals=False)
+    guard = ConnectionGuard(limits)
+    runner = web.AppRunner(
+        build_app(broker, host, guard),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=guard.limits.keepalive,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
+    assert runner.server is not None
     try:
-        await site.start()
+        server = await asyncio.get_running_loop().create_server(
+            guard.protocol(runner.server),
+            host,
+            port,
+            ssl=tls,
+            ssl_handshake_timeout=guard.limits.header_timeout if tls else None,
+            reuse_address=True,
+            backlog=128,  # as aiohttp: a longer queue only makes a flood of connections wait longer
+        )
     except OSError as exc:
         await runner.cleanup()
         await broker.close()
         raise BerthError(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", "Pick another --listen."
         ) from None
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    guard.start()
+    bound = server.sockets[0].getsockname()[1] if server.sockets else port
     scheme = "https" if tls else "http"
     shown = f"[{host}]" if ":" in host else host
     try:
         yield f"{scheme}://{shown}:{bound}"
     finally:
+        server.close()
         await broker.close()
         await runner.cleanup()
+        await guard.close()

@@ -192,11 +192,14 @@ class BrokerStore:
         row = self.db.execute(f"SELECT {_VIEW_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _view(row) if row else None
 
-    def views(self, state: str | None = None, limit: int = 100) -> list[TaskView]:
-        """The newest tasks (of one state, if given)."""
-        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+    def views(self, state: str | None = None, limit: int = 100, client: str | None = None) -> list[TaskView]:
+        """The newest tasks (of one state, of one client, if given)."""
+        found = [("state = ?", state), ("client = ?", client)]
+        where = " AND ".join(c for c, v in found if v is not None)
+        args = tuple(v for _, v in found if v is not None)
+        clause = f"WHERE {where}" if where else ""
         rows = self.db.execute(
-            f"SELECT {_VIEW_COLUMNS} FROM tasks {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+            f"SELECT {_VIEW_COLUMNS} FROM tasks {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
         ).fetchall()
         return [_view(r) for r in rows]
 
@@ -214,6 +217,11 @@ class BrokerStore:
             "SELECT COUNT(*), COUNT(done_seq) FROM tasks WHERE batch = ?", (batch,)
         ).fetchone()
         return row[0], row[1]
+
+    def batch_client(self, batch: str) -> str | None:
+        """The client a batch belongs to (None: no such batch)."""
+        row = self.db.execute("SELECT client FROM tasks WHERE batch = ? LIMIT 1", (batch,)).fetchone()
+        return str(row[0]) if row else None
 
     def batch_ids(self, batch: str) -> list[str]:
         """The ids of a batch's tasks in submission order (none for an unknown batch)."""
@@ -268,6 +276,14 @@ class BrokerStore:
             "UPDATE providers SET paired = 1, name = ? WHERE fingerprint = ?", (name, fingerprint)
         )
         return cursor.rowcount > 0
+
+    def trim_pending(self, keep: int) -> int:
+        """Forget the pending keys past the `keep` last heard from; how many went."""
+        return self.db.execute(
+            "DELETE FROM providers WHERE paired = 0 AND fingerprint NOT IN (SELECT fingerprint FROM "
+            "providers WHERE paired = 0 ORDER BY last_seen DESC LIMIT ?)",
+            (keep,),
+        ).rowcount
 
     def unpair(self, fingerprint: str) -> bool:
         """Forget a key (it must be paired again to connect); False if unknown."""

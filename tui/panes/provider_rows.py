@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
+from backends.broker.auth import printable
 from tui.format import age
 from tui.widgets.table_model import Column, Row
 
@@ -72,10 +73,11 @@ def provider_row(provider: dict[str, Any], pending: bool = False) -> Row:
     workers = provider.get("workers") or 0
     return Row(
         {
-            "name": provider.get("name") or "",
-            "fingerprint": provider["fingerprint"],
-            "host": provider.get("host") or "",
-            "version": provider.get("version") or "",
+            # What a provider says about itself: shown without control characters (escape codes).
+            "name": printable(str(provider.get("name") or "")),
+            "fingerprint": printable(str(provider["fingerprint"])),
+            "host": printable(str(provider.get("host") or "")),
+            "version": printable(str(provider.get("version") or "")),
             "workers": f"{provider.get('busy', 0)}/{workers}" if online else str(workers),
             "done": f"{provider['done']:,}" if online else "",
             "failed": f"{provider['failed']:,}" if online and provider.get("failed") is not None else "",

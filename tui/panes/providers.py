@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from backends.audit import audited
+from backends.broker.auth import printable
 from backends.broker.remote import start_provider
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied, Invalid
@@ -49,6 +50,7 @@ class ProvidersPane(TablePane):
         Binding("a", "approve", "Approve", id="providers.approve"),
         Binding("D", "drain", "Drain", id="providers.drain"),
         Binding("x", "disconnect", "Disconnect", id="providers.disconnect"),
+        Binding("u", "unpair", "Unpair", id="providers.unpair"),
         Binding("l", "log", "Log", id="providers.log"),
         Binding("P", "start_provider", "Start on host", id="providers.start"),
     ]
@@ -228,15 +230,18 @@ class ProvidersPane(TablePane):
         )
         self.app.push_screen(FormScreen("Pair a provider", fields, checked, "Pair"), pair)
 
-    def _ask(self, verb: str, path: str, done: str) -> None:
-        chosen = [p for p in self._chosen(self.providers) if p.get("state") in ("online", "draining")]
+    def _ask(self, verb: str, path: str, done: str, connected: bool = True) -> None:
+        chosen = self._chosen(self.providers)
+        if connected:
+            chosen = [p for p in chosen if p.get("state") in ("online", "draining")]
         if not chosen:
-            self.notify(f"Choose a connected provider to {verb.lower()}.", severity="warning")
+            kind = "connected" if connected else "paired"
+            self.notify(f"Choose a {kind} provider to {verb.lower()}.", severity="warning")
             return
         self.app.push_screen(
             ConfirmScreen(
                 f"{verb} {len(chosen)} provider(s)?",
-                [f"{p['name']} {p['fingerprint']} ({p.get('host') or '?'})" for p in chosen],
+                [printable(f"{p['name']} {p['fingerprint']} ({p.get('host') or '?'})") for p in chosen],
                 verb,
             ),
             lambda answer: (
@@ -253,6 +258,11 @@ class ProvidersPane(TablePane):
     def action_disconnect(self) -> None:
         """Close the chosen providers' connections; their tasks go to others (asks first)."""
         self._ask("Disconnect", "/api/v1/providers/disconnect", "Disconnected.")
+
+    def action_unpair(self) -> None:
+        """Revoke the chosen providers' keys: disconnected, then refused until paired again
+        (asks first)."""
+        self._ask("Unpair", "/api/v1/providers/unpair", "Unpaired.", connected=False)
 
     def action_log(self) -> None:
         """The log of the provider under the cursor (connections, refusals, its own lines), live."""
