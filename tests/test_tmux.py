@@ -26,7 +26,7 @@ def test_installed_berth_in_a_real_terminal(
     tmux.keys("2")
     tmux.wait_for("SNAPS")  # the Members table
     tmux.keys("4")
-    tmux.wait_for("BUSY/WORKERS")  # the Providers table
+    tmux.wait_for("RUNNING/WORKERS")  # the Providers table
     tmux.wait_for("(embedded)")  # the console's own broker came up on its free port
 
     tmux.keys("?")

@@ -17,10 +17,12 @@ from backends import paths
 from backends.audit import audited, redact
 from backends.broker.auth import printable
 from backends.broker.client import DEFAULT_URL, BrokerClient
+from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
 from tui.cli import CliContext, changes_state, cli
 from tui.cli_wasm import Duration, Size, limits_options
+from tui.format import age, table
 
 BROKER_URL = click.option(
     "--broker",
@@ -217,19 +219,44 @@ def broker_pending(obj: CliContext, url: str, token: str | None) -> None:
     _echo_rows(obj, rows, ["fingerprint", "name", "host", "workers", "state"], "No provider is waiting.")
 
 
+_PROVIDER_FIGURES = ["running", "in_flight", "done", "failed", "cancelled"]
+"""The figures `berth broker providers` shows of each provider (see backends.broker.figures)."""
+
+
+def figures_help() -> str:
+    """What each figure means, for the help of the verbs that show them."""
+    since = "Done, failed, cancelled and retried count since the broker started."
+    return "\n\n".join([*(f"{f.label}: {f.means}." for f in FIGURES), since])
+
+
 @broker.command("providers")
 @BROKER_URL
 @TOKEN
 @click.pass_obj
 def broker_providers(obj: CliContext, url: str, token: str | None) -> None:
-    """Paired providers: online, draining or offline, with their figures."""
+    """Paired providers: online, draining or offline, with their figures (running, in flight,
+    done, failed, cancelled: see `berth broker status --help`)."""
     rows = _call(url, token, "GET", "/api/v1/providers")
     _echo_rows(
         obj,
         rows,
-        ["name", "fingerprint", "state", "host", "workers", "busy", "done", "failed"],
+        ["name", "fingerprint", "state", "host", "workers", *_PROVIDER_FIGURES],
         "No provider is paired yet.",
     )
+
+
+@broker.command("status", epilog=figures_help())
+@BROKER_URL
+@TOKEN
+@click.pass_obj
+def broker_status(obj: CliContext, url: str, token: str | None) -> None:
+    """The broker's figures, as the console's Providers pane shows them (--json: as the API)."""
+    status = _call(url, token, "GET", "/api/v1/status")
+    if obj.json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(f"broker {printable(str(status.get('name', '')))} at {url}, up {age(float(status['uptime']))}")
+    click.echo(table(["FIGURE", "VALUE"], [[f.label, f"{status.get(f.key, 0):,}"] for f in FIGURES]))
 
 
 @broker.command("pair")
@@ -351,6 +378,6 @@ _JSON_FIELDS = ("id", "state", "kind", "exit_code", "stdout", "stderr", "message
 
 
 def _outcome(result: dict[str, Any]) -> str:
-    if result.get("state") == "done" and result.get("kind") == "exit":
+    if result.get("kind") == "exit":
         return f"exit {result.get('exit_code')}"
     return str(result.get("kind") or result.get("state"))

@@ -27,9 +27,11 @@ import msgspec
 
 from backends.broker import protocol as p
 from backends.broker.auth import NewKeyGate, Token, printable
+from backends.broker.figures import Tally, running
 from backends.broker.store import BrokerStore, apply_outcome
 from backends.broker.tasks import TaskRequest, TaskView
 from backends.errors import Conflict, Invalid, NotFound
+from backends.wasm.record import ended_state
 
 PREFETCH = 2
 """Tasks handed to a provider per worker it has: one running, one waiting behind it."""
@@ -109,7 +111,8 @@ class _Task:
 
 @dataclass(eq=False)
 class ProviderConn:
-    """A connected, admitted provider: what it offers, what it runs now, and its counters."""
+    """A connected, admitted provider: what it offers and what it has in flight (its tally of
+    finished tasks is the broker's, kept across connections)."""
 
     link: Link
     fingerprint: str
@@ -122,17 +125,14 @@ class ProviderConn:
     draining: bool = False
     inflight: dict[str, _Task] = field(default_factory=dict)
     modules: set[str] = field(default_factory=set)
-    done: int = 0
-    failed: int = 0
-    task_ms: float = 0.0
 
     @property
     def free(self) -> int:
         """How many more tasks it may be handed now."""
         return 0 if self.draining else self.workers * PREFETCH - len(self.inflight)
 
-    def to_json(self, now: float) -> dict[str, Any]:
-        """The provider as the API lists it."""
+    def to_json(self, now: float, tally: Tally) -> dict[str, Any]:
+        """The provider as the API lists it, with its figures (see backends.broker.figures)."""
         return {
             "fingerprint": self.fingerprint,
             "name": self.name,
@@ -140,11 +140,9 @@ class ProviderConn:
             "host": self.host,
             "version": self.version,
             "workers": self.workers,
-            "busy": min(len(self.inflight), self.workers),
-            "inflight": len(self.inflight),
-            "done": self.done,
-            "failed": self.failed,
-            "mean_task_ms": round(self.task_ms / self.done, 3) if self.done else None,
+            "running": running(len(self.inflight), self.workers),
+            "in_flight": len(self.inflight),
+            **tally.to_json(),
             "last_heartbeat": round(now - self.last_heartbeat, 3),
             "connected": self.connected,
         }
@@ -176,6 +174,7 @@ class Broker:
         self._known_modules: set[str] = set()
         self._watch: asyncio.Task[None] | None = None
         self.counters = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0}
+        self._tallies: dict[str, Tally] = {}  # what each provider finished, by key, across connections
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
 
@@ -483,8 +482,9 @@ class Broker:
         listed = []
         for row in self.store.providers(paired=True):
             conn = self._providers.get(row.fingerprint)
+            tally = self._tallies.get(row.fingerprint) or Tally()
             if conn is not None:
-                listed.append(conn.to_json(now))
+                listed.append(conn.to_json(now, tally))
             else:
                 listed.append(
                     {
@@ -495,6 +495,7 @@ class Broker:
                         "version": row.version,
                         "workers": row.workers,
                         "last_seen": row.last_seen,
+                        **tally.to_json(),
                     }
                 )
         return listed
@@ -532,21 +533,22 @@ class Broker:
         return len(self._providers)
 
     def status(self) -> dict[str, Any]:
-        """The broker at a glance (GET /api/v1/status)."""
-        running = sum(len(c.inflight) for c in self._providers.values())
-        workers = sum(c.workers for c in self._providers.values() if not c.draining)
-        busy = sum(min(len(c.inflight), c.workers) for c in self._providers.values() if not c.draining)
+        """The broker at a glance (GET /api/v1/status; each figure is defined in backends.broker.figures)."""
+        conns = self._providers.values()
+        taking = [c for c in conns if not c.draining]
+        workers = sum(c.workers for c in taking)
         return {
             "name": self.settings.name,
             "queued": self._queued,
-            "running": running,
+            "running": sum(running(len(c.inflight), c.workers) for c in conns),
+            "in_flight": sum(len(c.inflight) for c in conns),
             "done": self.counters["done"],
             "failed": self.counters["failed"],
             "cancelled": self.counters["cancelled"],
             "retried": self.counters["retried"],
             "providers": len(self._providers),
             "workers": workers,
-            "free_workers": max(0, workers - busy),
+            "free_workers": sum(max(0, c.workers - len(c.inflight)) for c in taking),
             "uptime": round(time.time() - self.started, 3),
         }
 
@@ -660,11 +662,8 @@ class Broker:
             if outcome.kind == "lost":  # the provider lost it (its worker died): try elsewhere
                 self._requeue([task], f"provider {conn.name}: {outcome.message}")
                 continue
-            conn.done += 1
-            conn.task_ms += outcome.duration_ms
-            if not (outcome.kind == "exit" and outcome.exit_code == 0):
-                conn.failed += 1
-            state = "cancelled" if outcome.kind == "cancelled" else "done"
+            state = ended_state(outcome.kind, outcome.exit_code)
+            self._tallies.setdefault(conn.fingerprint, Tally()).count(state, outcome.duration_ms)
             self._finish(task, state, conn.name, outcome)
         self._dispatch()
 

@@ -20,12 +20,16 @@ def render_metrics(broker: Broker) -> str:
         lines.append(f"# TYPE berth_broker_{name} {kind}")
         lines.extend(f"berth_broker_{name}{labels} {value:g}" for labels, value in samples)
 
-    metric("tasks_queued", "gauge", "Tasks waiting for a worker.", [("", status["queued"])])
-    metric("tasks_running", "gauge", "Tasks handed to providers and not finished.", [("", status["running"])])
+    # The figures are defined in backends.broker.figures; the help texts say them in short.
+    metric("tasks_queued", "gauge", "Tasks waiting in the broker's queue.", [("", status["queued"])])
+    metric(
+        "tasks_in_flight", "gauge", "Tasks handed to providers and not finished.", [("", status["in_flight"])]
+    )
+    metric("tasks_running", "gauge", "Tasks a provider's worker runs now.", [("", status["running"])])
     metric(
         "tasks_finished_total",
         "counter",
-        "Tasks finished since the broker started, by state.",
+        "Tasks finished since the broker started, by state (done: exited 0; failed: any other end).",
         [(f'{{state="{s}"}}', status[s]) for s in ("done", "failed", "cancelled")],
     )
     metric(
@@ -38,7 +42,7 @@ def render_metrics(broker: Broker) -> str:
     metric(
         "workers_free",
         "gauge",
-        "Workers of connected providers with nothing to run.",
+        "Workers of online providers with no task in flight.",
         [("", status["free_workers"])],
     )
     cumulative = 0

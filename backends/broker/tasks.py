@@ -12,8 +12,9 @@ from backends.wasm.spec import Limits as RunLimits
 from backends.wasm.spec import TaskResult, TaskSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
-"""A task's states: `done` means the module ran to an end (any exit code or trap: see `kind`);
-`failed` means berth could not run it (no provider finished it within the retries)."""
+"""A task's states: "running" from the moment it is handed to a provider (in flight); a finished
+one is `done` (exited 0), `failed` (any other end: see `kind`, None when berth could not run it)
+or `cancelled`, as `backends.wasm.record.ended_state` defines them."""
 FINISHED = frozenset(("done", "failed", "cancelled"))
 
 

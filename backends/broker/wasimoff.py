@@ -348,7 +348,7 @@ def _result(view: TaskView, entry: _Exec) -> dict[str, Any]:
     """One task's entry in the answer: its exit status and output, or why it has none."""
     if view.state == "cancelled" or view.kind == "cancelled":
         return {"error": view.message or "the task was cancelled"}
-    if view.state != "done":
+    if view.kind in (None, "failed"):  # berth never ran it to an end (no provider finished it)
         return {"error": view.message or f"the task {view.state}"}
     if view.kind != "exit" or view.exit_code is None:
         # Wasimoff's provider turns a trap into an RPC error; its text is the whole answer.

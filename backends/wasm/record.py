@@ -26,11 +26,22 @@ def module_label(spec: TaskSpec) -> str:
     return PurePath(spec.module).name or spec.module
 
 
-def state_for(result: TaskResult) -> str:
-    """The state a result puts its task in: only a module that exited 0 is "done"."""
-    if result.kind == "cancelled":
+def ended_state(kind: str, exit_code: int | None) -> str:
+    """The state a task ends in, from how it ended (`kind`, see RESULT_KINDS): the one definition
+    of done, failed and cancelled that the pool, the broker, every screen and figure use.
+
+    "done": the module ran to its end and exited 0. "cancelled": someone cancelled it, before or
+    while it ran. "failed": any other end: a non-zero exit code, a trap, out of fuel, memory or
+    time, an invalid module, or berth gave up running it.
+    """
+    if kind == "cancelled":
         return "cancelled"
-    return "done" if result.ok else "failed"
+    return "done" if kind == "exit" and exit_code == 0 else "failed"
+
+
+def state_for(result: TaskResult) -> str:
+    """The state a result puts its task in (see `ended_state`)."""
+    return ended_state(result.kind, result.exit_code)
 
 
 def describe(result: TaskResult) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from rich.text import Text
 
 from backends.broker.auth import printable
+from backends.broker.figures import TASK_FIGURES
 from tui.format import age
 from tui.widgets.table_model import Column, Row
 
@@ -16,15 +17,18 @@ PAIRED = "providers"
 WAITING = "waiting to be paired (a approves)"
 STATE_STYLES = {"online": "green", "draining": "yellow", "offline": "dim", "pending": "magenta"}
 SPARKS = "▁▂▃▄▅▆▇█"
+FINISHED_FIGURES = ("done", "failed", "cancelled")
 
 PROVIDER_COLUMNS: Sequence[Column] = (
     Column("name", "NAME"),
     Column("fingerprint", "FINGERPRINT", width=20),
     Column("host", "HOST"),
     Column("version", "VERSION", width=8),
-    Column("workers", "BUSY/WORKERS", width=12, justify="right"),
+    Column("workers", "RUNNING/WORKERS", width=15, justify="right"),
+    Column("in_flight", "IN FLIGHT", width=9, justify="right"),
     Column("done", "DONE", width=9, justify="right"),
-    Column("failed", "FAILED", width=7, justify="right"),
+    Column("failed", "FAILED", width=9, justify="right"),
+    Column("cancelled", "CANCELLED", width=9, justify="right"),
     Column("mean", "MEAN MS", width=8, justify="right"),
     Column("heartbeat", "HEARTBEAT", width=9, justify="right"),
     Column("state", "STATE", width=8),
@@ -41,20 +45,16 @@ def sparkline(values: Sequence[float], width: int = 20) -> str:
 
 
 def status_line(url: str, status: dict[str, Any], rates: Sequence[float], embedded: bool) -> Text:
-    """`broker URL · queued · running · done/s ▁▂▅ · providers · free workers`."""
+    """`broker URL · queued · running · in flight · done · failed · cancelled · finished/s ▁▂▅ ·
+    providers · free workers` (each figure as backends.broker.figures defines it)."""
     rate = rates[-1] if rates else 0.0
     line = Text()
     line.append("broker ", style="dim")
     line.append(url + (" (embedded)" if embedded else ""), style="bold")
-    for label, value in (
-        ("queued", f"{status.get('queued', 0):,}"),
-        ("running", f"{status.get('running', 0):,}"),
-        ("done", f"{status.get('done', 0):,}"),
-        ("failed", f"{status.get('failed', 0):,}"),
-    ):
-        line.append(f" · {label} ", style="dim")
-        line.append(value)
-    line.append(" · done/s ", style="dim")
+    for figure in TASK_FIGURES:
+        line.append(f" · {figure.label} ", style="dim")
+        line.append(f"{status.get(figure.key, 0):,}")
+    line.append(" · finished/s ", style="dim")
     line.append(f"{rate:,.0f} ")
     line.append(sparkline(rates), style="green")
     line.append(" · providers ", style="dim")
@@ -78,9 +78,10 @@ def provider_row(provider: dict[str, Any], pending: bool = False) -> Row:
             "fingerprint": printable(str(provider["fingerprint"])),
             "host": printable(str(provider.get("host") or "")),
             "version": printable(str(provider.get("version") or "")),
-            "workers": f"{provider.get('busy', 0)}/{workers}" if online else str(workers),
-            "done": f"{provider['done']:,}" if online else "",
-            "failed": f"{provider['failed']:,}" if online and provider.get("failed") is not None else "",
+            "workers": f"{provider.get('running', 0)}/{workers}" if online else f"-/{workers}",
+            "in_flight": f"{provider.get('in_flight', 0):,}" if online else "",
+            # A paired provider keeps its figures when it drains or goes offline.
+            **{k: f"{provider[k]:,}" if not pending and k in provider else "" for k in FINISHED_FIGURES},
             "mean": f"{mean:.1f}" if isinstance(mean, int | float) else "",
             "heartbeat": f"{age(beat)} ago" if online and isinstance(beat, int | float) else "",
             "state": Text(state, style=STATE_STYLES.get(state, "")),
