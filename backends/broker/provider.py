@@ -2,8 +2,14 @@
 its own wasm worker processes, sending results back in batches.
 
 It reconnects with backoff when the broker goes away (or has not paired its key yet: the refusal
-names the fingerprint and the pairing command) and drains on SIGTERM: the tasks running finish and
-are reported, those not started are handed back, then it exits.
+names the fingerprint and the pairing command, and it asks again every 2 s) and drains on SIGTERM:
+the tasks running finish and are reported, those not started are handed back, then it exits.
+
+A task's failure stays with that task: whatever goes wrong while the provider prepares its folder,
+keeps its module, or reads back its data file ends that task alone, as kind "error" with the
+reason, and its folder is removed. It never costs a worker, the connection, or another task's
+result. No frame it sends is larger than the broker said it takes: results go in several `done`
+frames when they must, and one too large on its own has its output cut to fit.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -23,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backends import __version__, paths
@@ -31,6 +39,7 @@ from backends.broker import protocol as p
 from backends.errors import BerthError
 from backends.wasm.blobs import blob_path, put_blob
 from backends.wasm.pool import join_workers, spawn_worker
+from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 
 PER_WORKER = 2
@@ -39,10 +48,24 @@ BACKLOG_PER_WORKER = 8
 """Most tasks a worker process is handed at once while more wait here (at most half its share):
 one pipe message and one wake-up for several short tasks instead of one each."""
 BACKOFF = (0.2, 8.0)
+"""Seconds before reconnecting to a broker that could not be reached: the first, doubling to the last."""
 REFUSED_RETRY = 2.0
+"""Seconds before asking again after the broker refused the key (each ask is a write there)."""
+JITTER = 0.5
+"""Every pause is stretched by up to this share, so providers that lost one broker don't come back
+in step."""
+RESPAWN_DELAY = 1.0
+"""Seconds before trying again to start a worker process that could not be started."""
 TEXT = aiohttp.WSMsgType.TEXT
 OUTPUT_CAP = 1024 * 1024
 """Output bytes per stream a result carries when the task set no `max_output` of its own."""
+ERROR = "error"
+"""The result kind of a task that failed here rather than in its module (see backends.wasm.spec)."""
+MESSAGE_CAP = 4096
+"""Characters of a result's message or a log line sent to the broker."""
+FRAME_SLACK = 4096
+"""Bytes of a frame kept free below the broker's limit for the envelope and a result's fixed fields."""
+CLIPPED = "(output cut to fit the broker's frame limit)"
 
 
 def default_store() -> Path:
@@ -67,6 +90,8 @@ class _Running:
     """The worker process began running it (it said "started")."""
     sandbox: Path | None = None
     """The folder the module sees as `/`, when the job brings files or wants one back."""
+    clipped: bool = False
+    """Output was dropped to fit the broker's frame limit (not the task's own `max_output`)."""
 
 
 class Provider:
@@ -102,11 +127,12 @@ class Provider:
         self._draining = False
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._frame = p.MIN_FRAME - FRAME_SLACK  # most bytes a frame to the broker may hold
 
     def on_log(self, line: str) -> None:
         """Log a line here, and in the broker's log of this provider while connected."""
         self._on_log(line)
-        self._send(p.Log(line))
+        self._send(p.Log(_bounded(line)))
 
     # Life cycle -------------------------------------------------------------------------------
 
@@ -115,30 +141,35 @@ class Provider:
         self._loop = asyncio.get_running_loop()
         for _ in range(self.size):
             self._spawn()
-        delay = BACKOFF[0]
+        backoff = BACKOFF[0]
         try:
             async with aiohttp.ClientSession() as session:
                 while not self._draining:
                     refusals = self.refusals
                     try:
                         await self._session(session)
-                        delay = BACKOFF[0]
                     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                         self.on_log(f"cannot reach the broker at {self.url}: {exc or type(exc).__name__}")
                     except p.ProtocolError as exc:
                         self.on_log(f"the broker sent something unexpected: {exc.message}")
                     finally:
+                        was_admitted = self.admitted.is_set()
                         self._ws = None
                         self.admitted.clear()
                         self._drop_all()
                     if self._draining:
                         break
-                    refused = self.refusals > refusals
+                    # A refused key asks again every REFUSED_RETRY: it is admitted soon after an
+                    # admin pairs it. An unreachable broker gets backoff, from the start again once
+                    # a connection had been up.
+                    if self.refusals > refusals:
+                        pause, backoff = REFUSED_RETRY, BACKOFF[0]
+                    else:
+                        if was_admitted:
+                            backoff = BACKOFF[0]
+                        pause, backoff = backoff, min(backoff * 2, BACKOFF[1])
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopped.wait(), delay)
-                    # A refused key asks again every few seconds: it is admitted soon after an
-                    # admin pairs it. An unreachable broker gets backoff.
-                    delay = REFUSED_RETRY if refused else min(delay * 2, BACKOFF[1])
+                        await asyncio.wait_for(self._stopped.wait(), pause * (1 + JITTER * random.random()))
         finally:
             self._stop_workers()
 
@@ -190,6 +221,7 @@ class Provider:
             if not isinstance(answer, p.Welcome):
                 raise p.ProtocolError("expected welcome or refused")
             self._ws = ws
+            self._frame = answer.max_frame - FRAME_SLACK
             self.admitted.set()
             self.on_log(f"admitted by the broker as {answer.name!r} ({self.fingerprint})")
             beat = asyncio.get_running_loop().create_task(self._heartbeats(answer.heartbeat))
@@ -210,13 +242,14 @@ class Provider:
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
             if message.type == aiohttp.WSMsgType.BINARY:
-                ref, data = p.split_module_frame(message.data)
-                put_blob(self.store / "blobs", data)
-                for job_id in self._lacking.pop(ref, []):
-                    self._waiting.append(job_id)
-                self._dispatch()
+                self._module_arrived(message.data)
             elif message.type == aiohttp.WSMsgType.TEXT:
-                command = p.decode(message.data, p.FROM_BROKER)
+                try:
+                    command = p.decode(message.data, p.FROM_BROKER)
+                except p.ProtocolError as exc:
+                    # One bad message costs that message, not the link and every task on it.
+                    self.on_log(f"ignored a bad message from the broker: {exc.message}")
+                    continue
                 if isinstance(command, p.Run):
                     self._accept(command.jobs)
                 elif isinstance(command, p.Cancel):
@@ -234,42 +267,89 @@ class Provider:
             frame = p.encode(message)
             asyncio.get_running_loop().create_task(_quietly(self._ws.send_frame(frame, TEXT)))
 
+    def _module_arrived(self, frame: bytes) -> None:
+        """Keep a module the broker sent and start the tasks that waited for it; a module that
+        does not match its ref, or cannot be kept, fails those tasks alone."""
+        ref = frame[: p.REF_LENGTH].decode("ascii", "replace")
+        try:
+            ref, data = p.split_module_frame(frame)
+            put_blob(self.store / "blobs", data)
+        except p.ProtocolError as exc:
+            self.on_log(exc.message)
+            self._fail_lacking(ref, f"the module the broker sent for it does not match its ref {ref}")
+        except OSError as exc:
+            self._fail_lacking(ref, f"the provider cannot keep the module {ref}: {_why(exc)}")
+        else:
+            self._waiting.extend(self._lacking.pop(ref, []))
+        self._dispatch()
+
+    def _fail_lacking(self, ref: str, message: str) -> None:
+        for job_id in self._lacking.pop(ref, []):
+            self._fail(job_id, message)
+
     # Tasks ------------------------------------------------------------------------------------
 
     def _accept(self, jobs: list[p.Job]) -> None:
         for job in jobs:
+            if job.id in self._jobs:  # the broker's mistake: the one running here goes on
+                why = f"task {job.id} is already running on this provider"
+                self._outcomes.append(p.Outcome(job.id, job.attempt, ERROR, message=_bounded(why)))
+                continue
             self._jobs[job.id] = _Running(job)
+            try:
+                have = blob_path(self.store / "blobs", job.module).is_file()
+            except (BerthError, OSError) as exc:  # a module ref that is none, a store we can't read
+                self._fail(job.id, f"the provider cannot look up the module {job.module[:80]!r}: {_why(exc)}")
+                continue
             if self._draining:
                 self._decline(job.id)
-            elif blob_path(self.store / "blobs", job.module).is_file():
+            elif have:
                 self._waiting.append(job.id)
             else:
                 first = job.module not in self._lacking
                 self._lacking.setdefault(job.module, []).append(job.id)
                 if first:
                     self._send(p.Need(job.module))
-        self._send_outcomes()
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self._waiting or not self._workers:
-            return
-        share = len(self._waiting) // len(self._workers)
-        depth = PER_WORKER + min(BACKLOG_PER_WORKER - PER_WORKER, share // 2)
-        for w in self._workers:
-            batch = []
-            while self._waiting and len(w.jobs) < depth:
+        """Hand waiting tasks to the workers, each time to the one holding fewest, in one pipe
+        message per worker; a task that cannot be prepared fails alone and takes no place."""
+        if self._waiting and self._workers:
+            share = len(self._waiting) // len(self._workers)
+            depth = PER_WORKER + min(BACKLOG_PER_WORKER - PER_WORKER, share // 2)
+            batches: dict[_Worker, list[tuple[str, TaskSpec]]] = {}
+            while self._waiting:
+                w = min(self._workers, key=lambda w: len(w.jobs))
+                if len(w.jobs) >= depth:
+                    break
                 running = self._jobs.get(self._waiting.popleft())
                 if running is None:
                     continue
+                spec = self._prepare(running)
+                if spec is None:
+                    continue
                 running.worker = w
                 w.jobs.append(running.job.id)
-                batch.append((running.job.id, self._spec(running)))
-            if batch:
+                batches.setdefault(w, []).append((running.job.id, spec))
+            for w, batch in batches.items():
                 try:
                     w.conn.send(("run", batch))
                 except OSError:
                     self._worker_died(w)
+        self._send_outcomes()
+
+    def _prepare(self, running: _Running) -> TaskSpec | None:
+        """The task's spec, or None when it cannot be made: then the task has failed alone (its
+        result says why, its folder is gone)."""
+        try:
+            return self._spec(running)
+        except _TaskFailed as exc:
+            why = str(exc)
+        except Exception as exc:  # a provider must outlive any one task
+            why = f"the provider could not prepare the task: {exc!r}"
+        self._fail(running.job.id, why)
+        return None
 
     def _spec(self, running: _Running) -> TaskSpec:
         """What the worker runs; a job with files or a data file gets a fresh folder as `/`."""
@@ -277,14 +357,16 @@ class Provider:
         dirs: tuple[Preopen, ...] = ()
         if job.files or job.datafile:
             root = self.store / "sandboxes"
-            root.mkdir(parents=True, exist_ok=True)
-            running.sandbox = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=root))
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                # Not named after the job: its id is the broker's text, not a safe file name.
+                running.sandbox = Path(tempfile.mkdtemp(prefix="task-", dir=root))
+            except OSError as exc:
+                raise _TaskFailed(f"the provider cannot make the task's folder: {_why(exc)}") from None
             for name, data in job.files.items():
                 relative = p.sandbox_name(name)
                 if relative is not None:  # the broker refused others; a stray one is skipped
-                    target = running.sandbox / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
+                    _put_file(running.sandbox, name, relative, data)
             dirs = (Preopen(str(running.sandbox), "/", writable=True),)
         limits = job.limits
         return TaskSpec(
@@ -314,34 +396,48 @@ class Provider:
         self._report(job_id, TaskResult("cancelled", message="cancelled before it started"))
 
     def _on_readable(self, w: _Worker) -> None:
-        try:
-            while w.conn.poll():
+        while True:
+            # Only the pipe's own errors mean the worker is gone; what a message leads to is
+            # handled (and fails only its task) in _from_worker.
+            try:
+                if not w.conn.poll():
+                    break
                 message = w.conn.recv()
-                kind = message[0]
-                if kind == "out":
-                    self._output(message[1], message[2], message[3])
-                elif kind == "started":
-                    if (running := self._jobs.get(message[1])) is not None:
-                        running.started = True
-                elif kind == "done":
-                    with contextlib.suppress(ValueError):
-                        w.jobs.remove(message[1])
-                    self._report(message[1], message[2])
-        except (EOFError, OSError):
-            self._worker_died(w)
+            except (EOFError, OSError):
+                self._worker_died(w)
+                break
+            self._from_worker(w, message)
         self._send_outcomes()
         self._dispatch()
         self._check_drained()
+
+    def _from_worker(self, w: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "out":
+            self._output(message[1], message[2], message[3])
+        elif kind == "started":
+            if (running := self._jobs.get(message[1])) is not None:
+                running.started = True
+        elif kind == "done":
+            with contextlib.suppress(ValueError):
+                w.jobs.remove(message[1])
+            self._report(message[1], message[2])
 
     def _output(self, job_id: str, stream: str, data: bytes) -> None:
         running = self._jobs.get(job_id)
         if running is None:
             return
         kept = running.stdout if stream == "stdout" else running.stderr
-        cap = running.job.limits.max_output or OUTPUT_CAP
+        asked = running.job.limits.max_output or OUTPUT_CAP
+        # No more than one frame's worth: a result never carries more than that.
+        cap = min(asked, _raw_room(self._frame))
+        if cap < asked and len(kept) + len(data) > cap:
+            running.clipped = True
         kept += data[: max(0, cap - len(kept))]
         if running.job.stream:
-            self._send(p.Output(job_id, running.job.attempt, stream, data))
+            piece = max(1024, _raw_room(self._frame - 6 * len(job_id)))
+            for start in range(0, len(data), piece):
+                self._send(p.Output(job_id, running.job.attempt, stream, data[start : start + piece]))
 
     def _report(self, job_id: str, result: TaskResult) -> None:
         if job_id in self._handing_back:
@@ -353,14 +449,27 @@ class Provider:
         if running is None:
             return
         self.done += 1
-        datafile = _take_datafile(running) if running.sandbox is not None else None
+        kind, message, datafile = result.kind, result.message, None
+        if running.sandbox is not None:
+            try:
+                datafile = self._read_datafile(running)
+            except OSError as exc:
+                kind = ERROR
+                message = (
+                    f"the task ended ({describe(result)}) but the provider cannot read its data file "
+                    f"{running.job.datafile[:80]!r}: {_why(exc)}"
+                )
+            finally:
+                shutil.rmtree(running.sandbox, ignore_errors=True)
+        if running.clipped:
+            message = _noting_clipped(message)
         self._outcomes.append(
             p.Outcome(
                 job_id,
                 running.job.attempt,
-                result.kind,
+                kind,
                 result.exit_code,
-                result.message,
+                _bounded(message),
                 result.duration_ms,
                 result.fuel_used,
                 bytes(running.stdout),
@@ -368,6 +477,26 @@ class Provider:
                 datafile,
             )
         )
+
+    def _read_datafile(self, running: _Running) -> bytes | None:
+        """The job's data file from its folder (None if the module left none); OSError when it
+        is there but cannot be read."""
+        assert running.sandbox is not None
+        name = p.sandbox_name(running.job.datafile) if running.job.datafile else None
+        path = (running.sandbox / name).resolve() if name else None
+        if path is None or not path.is_relative_to(running.sandbox.resolve()) or not path.is_file():
+            return None
+        limit = min(running.job.limits.max_output or OUTPUT_CAP, _raw_room(self._frame))
+        with path.open("rb") as source:
+            return source.read(limit)
+
+    def _fail(self, job_id: str, why: str) -> None:
+        """The task failed here, not in its module: report it alone, saying why; drop its folder."""
+        running = self._forget(job_id)
+        if running is None:
+            return
+        self.done += 1
+        self._outcomes.append(p.Outcome(job_id, running.job.attempt, ERROR, message=_bounded(why)))
 
     def _decline(self, job_id: str) -> None:
         running = self._forget(job_id)
@@ -384,9 +513,21 @@ class Provider:
         return running
 
     def _send_outcomes(self) -> None:
-        if self._outcomes:
-            outcomes, self._outcomes = self._outcomes, []
-            self._send(p.Done(outcomes))
+        """Send the results gathered, in as few `done` frames as fit the broker's frame limit."""
+        if not self._outcomes:
+            return
+        outcomes, self._outcomes = self._outcomes, []
+        batch: list[p.Outcome] = []
+        size = 0
+        for outcome in outcomes:
+            fitted = _fit(outcome, self._frame)
+            cost = _encoded_bound(fitted)
+            if batch and size + cost > self._frame:
+                self._send(p.Done(batch))
+                batch, size = [], 0
+            batch.append(fitted)
+            size += cost
+        self._send(p.Done(batch))
 
     def _drop_all(self) -> None:
         """The link broke: the broker has re-queued everything we held, so stop it all here."""
@@ -432,8 +573,20 @@ class Provider:
                 message = f"the worker process died (exit code {code})"
                 self._outcomes.append(p.Outcome(job_id, running.job.attempt, "lost", message=message))
         self.on_log(f"a worker process died (exit code {code}); starting another")
-        if not self._draining:
+        self._respawn()
+
+    def _respawn(self) -> None:
+        """Start a worker in place of one that died; if that fails, try again a little later."""
+        if self._draining or len(self._workers) >= self.size:
+            return
+        try:
             self._spawn()
+        except OSError as exc:
+            self.on_log(f"cannot start a worker process: {_why(exc)}; trying again in {RESPAWN_DELAY:g} s")
+            assert self._loop is not None
+            self._loop.call_later(RESPAWN_DELAY, self._respawn)
+            return
+        self._dispatch()
 
     def _stop_workers(self) -> None:
         assert self._loop is not None
@@ -447,18 +600,90 @@ class Provider:
         self._workers.clear()
 
 
-def _take_datafile(running: _Running) -> bytes | None:
-    """The job's data file from its folder (None if the module left none), and the folder gone."""
-    assert running.sandbox is not None
+class _TaskFailed(Exception):
+    """Preparing one task failed; the message says why, as its result will."""
+
+
+def _put_file(folder: Path, name: str, relative: str, data: bytes) -> None:
+    """Write one of a task's files into its folder; _TaskFailed names the file and why not."""
+    target = folder / relative
     try:
-        name = p.sandbox_name(running.job.datafile) if running.job.datafile else None
-        path = (running.sandbox / name).resolve() if name else None
-        if path is None or not path.is_relative_to(running.sandbox.resolve()) or not path.is_file():
-            return None
-        with path.open("rb") as source:
-            return source.read(running.job.limits.max_output or OUTPUT_CAP)
-    finally:
-        shutil.rmtree(running.sandbox, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise _TaskFailed(
+            f"the task's file {name[:80]!r} clashes with another of its files: "
+            "one name cannot be both a file and a folder"
+        ) from None
+    except OSError as exc:
+        raise _TaskFailed(f"the provider cannot write the task's file {name[:80]!r}: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """An error's reason without the provider's own paths in it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _bounded(text: str) -> str:
+    """`text` cut to MESSAGE_CAP characters, with anything UTF-8 cannot carry replaced."""
+    if len(text) > MESSAGE_CAP:
+        text = text[: MESSAGE_CAP - 1] + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _raw_room(encoded: int) -> int:
+    """Most raw bytes whose base64 fits in `encoded` bytes."""
+    return max(0, encoded) // 4 * 3
+
+
+def _b64(size: int) -> int:
+    return (size + 2) // 3 * 4
+
+
+_json = msgspec.json.Encoder().encode
+
+
+def _encoded_bound(outcome: p.Outcome) -> int:
+    """At most how many bytes an outcome takes in a `done` frame: its strings as JSON, its bytes
+    as base64, and 256 for the field names, numbers and punctuation."""
+    text = sum(len(_json(s)) for s in (outcome.id, outcome.kind, outcome.message))
+    data = _b64(len(outcome.stdout)) + _b64(len(outcome.stderr)) + _b64(len(outcome.datafile or b""))
+    return text + data + 256
+
+
+def _fit(outcome: p.Outcome, frame: int) -> p.Outcome:
+    """`outcome`, its output and data file cut (the largest first) so it fits in one frame."""
+    if _encoded_bound(outcome) <= frame:
+        return outcome
+    message = _noting_clipped(outcome.message)
+    fixed = _encoded_bound(
+        msgspec.structs.replace(outcome, message=message, stdout=b"", stderr=b"", datafile=None)
+    )
+    sizes = [len(outcome.stdout), len(outcome.stderr), len(outcome.datafile or b"")]
+    keep = _share(sizes, _raw_room(frame - fixed) - 3 * 3)  # 3 * 3: base64's padding, per field
+    return msgspec.structs.replace(
+        outcome,
+        message=message,
+        stdout=outcome.stdout[: keep[0]],
+        stderr=outcome.stderr[: keep[1]],
+        datafile=None if outcome.datafile is None else outcome.datafile[: keep[2]],
+    )
+
+
+def _noting_clipped(message: str) -> str:
+    return message if message.endswith(CLIPPED) else f"{message} {CLIPPED}".lstrip()
+
+
+def _share(sizes: list[int], room: int) -> list[int]:
+    """How much of each size to keep within `room` in all: the small ones whole, the rest evenly."""
+    keep = [0] * len(sizes)
+    left = max(0, room)
+    for done, i in enumerate(sorted(range(len(sizes)), key=sizes.__getitem__)):
+        keep[i] = min(sizes[i], left // (len(sizes) - done))
+        left -= keep[i]
+    return keep
 
 
 async def _handshake_message(ws: aiohttp.ClientWebSocketResponse) -> Any:

@@ -15,6 +15,7 @@ RESULT_KINDS = (
     "invalid_module",  # not wasm, or failed validation
     "missing_import",  # imports something other than WASI preview 1
     "cancelled",
+    "error",  # berth could not prepare, run or report the task (a provider's own failure, in the message)
 )
 """Every way a task can end, as `TaskResult.kind`."""
 

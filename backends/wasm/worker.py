@@ -52,6 +52,8 @@ def serve(conn: Connection, store_root: str | None) -> None:
                 message = conn.recv()
             except (EOFError, OSError):
                 break  # the parent is gone: finish nothing more
+            except Exception:  # a message that cannot be read (no memory for it): the pipe is
+                break  # out of step, so end as if the parent were gone; the parent sees us exit
             if message[0] == "run":
                 for task_id, spec in message[1]:
                     with state_lock:
