@@ -79,3 +79,73 @@ async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await until(pilot, lambda: first not in table.rows, what="the dropped row")
+
+
+async def test_a_cancelled_broker_batch_reads_cancelled_and_its_ages_tick(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 15, item 6: the job of a batch sent to the broker is cancelled from :jobs; its rows
+    follow the broker to "cancelled" (none stays "queued"), STARTED goes on ageing, `l` and `c`
+    agree with the rows."""
+    from backends.config import BrokerConfig
+    from tui.screens.jobs import JobsScreen
+
+    nowhere = "/nonexistent/berth-test"
+    host = HostConfig("local", docker_socket=f"{nowhere}/docker.sock", lxd_socket=f"{nowhere}/lxd.sock")
+    broker_config = BrokerConfig(listen="127.0.0.1:0", data_dir=str(tmp_path / "broker"))
+    app = BerthApp(Config(hosts=[host], broker=broker_config, path=tmp_path / "config.toml"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        wasm = pane(app)
+        await pilot.press("n")
+        await pilot.pause()
+        # Tasks that never end: the local provider runs some, the rest wait.
+        await fill_form(pilot, app, module=str(wasm_programs["idle"]), target="broker", count="12")
+        await until(pilot, lambda: len(wasm.remote) == 12, timeout=60, what=str(toasts(app)))
+        broker = await app.broker()
+
+        async def status() -> dict[str, int]:
+            answer: dict[str, int] = await broker.client.call("GET", "/api/v1/status")
+            return answer
+
+        while (await status())["running"] < 1:
+            await pilot.pause(0.1)
+        ids = list(wasm.remote)
+
+        await pilot.press("colon", *"jobs", "enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, JobsScreen))
+
+        table = wasm.table
+        await until(
+            pilot,
+            lambda: all(str(table.rows[t].cells["state"]) == "cancelled" for t in ids),
+            timeout=20,
+            what=str({str(table.rows[t].cells["state"]) for t in ids}),
+        )
+        for task_id in ids:
+            view = await broker.client.call("GET", f"/api/v1/tasks/{task_id}")
+            assert view["state"] == "cancelled", view
+        assert (await status())["cancelled"] == 12
+
+        # STARTED goes on ageing with nothing else changing.
+        first = ids[0]
+        before = str(table.rows[first].cells["age"])
+        await until(pilot, lambda: str(table.rows[first].cells["age"]) != before, timeout=5)
+
+        # l: the output view says how it ended; c: nothing left to cancel, nothing refused.
+        assert table.move_cursor_to(first)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
+        await until(pilot, lambda: any("cancelled" in line for line in log_lines(app)), timeout=10)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause(0.5)
+        assert not any("already finished" in t for t in toasts(app)), toasts(app)
+        assert str(table.rows[first].cells["state"]) == "cancelled"

@@ -20,17 +20,17 @@ from backends.broker.protocol import Limits as WireLimits
 from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
 from backends.docker_logs import parse_duration
-from backends.errors import BerthError, Invalid
+from backends.errors import BerthError, Conflict, Invalid
 from backends.streams import LogLine
 from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskSpec
-from tui.acting import permitted, run_action, run_job
+from tui.acting import permitted, run_action, run_job, shown
 from tui.error_log import log_unexpected
 from tui.jobs import Job
 from tui.panes.table_pane import TablePane
-from tui.panes.wasm_rows import TASK_COLUMNS, task_row
+from tui.panes.wasm_rows import TASK_COLUMNS, task_age, task_row
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
@@ -38,6 +38,9 @@ from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
     from backends.broker.embedded import BrokerHandle
+
+TICK_SECONDS = 1.0
+"""How often STARTED is brought up to date while the pane is shown."""
 
 NEW_TASK_FIELDS = (
     Field("module", "Module: a .wasm file or a stored sha256:…", "./hello.wasm"),
@@ -180,6 +183,7 @@ class WasmPane(TablePane):
         if self.pool is None and not self._connecting:
             self._connecting = True
             self.connect_pool()
+            self.set_interval(TICK_SECONDS, self._tick)
 
     def on_unmount(self) -> None:
         """Stop following the pool (it lives on with the app)."""
@@ -209,6 +213,20 @@ class WasmPane(TablePane):
     def _show(self) -> None:
         now = time.time()
         self.table.update_rows({tid: task_row(r, now) for tid, r in self.records.items()})
+
+    def _tick(self) -> None:
+        """Let STARTED age while the pane is shown: only the rows whose text changed are redrawn."""
+        if not shown(self):
+            return
+        now = time.time()
+        rows = self.table.rows
+        aged = {
+            tid: task_row(r, now)
+            for tid, r in self.records.items()
+            if tid in rows and rows[tid].cells.get("age") != task_age(r, now)
+        }
+        if aged:
+            self.table.update_rows({**rows, **aged})
 
     def _chosen(self) -> list[TaskRecord]:
         return [self.records[t] for t in self.table.selected_ids() if t in self.records]
@@ -278,16 +296,35 @@ class WasmPane(TablePane):
             self._changed(as_record({"id": task_id, "state": "queued", "created": now}, request))
         self.table.move_cursor_to(ids[0])
         job.progress(0, len(ids), f"sent to {broker.url}")
-        finished = 0
+
+        def finished(count: int) -> None:
+            job.progress(count, None, f"{count:,} of {len(ids):,} finished")
+
         try:
-            async for view in broker.client.results(batch):
-                finished += 1
-                job.progress(finished, None, f"{finished:,} of {len(ids):,} finished")
-                self._changed(as_record(view, request))  # every copy has the same request
+            await self._follow(broker, batch, request, finished)
         except asyncio.CancelledError:
             open_ids = [i for i in ids if i in self.records and not self.records[i].finished]
             await asyncio.shield(_cancel_on(broker, open_ids))
+            # The job ends here, but its rows go on following the batch until the broker has
+            # ended every task (a running one stops within moments): they never stay "queued".
+            self.run_worker(self._follow(broker, batch, request), group="wasm-follow", exit_on_error=False)
             raise
+
+    async def _follow(
+        self,
+        broker: BrokerHandle,
+        batch: str,
+        request: TaskRequest,
+        finished: Callable[[int], None] | None = None,
+    ) -> None:
+        """Update the rows of a batch's tasks as the broker finishes them, until all have ended;
+        `finished(count)` hears how many have."""
+        count = 0
+        async for view in broker.client.results(batch):
+            count += 1
+            if finished is not None:
+                finished(count)
+            self._changed(as_record(view, request))  # every copy has the same request
 
     def show_output(self, record: TaskRecord) -> None:
         """The task's stdout and stderr in the log view, live while it runs (a broker task's once
@@ -344,7 +381,12 @@ class WasmPane(TablePane):
             for tid in ids:
                 if tid in self.remote and self._get_broker is not None:
                     broker = await self._get_broker()
-                    view = await broker.client.call("DELETE", f"/api/v1/tasks/{tid}", retry=False)
+                    try:
+                        view = await broker.client.call("DELETE", f"/api/v1/tasks/{tid}", retry=False)
+                    except Conflict:  # it ended meanwhile: the row shows how before the error says so
+                        view = await broker.client.call("GET", f"/api/v1/tasks/{tid}", retry=False)
+                        self._changed(as_record(view, self.remote[tid]))
+                        raise
                     self._changed(as_record(view, self.remote[tid]))
                 else:
                     await pool.cancel(tid)

@@ -30,6 +30,11 @@ def _duration(ms: float | None) -> str:
     return f"{ms:.1f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
+def task_age(record: TaskRecord, now: float) -> str:
+    """The STARTED cell at `now`: how long ago the task was started (submitted)."""
+    return age(now - record.created_at)
+
+
 def task_row(record: TaskRecord, now: float) -> Row:
     """One task: its state in colour, how it ended (exit code or failure kind), time and fuel."""
     result = record.result
@@ -48,7 +53,7 @@ def task_row(record: TaskRecord, now: float) -> Row:
             "exit": ended,
             "duration": _duration(record.duration_ms),
             "fuel": f"{fuel:,}" if fuel is not None else "",
-            "age": age(now - record.created_at),
+            "age": task_age(record, now),
             "message": result.message if result and not result.ok else "",
         },
         # Newest first: the task just started is where the eye is.
