@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +15,16 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from backends.docker_logs import parse_duration
-from backends.errors import Invalid
+from backends.errors import BerthError, Invalid
 from backends.units import parse_size
+from backends.wasm.history import TaskHistory
+from backends.wasm.pool import OUTPUT_KEEP
+from backends.wasm.record import TaskRecord, module_label, new_task_id, output_lines, state_for
 from backends.wasm.runtime import run_task
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 from backends.wasm.store import ModuleStore
 from tui.cli import CliContext, cli
+from tui.read_only import refusal
 
 F = TypeVar("F", bound=Callable[..., Any])
 TIMEOUT_EXIT = 124
@@ -78,14 +84,24 @@ def _env(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(parsed)
 
 
-def _stream(stream: str, chunk: bytes) -> None:
-    """Pass the module's output straight on to ours, as it comes."""
-    out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-    out.write(chunk)
-    out.flush()
+class _Tail:
+    """The module's output passed straight on to ours as it comes, its last `keep` bytes of each
+    stream kept for the task history."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.kept = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def __call__(self, stream: str, chunk: bytes) -> None:
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        out.write(chunk)
+        out.flush()
+        kept = self.kept[stream]
+        kept += chunk
+        del kept[: max(0, len(kept) - self.keep)]
 
 
-def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: bool) -> TaskResult:
+def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: _Tail | None) -> TaskResult:
     """Run the task in a thread so Ctrl-C (which Python only sees between calls) cancels it."""
     cancel = threading.Event()
     finished = threading.Event()
@@ -93,7 +109,7 @@ def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: bool) -> Task
 
     def work() -> None:
         try:
-            outcome.append(run_task(spec, store, _stream if stream else None, cancel))
+            outcome.append(run_task(spec, store, stream, cancel))
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome.append(exc)
         finally:
@@ -109,6 +125,39 @@ def _run_interruptibly(spec: TaskSpec, store: ModuleStore, stream: bool) -> Task
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
+
+
+def _remember(
+    obj: CliContext, spec: TaskSpec, result: TaskResult, created: float, output: tuple[bytes, bytes]
+) -> None:
+    """Keep the run in the task history, as the console's pool keeps its tasks: `berth wasm tasks`
+    lists it (as `docker ps -a` lists what `docker run` ran). Not when berth runs read-only; a
+    history that cannot be written costs a warning, never the run's exit code."""
+    if refusal(obj.load(), [], flag=obj.read_only):
+        return
+    record = TaskRecord(
+        id=new_task_id(),
+        name=spec.name or module_label(spec),
+        spec=spec,
+        state=state_for(result),
+        result=result,
+        created_at=created,
+        started_at=created,
+        ended_at=time.time(),
+    )
+    lines = output_lines(*(data.decode("utf-8", "replace") for data in output))
+
+    async def write() -> None:
+        history = TaskHistory()
+        try:
+            await history.add([(record, lines)])
+        finally:
+            await history.close()
+
+    try:
+        asyncio.run(write())
+    except BerthError as exc:
+        click.echo(f"berth: task {record.id} ran but is not in the task history: {exc.message}", err=True)
 
 
 def limits_options(command: F) -> F:
@@ -160,6 +209,7 @@ def wasm_run(
     Its stdout and stderr stream to ours as it writes them. If it fails another way (a trap, out
     of fuel or memory, an invalid module...) berth says so on stderr and exits 1; 124 when it
     timed out. With --json, prints how it ended and its output as one JSON object instead.
+    The run is kept in the task history (`berth wasm tasks`, the console's Wasm tasks pane).
     """
     if rw_dirs:
         # A task runs in its sandbox and changes nothing outside it, so it runs read-only too;
@@ -178,13 +228,22 @@ def wasm_run(
     from tui.cli_wasm_tasks import image_task, is_image
 
     cleanup = None
+    asked = spec  # what the history keeps: the image by name, not the module taken from it
     if is_image(module):
-        spec, cleanup = image_task(obj, replace(spec, module=b"", image=module, host=obj.host, name=""))
+        asked = replace(spec, module=b"", image=module, host=obj.host, name="")
+        spec, cleanup = image_task(obj, asked)
+    created = time.time()
+    tail = None if obj.json else _Tail(OUTPUT_KEEP)
     try:
-        result = _run_interruptibly(spec, ModuleStore(), stream=not obj.json)
+        result = _run_interruptibly(spec, ModuleStore(), tail)
     finally:
         if cleanup is not None:
             cleanup()
+    if tail is None:
+        output = (result.stdout[-OUTPUT_KEEP:], result.stderr[-OUTPUT_KEEP:])
+    else:
+        output = (bytes(tail.kept["stdout"]), bytes(tail.kept["stderr"]))
+    _remember(obj, asked, result, created, output)
     if obj.json:
         click.echo(
             json.dumps(

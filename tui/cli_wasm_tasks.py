@@ -38,7 +38,8 @@ def image_task(obj: CliContext, spec: TaskSpec) -> tuple[TaskSpec, Callable[[], 
 @wasm.command("tasks")
 @click.pass_obj
 def wasm_tasks(obj: CliContext) -> None:
-    """List finished wasm tasks from the history, newest first (--json: one object per task)."""
+    """List finished wasm tasks from the history, newest first: those run in the console and by
+    `berth wasm run` (--json: one object per task)."""
 
     async def read() -> list[TaskRecord]:
         history = TaskHistory()

@@ -17,7 +17,6 @@ import codecs
 import contextlib
 import dataclasses
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from backends import paths
 from backends.errors import BerthError, Conflict, NotFound
 from backends.streams import LogLine
 from backends.wasm.history import TaskHistory
-from backends.wasm.record import TaskRecord, describe, module_label, state_for
+from backends.wasm.record import TaskRecord, describe, module_label, new_task_id, state_for
 from backends.wasm.spec import TaskResult, TaskSpec
 
 if TYPE_CHECKING:
@@ -306,7 +305,7 @@ class TaskPool:
             )
 
     def _new_id(self) -> str:
-        while (task_id := secrets.token_hex(4)) in self._records:
+        while (task_id := new_task_id()) in self._records:
             pass
         return task_id
 

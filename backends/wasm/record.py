@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import base64
+import secrets
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from backends.streams import LogLine
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 """Every state a task goes through, as `TaskRecord.state`."""
 
 FINISHED = frozenset(("done", "failed", "cancelled"))
+
+
+def new_task_id() -> str:
+    """A fresh task id (8 hex digits), as the pool and `berth wasm run` give their tasks."""
+    return secrets.token_hex(4)
+
+
+def output_lines(stdout: str, stderr: str) -> list[LogLine]:
+    """A finished task's output as two blocks (stdout's lines, then stderr's): for a task whose
+    output was not kept line by line as it came (a broker's, one run by `berth wasm run`)."""
+    lines = [LogLine(text, "stdout") for text in stdout.splitlines()]
+    return lines + [LogLine(text, "stderr") for text in stderr.splitlines()]
 
 
 def module_label(spec: TaskSpec) -> str:

@@ -24,7 +24,7 @@ from backends.errors import BerthError, Conflict, Invalid
 from backends.streams import LogLine
 from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
-from backends.wasm.record import describe
+from backends.wasm.record import describe, output_lines
 from backends.wasm.spec import Limits, Preopen, TaskSpec
 from tui.acting import permitted, run_action, run_job, shown
 from tui.error_log import log_unexpected
@@ -441,8 +441,7 @@ async def _broker_output(
         view = await broker.client.call("GET", f"/api/v1/tasks/{task_id}", params={"wait": "60"})
         if view["state"] not in ("queued", "running"):
             break
-    lines = [LogLine(text, "stdout") for text in str(view.get("stdout") or "").splitlines()]
-    lines += [LogLine(text, "stderr") for text in str(view.get("stderr") or "").splitlines()]
+    lines = output_lines(str(view.get("stdout") or ""), str(view.get("stderr") or ""))
     record = as_record(view, TaskRequest(str(view.get("module") or "")))
     if record.result is not None:
         lines.append(
