@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable
+from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable, connect_reason
 
 Params = Mapping[str, str | int]
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=5)
@@ -53,14 +53,11 @@ class EngineHttp:
 
     def unreachable(self, exc: BaseException | None = None) -> Unreachable:
         """The error for an engine that does not answer."""
-        reason = ""
-        if exc is not None:
-            os_error = getattr(exc, "os_error", exc)
-            reason = getattr(os_error, "strerror", None) or str(exc) or type(exc).__name__
-        why = f" ({reason[:80]})" if reason else ""
+        why = f" ({connect_reason(exc)[:80]})" if exc is not None else ""
         return Unreachable(
             f"{self.what} does not answer at {self.socket_path}{why}.",
             "Check that the engine runs and that you may use its socket; berth keeps retrying.",
+            "Check that the engine runs and that you may use its socket.",
         )
 
     async def _raise_for(self, resp: aiohttp.ClientResponse, doing: str) -> None:
@@ -73,8 +70,10 @@ class EngineHttp:
             detail = text.strip() or resp.reason or str(resp.status)
         message = f"{self.what}: {doing} failed: {detail}."
         kind: type[BerthError]
+        cli_hint = None  # the console's advice fits the command line too, but for a 404's
         if resp.status == 404:
             kind, hint = NotFound, "Refresh the list; it may have been removed meanwhile."
+            cli_hint = "Check the name; it may have been removed meanwhile."
         elif resp.status == 409:
             kind, hint = Conflict, "Check its current state and try again."
         elif resp.status in (401, 403):
@@ -83,7 +82,7 @@ class EngineHttp:
             kind, hint = Invalid, "Check the value you gave."
         else:
             kind, hint = BerthError, "The engine reported an internal error; see its log."
-        raise kind(message, hint)
+        raise kind(message, hint, cli_hint)
 
     @asynccontextmanager
     async def request(

@@ -6,28 +6,55 @@ CLI print `str(error)` and never a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 
 class BerthError(Exception):
-    """A failure the user can act on: `message` says what failed, `hint` what to do about it."""
+    """A failure the user can act on: `message` says what failed, `hint` what to do about it.
+
+    `cli_hint` is the advice for the command line where it differs from the console's (a one-shot
+    command does not retry and has no list to refresh; it takes flags): `str()` is the console's
+    sentence, `for_cli()` the command line's.
+    """
 
     kind = "error"
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", cli_hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.cli_hint = hint if cli_hint is None else cli_hint
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip() if self.hint else self.message
 
+    def for_cli(self) -> str:
+        """The sentence the `berth` command prints: what failed, and what to do at the shell."""
+        return f"{self.message} {self.cli_hint}".strip() if self.cli_hint else self.message
+
 
 class Unreachable(BerthError):
-    """A host, socket or engine that could not be reached (berth retries these)."""
+    """A host, socket or engine that could not be reached (the console retries these)."""
 
     kind = "unreachable"
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Why a connection failed, in the system's words ("Connection refused", "No such file or
+    directory"), never a library's own text such as aiohttp's "Cannot connect to host …
+    ssl:default [Connect call failed …]"."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    found: BaseException | None = exc
+    while found is not None and not (isinstance(found, OSError) and found.errno):
+        found = getattr(found, "os_error", None) or found.__cause__  # aiohttp keeps the OSError
+    code = found.errno if isinstance(found, OSError) else None
+    if code is not None and code in errno.errorcode:
+        return os.strerror(code)
+    return str(exc) or type(exc).__name__
 
 
 class NotFound(BerthError):
@@ -61,6 +88,7 @@ class HostKeyUnknown(Denied):
         super().__init__(
             f"The host key of {label} is not known: {fingerprint}.",
             "Check it with the host's admin, then accept it (--accept-new on the command line).",
+            "Check it with the host's admin, then run the command again with --accept-new.",
         )
         self.label = label
         self.fingerprint = fingerprint

@@ -461,6 +461,10 @@ class Sessions:
         await asyncio.gather(*(s.close() for s in sessions))
 
 
+def _what_failed(error: BerthError | None) -> str:
+    return error.message if error is not None else ""
+
+
 async def probe_host(session: HostSession, *, wait: bool = True) -> HostState:
     """The host's state and its engines' (each pinged through its socket, concurrently).
 
@@ -470,11 +474,12 @@ async def probe_host(session: HostSession, *, wait: bool = True) -> HostState:
     host = session.host
     if not session.online:
         if not wait:
-            return HostState(host.name, host.url, session.state, detail=str(session.error or ""))
+            # What failed, without the advice: a header and a one-shot `berth hosts` show it alike.
+            return HostState(host.name, host.url, session.state, detail=_what_failed(session.error))
         try:
             await session.ready()
         except BerthError as exc:
-            return HostState(host.name, host.url, session.state, detail=str(exc))
+            return HostState(host.name, host.url, session.state, detail=_what_failed(exc))
 
     async def engine(name: str, request_path: str) -> EngineState:
         try:

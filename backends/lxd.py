@@ -208,6 +208,7 @@ class LxdBackend:
             return Unreachable(
                 f"LXD on {self.host_name} did not answer at {self.socket_path} while trying to {what}.",
                 "Check that LXD runs there; berth retries when it comes back.",
+                "Check that LXD runs there.",
             )
         return None
 

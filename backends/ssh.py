@@ -20,9 +20,21 @@ import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
 from backends.config import HostConfig
-from backends.errors import BerthError, Denied, HostKeyChanged, HostKeyUnknown, Invalid, Unreachable
+from backends.errors import (
+    BerthError,
+    Denied,
+    HostKeyChanged,
+    HostKeyUnknown,
+    Invalid,
+    Unreachable,
+    connect_reason,
+)
 
 CONNECT_TIMEOUT = 10.0
+RETRIES = "berth retries."
+"""The console's advice on a host it cannot reach (it tries again with backoff); a one-shot
+command does not retry, so it says `CHECK_HOST` or nothing instead."""
+CHECK_HOST = "Check that the host is up and its SSH port open, then run the command again."
 # A silent network (a cable pulled, a suspended VM) is noticed after interval * count seconds.
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 3
@@ -195,8 +207,9 @@ async def _connect_once(
     except asyncssh.HostKeyNotVerifiable as exc:
         raise await _key_error(where, options, catcher.presented, tunnel) from exc
     except asyncssh.PermissionDenied as exc:
+        named = f" ({host.name})" if host.name != where.label else ""  # an inventory name says more
         raise Denied(
-            f"Permission denied for {where.label} ({host.name}).",
+            f"Permission denied for {where.label}{named}.",
             "Check the user and the key: identity in the inventory, IdentityFile, or ssh-agent.",
         ) from exc
     except asyncssh.KeyExchangeFailed as exc:
@@ -204,15 +217,14 @@ async def _connect_once(
             raise await _key_error(where, options, None, tunnel) from exc
         raise Unreachable(f"SSH to {where.label} failed: {exc.reason}.") from exc
     except asyncssh.Error as exc:
-        raise Unreachable(f"SSH to {where.label} failed: {exc.reason}.", "berth retries.") from exc
+        raise Unreachable(f"SSH to {where.label} failed: {exc.reason}.", RETRIES, "") from exc
     except TimeoutError as exc:
         raise Unreachable(
-            f"{where.label} did not answer within {CONNECT_TIMEOUT:g} s.", "berth retries."
+            f"{where.label} did not answer within {CONNECT_TIMEOUT:g} s.", RETRIES, CHECK_HOST
         ) from exc
     except OSError as exc:
         # asyncio words a refused connection "Connect call failed (addr)": say what happened instead.
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise Unreachable(f"Cannot reach {where.label}: {reason}.", "berth retries.") from exc
+        raise Unreachable(f"Cannot reach {where.label}: {connect_reason(exc)}.", RETRIES, CHECK_HOST) from exc
     return conn
 
 
@@ -235,7 +247,7 @@ async def _key_error(
         except (OSError, TimeoutError, asyncssh.Error):
             presented = None
     if presented is None:
-        return Unreachable(f"{where.label} did not show its host key.", "berth retries.")
+        return Unreachable(f"{where.label} did not show its host key.", RETRIES, "")
     files = _known_hosts_files(options)
     fingerprint = presented.get_fingerprint("sha256")
     known = _known_fingerprints(files, where.host, where.port)

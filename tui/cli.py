@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
     except BerthError as exc:
-        click.echo(f"berth: {exc}", err=True)
+        click.echo(f"berth: {exc.for_cli()}", err=True)  # the command line's advice, not the console's
         sys.exit(2 if isinstance(exc, Invalid) else 1)
     except Exception as exc:
         click.echo(f"berth: {log_unexpected(exc)}", err=True)

@@ -57,7 +57,7 @@ def _run_each_host(
     if failed and len(results) == 1:
         raise failed[0][1]
     for name, error in failed:
-        click.echo(f"berth: {name}: {error}", err=True)
+        click.echo(f"berth: {name}: {error.for_cli()}", err=True)
     return [(name, item) for name, r in results if not isinstance(r, BerthError) for item in r], bool(failed)
 
 
@@ -135,7 +135,7 @@ def _each(
                 await act(backend, await backend.find(name))
                 click.echo(name)
             except BerthError as exc:
-                failures.append(f"{name}: {exc}")
+                failures.append(f"{name}: {exc.for_cli()}")
         return failures
 
     failures = _run(obj, work)

@@ -17,7 +17,7 @@ import aiohttp
 import msgspec
 
 from backends.broker.tasks import TaskRequest
-from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable
+from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable, connect_reason
 
 DEFAULT_URL = "http://127.0.0.1:4080"
 RETRY = (0.2, 5.0)
@@ -80,8 +80,9 @@ class BrokerClient:
             except (aiohttp.ClientConnectionError, TimeoutError) as exc:
                 if not retry or waited >= self.patience:
                     raise Unreachable(
-                        f"Cannot reach the broker at {self.url}: {exc or type(exc).__name__}.",
-                        "Is `berth broker serve` running there? Check --broker.",
+                        f"Cannot reach the broker at {self.url}: {connect_reason(exc)}.",
+                        "Is `berth broker serve` running there? Check [broker] url in the config.",
+                        "Is `berth broker serve` running there? Check --broker (BERTH_BROKER_URL).",
                     ) from None
             await asyncio.sleep(delay)
             waited += delay
@@ -135,9 +136,7 @@ class BrokerClient:
                         return
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
                 if waited >= self.patience:
-                    raise Unreachable(
-                        f"Lost the broker at {self.url}: {exc or type(exc).__name__}."
-                    ) from None
+                    raise Unreachable(f"Lost the broker at {self.url}: {connect_reason(exc)}.") from None
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, RETRY[1])
@@ -150,7 +149,13 @@ def _error(status: int, body: bytes) -> BerthError:
     except (msgspec.DecodeError, AttributeError):
         message, hint = body.decode("utf-8", "replace").strip()[:300], ""
     message = message or f"The broker answered HTTP {status}."
-    if status in (401, 403):
+    if status == 401:  # berth's own advice: the broker's hint is for any HTTP client
+        return Denied(
+            message,
+            "Set [broker] token in the config to a token of the broker.",
+            "Pass a token of the broker with --token TOKEN or BERTH_BROKER_TOKEN.",
+        )
+    if status == 403:
         return Denied(message, hint)
     if status == 404:
         return NotFound(message, hint)
