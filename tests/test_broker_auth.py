@@ -65,7 +65,7 @@ def test_a_client_token_submits_and_sees_only_its_own_tasks_and_only_an_admin_ma
     assert (status, body["error"]) == (404, "No batch alice-batch-1."), body
     status, body = http(url + "/api/v1/tasks?batch=alice-batch-1", "POST", {"module": ref}, token=BOB)
     assert (status, body["error"]) == (409, "Batch id alice-batch-1 is taken by another client."), body
-    assert [v["id"] for v in broker.get("/api/v1/tasks", token=BOB)] == [bobs]
+    assert [v["id"] for v in broker.get("/api/v1/tasks", token=BOB)["tasks"]] == [bobs]
     assert http(url + "/api/v1/status", token=BOB)[0] == 200
 
     # Nor may a client token touch providers.
@@ -86,8 +86,8 @@ def test_a_client_token_submits_and_sees_only_its_own_tasks_and_only_an_admin_ma
     assert broker.online("p1")  # still paired, connected, undrained
 
     # The admin sees every task; Alice her own, and she may cancel it.
-    assert {mine, bobs} <= {v["id"] for v in broker.get("/api/v1/tasks", token=ROOT)}
-    assert [v["id"] for v in broker.get("/api/v1/tasks", token=ALICE)] == [mine]
+    assert {mine, bobs} <= {v["id"] for v in broker.get("/api/v1/tasks", token=ROOT)["tasks"]}
+    assert [v["id"] for v in broker.get("/api/v1/tasks", token=ALICE)["tasks"]] == [mine]
     status, view = http(f"{url}/api/v1/tasks/{mine}", "DELETE", token=ALICE)
     assert status == 200, view
     assert broker.wait_task(mine, token=ALICE)["state"] == "cancelled"

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from backends.broker import keys
 from backends.broker import protocol as p
+from backends.broker.core import BrokerSettings
 
 
 def _berth(*args: str) -> subprocess.CompletedProcess[str]:
@@ -168,7 +169,7 @@ async def test_malformed_handshakes_each_get_their_own_refusal(
 
 
 async def test_malformed_messages_after_the_handshake_are_logged_one_by_one_then_cut_off(
-    broker_with_provider: str, wasm_programs: dict[str, Path]
+    broker_with_provider: str, wasm_programs: dict[str, Path], tmp_path: Path
 ) -> None:
     url = broker_with_provider
     broker = Broker.at(url)
@@ -179,7 +180,9 @@ async def test_malformed_messages_after_the_handshake_are_logged_one_by_one_then
         broker.pair(fake.fingerprint, "fake")
         async with session.ws_connect(fake.url) as ws:
             welcome = await fake.hello(ws)
-            assert welcome == p.Welcome(fake.fingerprint, "fake", 2.0)
+            # The welcome says how large a frame the broker takes (its default settings' limit).
+            frame = BrokerSettings(tmp_path).frame_limit
+            assert welcome == p.Welcome(fake.fingerprint, "fake", 2.0, frame)
             bad = {
                 "not json": "malformed message",
                 '{"command": "teleport"}': "unknown command 'teleport'",

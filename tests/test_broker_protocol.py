@@ -97,12 +97,12 @@ jobs = st.builds(
 outcomes = st.builds(
     p.Outcome,
     id=texts,
-    attempt=INT64,
+    attempt=st.integers(0, p.INT64),
     kind=texts,
-    exit_code=st.none() | INT64,
+    exit_code=st.none() | st.integers(-(2**31), 2**32 - 1),
     message=texts,
-    duration_ms=st.floats(allow_nan=False, allow_infinity=False),
-    fuel_used=st.none() | INT64,
+    duration_ms=st.floats(0, allow_nan=False, allow_infinity=False),
+    fuel_used=st.none() | st.integers(0, p.INT64),
     stdout=st.binary(max_size=40),
     stderr=st.binary(max_size=40),
 )
@@ -158,7 +158,7 @@ def test_a_message_of_the_other_direction_is_an_unknown_command() -> None:
         (b'{"command": "nope"}', "unknown command 'nope'"),
         (b'{"command": "heartbeat", "data": {"busy": "two"}}', "malformed 'heartbeat' message"),
         (b'{"command": "hello", "data": {"key": "%%%"}}', "malformed 'hello' message"),
-        (b'{"command": "done", "data": {"outcomes": [{"id": "t"}]}}', "malformed 'done' message"),
+        (b'{"command": "done", "data": {"outcomes": {"id": "t"}}}', "malformed 'done' message"),
         (b'{"command": "log", "data": {"line": "x", "extra": 1}}', "malformed 'log' message"),
         (b'{"command": "hello", "data": {"key": "", "workers": 65537}}', "malformed 'hello' message"),
         (b'{"command": "heartbeat", "data": {"workers": 1e30}}', "malformed 'heartbeat' message"),
@@ -168,6 +168,24 @@ def test_a_message_of_the_other_direction_is_an_unknown_command() -> None:
 def test_each_kind_of_bad_frame_gets_its_own_message(frame: bytes, error: str) -> None:
     with pytest.raises(p.ProtocolError, match=error):
         p.decode(frame, p.FROM_PROVIDER)
+
+
+def test_a_result_out_of_bounds_fails_its_own_task_and_the_others_in_its_batch_are_kept() -> None:
+    good = {"id": "t-good", "attempt": 1, "kind": "exit", "exit_code": 0, "fuel_used": 12}
+    bad = [
+        {"id": "t-fuel", "attempt": 1, "kind": "exit", "fuel_used": -(2**70)},
+        {"id": "t-exit", "attempt": 2, "kind": "exit", "exit_code": 2**40},
+        {"id": "t-time", "attempt": 1, "kind": "exit", "duration_ms": -1},
+        {"id": "t-kind", "attempt": 1, "kind": "k" * 65},
+    ]
+    frame = json.dumps({"command": "done", "data": {"outcomes": [*bad, good, {"attempt": "no id"}]}})
+    done = p.decode(frame, p.FROM_PROVIDER)
+    assert [(o.id, o.kind) for o in done.outcomes] == [
+        ("t-fuel", "error"), ("t-exit", "error"), ("t-time", "error"), ("t-kind", "error"), ("t-good", "exit")
+    ]  # fmt: skip
+    assert done.outcomes[0].message.startswith("the provider sent a result the broker cannot use: ")
+    assert "fuel_used" in done.outcomes[0].message and "exit_code" in done.outcomes[1].message
+    assert done.outcomes[-1] == p.Outcome("t-good", 1, "exit", exit_code=0, fuel_used=12)
 
 
 def test_module_frames_are_checked_against_their_ref() -> None:

@@ -8,8 +8,9 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,12 +18,15 @@ from backends import paths
 from backends.audit import audited, redact
 from backends.broker.auth import printable
 from backends.broker.client import DEFAULT_URL, BrokerClient
+from backends.broker.core import bound_settings
 from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
 from tui.cli import CliContext, changes_state, cli
 from tui.cli_wasm import Duration, Size, limits_options
 from tui.format import age, table
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 BROKER_URL = click.option(
     "--broker",
@@ -61,6 +65,38 @@ def _call(url: str, token: str | None, method: str, path: str, body: Any = None)
             return await client.call(method, path, body=body, retry=False)
 
     return asyncio.run(go())
+
+
+def _bound_options(command: F) -> F:
+    """A flag and env var BERTH_BROKER_<NAME> for each bound among the broker's settings (see
+    backends.broker.bounds), its default and help declared once, with the setting."""
+    for name, kind, default, help_text in reversed(bound_settings()):
+        types: dict[str, click.ParamType[Any]] = {
+            "size": Size(),
+            "duration": Duration(),
+            "count": click.IntRange(1),
+        }
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            envvar="BERTH_BROKER_" + name.upper(),
+            type=types[kind],
+            default=_written(kind, default),  # as one would write it: 256MiB, 7d
+            show_default=True,
+            help=help_text,
+        )(command)
+    return command
+
+
+def _written(kind: str, value: Any) -> Any:
+    units = {
+        "size": (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)),
+        "duration": (("d", 86400), ("h", 3600), ("m", 60)),
+    }
+    for unit, scale in units.get(kind, ()):
+        if value >= scale and value % scale == 0:
+            return f"{int(value // scale)}{unit}"
+    return f"{value:g}s" if kind == "duration" else value
 
 
 @cli.group()
@@ -152,6 +188,7 @@ def broker() -> None:
     show_default=True,
     help="Most tasks waiting or running at once (more: HTTP 429).",
 )
+@_bound_options
 @changes_state(on_host=False)
 def broker_serve(
     listen: str,
@@ -167,6 +204,7 @@ def broker_serve(
     idle_timeout: float,
     max_upload: int,
     queue_limit: int,
+    **bounds: Any,
 ) -> None:
     """Serve the broker until interrupted (SIGINT/SIGTERM)."""
     from click.core import ParameterSource
@@ -187,6 +225,7 @@ def broker_serve(
         data=data_dir or paths.data_dir() / "broker",
         max_upload=max_upload,
         queue_limit=queue_limit,
+        **bounds,
         tokens=load_tokens(tokens, tokens_file),
         origins=origins_from(origins),
     )

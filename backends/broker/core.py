@@ -19,7 +19,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,10 +27,12 @@ import msgspec
 
 from backends.broker import protocol as p
 from backends.broker.auth import NewKeyGate, Token, printable
+from backends.broker.bounds import check_task, check_text, own_bytes, settled
 from backends.broker.figures import Tally, running
 from backends.broker.store import BrokerStore, apply_outcome
 from backends.broker.tasks import TaskRequest, TaskView
 from backends.errors import Conflict, Invalid, NotFound
+from backends.wasm.blobs import ref_of
 from backends.wasm.record import ended_state
 
 PREFETCH = 2
@@ -45,6 +47,13 @@ FLUSH_DELAY = 0.002
 batches (one commit per result capped trivial tasks at the disk's commit rate)."""
 RECENT = 50_000
 """Finished tasks kept in memory for quick answers (older ones are read from the store)."""
+RECENT_BYTES = 64 * 1024 * 1024
+"""Most output bytes those finished tasks' views hold together."""
+PROVIDER_PAYLOAD = 16 * 1024 * 1024
+"""Most payload bytes (stdin, files) handed to one provider and not finished: what its frames and
+its memory carry at once, however many workers it has."""
+OWN_FRAME = 64 * 1024
+"""Payload bytes from which a task goes to its provider in a frame of its own."""
 LOG_LINES = 500
 LOGS = 1000
 """Provider keys whose log is kept (the ones heard from last)."""
@@ -52,6 +61,24 @@ MAX_PENDING = 100
 """Provider keys kept waiting to be paired (the ones heard from last)."""
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 WASM_MAGIC = b"\0asm\x01\0\0\0"
+
+
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+
+
+def _bound(default: Any, kind: str, help_text: str) -> Any:
+    """A settings field that is one of the broker's bounds: `kind` (count, size or duration) and
+    `help_text` make its flag on `berth broker serve`."""
+    return field(default=default, metadata={"kind": kind, "help": help_text})
+
+
+def bound_settings() -> list[tuple[str, str, Any, str]]:
+    """Every bound among the `BrokerSettings`: (field name, kind, default, help)."""
+    return [
+        (f.name, f.metadata["kind"], f.default, f.metadata["help"])
+        for f in fields(BrokerSettings)
+        if "kind" in f.metadata
+    ]
 
 
 class TooLarge(Invalid):
@@ -73,12 +100,65 @@ class BrokerSettings:
     heartbeat: float = 2.0
     missed_heartbeats: int = 3
     task_grace: float = 30.0
-    default_deadline: float = 600.0
     tokens: dict[str, Token] = field(default_factory=dict)
     """Bearer token -> whom it stands for; empty: no token is asked for (loopback only, all admin)."""
     origins: tuple[str, ...] = ()
     """Browser origins allowed to call (`scheme://host[:port]`, lower case); others get 403."""
     name: str = "berth"
+    # Bounds on what a task brings and asks for (backends.broker.bounds), and on what the broker
+    # holds; each is a flag of `berth broker serve` (see `bound_settings`).
+    max_fuel: int = _bound(10**12, "count", "Most fuel a task may ask for (limits.fuel).")
+    default_memory: int = _bound(256 * MiB, "size", "Memory limit of a task that sets none.")
+    max_memory: int = _bound(2 * GiB, "size", "Most memory a task may ask for (limits.memory).")
+    default_timeout: float = _bound(300.0, "duration", "Wall-time limit of a task that sets none.")
+    max_timeout: float = _bound(3600.0, "duration", "Longest wall time a task may ask for (limits.timeout).")
+    default_output: int = _bound(MiB, "size", "Output limit (limits.max_output) of a task that sets none.")
+    max_output: int = _bound(
+        8 * MiB,
+        "size",
+        "Most output a task may ask for (limits.max_output): its result carries at most that much "
+        "stdout, stderr and data file each, and must fit one frame from its provider.",
+    )
+    max_args: int = _bound(1024, "count", "Most arguments a task may have.")
+    max_env: int = _bound(1024, "count", "Most environment variables a task may have.")
+    max_argv_bytes: int = _bound(
+        256 * KiB, "size", "Most bytes of a task's name, arguments and environment together."
+    )
+    max_stdin: int = _bound(8 * MiB, "size", "Largest stdin a task may bring.")
+    max_files: int = _bound(1000, "count", "Most files a task may bring.")
+    max_file_name: int = _bound(1024, "count", "Longest file name (bytes, folders included).")
+    max_file_depth: int = _bound(16, "count", "Most parts (folders and the file) of a file name.")
+    max_files_bytes: int = _bound(32 * MiB, "size", "Most bytes of a task's files together.")
+    queue_bytes: int = _bound(
+        256 * MiB,
+        "size",
+        "Most bytes (stdin, files, arguments) the tasks waiting or running may hold (a request "
+        "larger than that alone: HTTP 413; one that does not fit now: 429).",
+    )
+    keep_finished: float = _bound(7 * 86400.0, "duration", "How long a finished task is kept.")
+    keep_finished_count: int = _bound(100_000, "count", "Most finished tasks kept (older ones go first).")
+    max_provider_workers: int = _bound(
+        256, "count", "Most workers a provider is counted with, whatever it claims."
+    )
+
+    def __post_init__(self) -> None:
+        for low, high in (
+            ("default_memory", "max_memory"),
+            ("default_timeout", "max_timeout"),
+            ("default_output", "max_output"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise Invalid(f"The broker's {low} is above its {high}.", "Lower one or raise the other.")
+        if self.max_fuel > p.INT64:
+            raise Invalid(f"The broker's max_fuel is above {p.INT64:,}, the most a fuel counter holds.")
+        if not 1 <= self.max_provider_workers <= p.MAX_WORKERS:
+            raise Invalid(f"The broker's max_provider_workers must be 1 to {p.MAX_WORKERS:,}.")
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest frame an admitted provider may send: room for a result at `max_output`
+        (and for the modules-sized frames the broker always took)."""
+        return max(self.max_upload + MiB, p.result_size(self.max_output))
 
 
 class Link(Protocol):
@@ -107,6 +187,20 @@ class _Task:
     cancel_requested: bool = False
     last_failure: str = ""
     finished_as: str = ""
+    files: tuple[str, ...] = ()
+    """The refs of the files it brings, each held once in `Broker._blobs` however many tasks do."""
+    own: int = 0
+    """Bytes it holds besides its files (stdin, arguments…), counted against the byte budget."""
+    payload: int = 0
+    """Bytes its job carries to a provider (stdin and files)."""
+
+
+@dataclass(eq=False)
+class _Blob:
+    """A file some open tasks bring, kept once: its bytes, and how many tasks hold it."""
+
+    data: bytes
+    users: int = 0
 
 
 @dataclass(eq=False)
@@ -124,7 +218,21 @@ class ProviderConn:
     last_heartbeat: float
     draining: bool = False
     inflight: dict[str, _Task] = field(default_factory=dict)
+    carried: int = 0
+    """Payload bytes (stdin, files) of the tasks in `inflight`."""
     modules: set[str] = field(default_factory=set)
+
+    def assign(self, task: _Task) -> None:
+        """The provider runs `task` now."""
+        self.inflight[task.id] = task
+        self.carried += task.payload
+
+    def take(self, task_id: str) -> _Task | None:
+        """The task no longer runs here: it is taken off the provider's list (None if not on it)."""
+        task = self.inflight.pop(task_id, None)
+        if task is not None:
+            self.carried -= task.payload
+        return task
 
     @property
     def free(self) -> int:
@@ -172,8 +280,12 @@ class Broker:
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._finished_event = asyncio.Event()
         self._known_modules: set[str] = set()
+        self._blobs: dict[str, _Blob] = {}
+        self.held = 0
+        """Bytes the open tasks hold (see `_Task.own`), their files once each: the byte budget's use."""
+        self._recent_bytes = 0
         self._watch: asyncio.Task[None] | None = None
-        self.counters = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0}
+        self.counters = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "purged": 0}
         self._tallies: dict[str, Tally] = {}  # what each provider finished, by key, across connections
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -183,10 +295,13 @@ class Broker:
     async def start(self) -> None:
         """Queue again every task the store holds unfinished, and start watching providers."""
         for stored in self.store.open_tasks():
-            task = _Task(
-                stored.id, stored.client, stored.batch, stored.request, stored.created, self._next_seq()
+            # Limits as this broker's bounds have them now (the task may be from an older one).
+            request = msgspec.structs.replace(
+                stored.request, limits=settled(stored.request.limits, self.settings)
             )
+            task = _Task(stored.id, stored.client, stored.batch, request, stored.created, self._next_seq())
             task.attempts = stored.attempts
+            self._hold(task, stored.files or _file_refs([request])[0], own_bytes(request))
             self._open[task.id] = task
             self._enqueue(task)
         self._watch = asyncio.get_running_loop().create_task(self._watch_providers())
@@ -216,6 +331,7 @@ class Broker:
                 "That is not a WebAssembly module (it does not start with \\0asm version 1).",
                 "Upload the compiled .wasm file.",
             )
+        check_text("name", name, self.settings.max_file_name, "max_file_name")
         await asyncio.to_thread(_validate, data)
         ref = await asyncio.to_thread(self.store.put_module, data, name)
         self._known_modules.add(ref)
@@ -255,30 +371,94 @@ class Broker:
                 return known, batch
         if not requests:
             raise Invalid("No tasks given.", "Send one task object or a non-empty list.")
-        for request in requests:
+        checked: list[TaskRequest] = []
+        seen_limits: dict[p.Limits, p.Limits] = {}  # checked already (a batch often repeats them)
+        for i, request in enumerate(requests):
             if not self._has_module(request.module):
                 raise Invalid(
                     f"No module {request.module[:80]!r} on this broker.",
                     "Upload it first: POST /api/v1/modules answers its ref.",
                 )
-            _check_files(request, self.max_upload)
+            where = f"tasks[{i}]." if len(requests) > 1 else ""
+            checked.append(check_task(request, self.settings, where, seen_limits))
         if len(self._open) + len(requests) > self.settings.queue_limit:
             raise QueueFull(
                 f"The queue is full ({len(self._open):,} tasks waiting or running, "
                 f"limit {self.settings.queue_limit:,}).",
                 "Retry later.",
             )
+        files = _file_refs(checked)
+        new_blobs = {
+            ref: r.files[name]
+            for r, refs in zip(checked, files, strict=True)
+            for name, ref in refs.items()
+            if ref not in self._blobs
+        }
+        owns = [own_bytes(r) for r in checked]
+        self._check_budget(sum(owns) + sum(map(len, new_blobs.values())))
         now = time.time()
         batch = batch or "b-" + secrets.token_hex(8)
         tasks = [
-            _Task("t-" + secrets.token_hex(8), client, batch, r, now, self._next_seq()) for r in requests
+            _Task("t-" + secrets.token_hex(8), client, batch, r, now, self._next_seq()) for r in checked
         ]
-        self.store.add_tasks((t.id, t.client, t.batch, t.request, t.created) for t in tasks)
-        for task in tasks:
+        self.store.add_tasks(
+            ((t.id, t.client, t.batch, t.request, t.created, f) for t, f in zip(tasks, files, strict=True)),
+            new_blobs,
+        )
+        for task, refs, own in zip(tasks, files, owns, strict=True):
+            self._hold(task, refs, own)
             self._open[task.id] = task
             self._enqueue(task)
         self._dispatch()
         return [t.id for t in tasks], batch
+
+    def _check_budget(self, need: int) -> None:
+        """TooLarge for tasks that alone hold more bytes than the queue may, QueueFull for ones
+        that do not fit next to the tasks waiting or running now."""
+        budget = self.settings.queue_bytes
+        if need > budget:
+            raise TooLarge(
+                f"These tasks hold {need:,} bytes (stdin, files, arguments); the queue of this broker "
+                f"holds at most {budget:,} (queue_bytes).",
+                "Send fewer or smaller tasks at once, or raise --queue-bytes on the broker.",
+            )
+        if self.held + need > budget:
+            raise QueueFull(
+                f"The queue's byte budget is full: the tasks waiting or running hold {self.held:,} of "
+                f"{budget:,} bytes (queue_bytes), and these need {need:,} more.",
+                "Retry later.",
+            )
+
+    def _hold(self, task: _Task, refs: dict[str, str], own: int) -> None:
+        """Count an open task (holding `own` bytes besides its files) against the byte budget; its
+        files are kept once, shared with every other open task that brings the same bytes."""
+        request = task.request
+        task.own, task.payload = own, len(request.stdin)
+        self.held += own
+        if not refs:
+            return
+        shared = {}
+        for name, ref in refs.items():
+            blob = self._blobs.get(ref)
+            if blob is None:
+                blob = self._blobs[ref] = _Blob(request.files[name])
+                self.held += len(blob.data)
+            blob.users += 1
+            shared[name] = blob.data
+        request.files = shared
+        task.files = tuple(refs.values())
+        task.payload += sum(map(len, shared.values()))
+
+    def _release(self, task: _Task) -> None:
+        """A task finished: what it held is given back to the budget (a file when no task has it)."""
+        self.held -= task.own
+        for ref in task.files:
+            blob = self._blobs[ref]
+            blob.users -= 1
+            if not blob.users:
+                del self._blobs[ref]
+                self.held -= len(blob.data)
+        task.files, task.own = (), 0
 
     def get(self, task_id: str, owner: str | None = None) -> TaskView:
         """A task's view; NotFound when the broker never had it, or it is not `owner`'s (when
@@ -292,11 +472,15 @@ class Broker:
             raise NotFound(f"No task {task_id[:80]}.", "List tasks with GET /api/v1/tasks.")
         return view
 
-    def recent(self, state: str | None = None, limit: int = 100, owner: str | None = None) -> list[TaskView]:
-        """The newest tasks (only `owner`'s, if given), open ones as they are now."""
-        views = self.store.views(state, limit, owner)
+    def recent(
+        self, state: str | None = None, limit: int = 100, owner: str | None = None, before: int | None = None
+    ) -> tuple[list[TaskView], int | None]:
+        """The newest tasks (only `owner`'s, if given), from cursor `before` on, open ones as they
+        are now, all without their output; and the cursor of the next page (None: no more)."""
+        views, cursor = self.store.page(state, limit, owner, before)
         live = [self._open.get(v.id) or self._finishing.get(v.id) for v in views]
-        return [v if task is None else self._open_view(task) for v, task in zip(views, live, strict=True)]
+        views = [v if task is None else self._open_view(task) for v, task in zip(views, live, strict=True)]
+        return views, cursor
 
     async def wait(self, task_id: str, timeout: float | None = None, owner: str | None = None) -> TaskView:
         """The task's view once it finished (or as it is when `timeout` runs out); see `get`."""
@@ -375,7 +559,8 @@ class Broker:
                 "Try again in a minute.",
             )
         name, host, version = printable(hello.name), printable(hello.host), printable(hello.version)
-        row = self.store.seen(fingerprint, hello.key, name, host, version, hello.workers)
+        workers = self._workers(fingerprint, hello.workers)
+        row = self.store.seen(fingerprint, hello.key, name, host, version, workers)
         if not known:
             self.store.trim_pending(MAX_PENDING)
         if not row.paired:
@@ -389,11 +574,18 @@ class Broker:
         if old is not None:  # the same key connecting again: the old connection is stale
             self.disconnect(fingerprint, "replaced by a new connection of the same provider")
         now = time.monotonic()
-        workers = max(1, hello.workers)
         conn = ProviderConn(link, fingerprint, row.name, host, version, workers, time.time(), now)
         self._providers[fingerprint] = conn
         self.log(fingerprint, f"connected from {host or '?'} with {conn.workers} workers (v{version})")
         return conn
+
+    def _workers(self, fingerprint: str, claimed: int) -> int:
+        """The workers a provider is counted with: what it claims, at most `max_provider_workers`
+        (a provider claiming thousands would otherwise take every task from the others)."""
+        cap = self.settings.max_provider_workers
+        if claimed > cap:
+            self.log(fingerprint, f"claims {claimed:,} workers; counted as {cap:,} (max_provider_workers)")
+        return min(max(1, claimed), cap)
 
     def ready(self, conn: ProviderConn) -> None:
         """The provider was welcomed: it may be handed tasks now."""
@@ -406,6 +598,7 @@ class Broker:
             self.log(conn.fingerprint, f"disconnected: {reason}")
         self._requeue(list(conn.inflight.values()), f"provider {conn.name} {reason}")
         conn.inflight.clear()
+        conn.carried = 0
         self._dispatch()
 
     def on_message(self, conn: ProviderConn, message: Any) -> None:
@@ -417,8 +610,9 @@ class Broker:
             if message.draining and not conn.draining:
                 conn.draining = True
                 self.log(conn.fingerprint, "draining (asked by the provider)")
-            if message.workers >= 1 and message.workers != conn.workers:
-                conn.workers = message.workers
+            workers = min(message.workers, self.settings.max_provider_workers)
+            if workers >= 1 and workers != conn.workers:
+                conn.workers = self._workers(conn.fingerprint, message.workers)
                 self._dispatch()
         elif isinstance(message, p.Need):
             if self._has_module(message.module):
@@ -549,6 +743,9 @@ class Broker:
             "providers": len(self._providers),
             "workers": workers,
             "free_workers": sum(max(0, c.workers - len(c.inflight)) for c in taking),
+            "held_bytes": self.held,
+            "queue_bytes": self.settings.queue_bytes,
+            "purged": self.counters["purged"],
             "uptime": round(time.time() - self.started, 3),
         }
 
@@ -572,6 +769,8 @@ class Broker:
             provider=task.provider.name if task.provider else None,
             started=task.started,
             message=task.last_failure,
+            # When the broker gives up on it (wall clock), while a provider runs it.
+            deadline=time.time() + task.deadline - time.monotonic() if task.state == "running" else None,
         )
 
     def _next_seq(self) -> int:
@@ -606,42 +805,41 @@ class Broker:
             return
         batches: dict[ProviderConn, list[p.Job]] = {}
         now = time.monotonic()
+        held_back: list[str] = []  # clients whose next task carries more than any provider may take now
         while self._turns and free:
             client = self._turns.popleft()
             queue = self._queues[client]
-            task = queue.popleft()
+            task = queue[0]
+            carriers = free if not task.payload else [c for c in free if _may_carry(c, task)]
+            if not carriers:
+                held_back.append(client)
+                continue
+            queue.popleft()
             self._queued -= 1
             if queue:
                 self._turns.append(client)
-            conn = _pick(free, task.request.module, room)
+            conn = _pick(carriers, task.request.module, room)
             task.attempts += 1
             task.state, task.provider, task.started = "running", conn, time.time()
-            timeout = task.request.limits.timeout
-            task.deadline = now + (
-                timeout + self.settings.task_grace if timeout else self.settings.default_deadline
-            )
-            conn.inflight[task.id] = task
+            # Every task has a timeout (the broker's default when it set none): a deadline too.
+            timeout = task.request.limits.timeout or self.settings.default_timeout
+            task.deadline = now + timeout + self.settings.task_grace
+            conn.assign(task)
             room[conn] -= 1
             if room[conn] <= 0:
                 free.remove(conn)
             if task.request.module not in conn.modules:
                 self._send_module(conn, task.request.module)
             r = task.request
-            batches.setdefault(conn, []).append(
-                p.Job(
-                    task.id,
-                    task.attempts,
-                    r.module,
-                    r.args,
-                    r.env,
-                    r.stdin,
-                    r.limits,
-                    r.stream,
-                    r.name,
-                    r.files,
-                    r.datafile,
-                )
-            )
+            job = p.Job(
+                task.id, task.attempts, r.module, r.args, r.env, r.stdin, r.limits, r.stream, r.name, r.files,
+                r.datafile,
+            )  # fmt: skip
+            if task.payload >= OWN_FRAME:  # no frame (nor its copies on the way out) holds several
+                conn.link.send(p.encode(p.Run([job])))
+            else:
+                batches.setdefault(conn, []).append(job)
+        self._turns.extendleft(reversed(held_back))
         for conn, jobs in batches.items():
             conn.link.send(p.encode(p.Run(jobs)))
 
@@ -654,7 +852,7 @@ class Broker:
             task = conn.inflight.get(outcome.id)
             if task is None or task.attempts != outcome.attempt:
                 continue  # a result of an attempt given up on (re-queued or finished elsewhere)
-            del conn.inflight[outcome.id]
+            conn.take(outcome.id)
             if outcome.kind == "declined":  # a draining provider hands back what it never started
                 task.attempts -= 1
                 self._enqueue(task, front=True)
@@ -664,7 +862,7 @@ class Broker:
                 continue
             state = ended_state(outcome.kind, outcome.exit_code)
             self._tallies.setdefault(conn.fingerprint, Tally()).count(state, outcome.duration_ms)
-            self._finish(task, state, conn.name, outcome)
+            self._finish(task, state, conn.name, _within(outcome, task.request.limits))
         self._dispatch()
 
     def _requeue(self, tasks: list[_Task], why: str) -> None:
@@ -686,7 +884,8 @@ class Broker:
     def _finish(self, task: _Task, state: str, provider: str | None, outcome: p.Outcome | None) -> None:
         self._open.pop(task.id, None)
         if task.provider is not None:
-            task.provider.inflight.pop(task.id, None)
+            task.provider.take(task.id)
+        self._release(task)
         # The task keeps its open state (what clients see) until its result is on disk.
         task.finished_as = state
         self._finishing[task.id] = task
@@ -711,9 +910,12 @@ class Broker:
             return
         batch, self._unflushed = self._unflushed, []
         first = self.store.done_seq + 1
-        self.store.finish((t.id, s, prov, o, f, t.attempts) for t, s, prov, o, f in batch)
+        # What the store kept: a result it cannot keep fails its own task, never the batch.
+        saved = self.store.finish((t.id, s, prov, o, f, t.attempts) for t, s, prov, o, f in batch)
         self._flushed_at = time.monotonic()
-        for seq, (task, state, provider, outcome, finished) in enumerate(batch, first):
+        for seq, ((task, _, provider, _, finished), (state, outcome)) in enumerate(
+            zip(batch, saved, strict=True), first
+        ):
             task.state = state
             self._finishing.pop(task.id, None)
             self.counters["done" if state == "done" else "failed" if state == "failed" else "cancelled"] += 1
@@ -725,19 +927,39 @@ class Broker:
             view.seq = seq
             if outcome is not None:
                 apply_outcome(view, outcome)
-            self._recent[task.id] = view
+            self._remember(view)
             for future in self._waiters.pop(task.id, ()):
                 if not future.done():
                     future.set_result(None)
-        while len(self._recent) > RECENT:
-            self._recent.popitem(last=False)
         event, self._finished_event = self._finished_event, asyncio.Event()
         event.set()
 
+    def _remember(self, view: TaskView) -> None:
+        """Keep a finished task's view for quick answers: the newest `RECENT`, in `RECENT_BYTES`."""
+        old = self._recent.pop(view.id, None)
+        if old is not None:
+            self._recent_bytes -= _output_bytes(old)
+        self._recent[view.id] = view
+        self._recent_bytes += _output_bytes(view)
+        while len(self._recent) > RECENT or self._recent_bytes > RECENT_BYTES:
+            self._recent_bytes -= _output_bytes(self._recent.popitem(last=False)[1])
+
+    def _purge(self) -> None:
+        """Forget finished tasks older than `keep_finished`, and those beyond the newest
+        `keep_finished_count` (a bounded number a call, so a big purge never stalls the loop)."""
+        cutoff = time.time() - self.settings.keep_finished
+        for task_id in self.store.purge(cutoff, self.store.done_seq - self.settings.keep_finished_count):
+            self.counters["purged"] += 1
+            view = self._recent.pop(task_id, None)
+            if view is not None:
+                self._recent_bytes -= _output_bytes(view)
+
     async def _watch_providers(self) -> None:
-        """Once a second: providers whose heartbeats stopped are dropped, overdue tasks re-queued."""
+        """Once a second: providers whose heartbeats stopped are dropped, overdue tasks re-queued,
+        finished tasks past their keeping purged."""
         while True:
             await asyncio.sleep(min(1.0, self.settings.heartbeat))
+            self._purge()
             now = time.monotonic()
             silence = self.settings.heartbeat * self.settings.missed_heartbeats
             for conn in list(self._providers.values()):
@@ -747,7 +969,7 @@ class Broker:
                     continue
                 overdue = [t for t in conn.inflight.values() if t.deadline < now]
                 for task in overdue:
-                    del conn.inflight[task.id]
+                    conn.take(task.id)
                     conn.link.send(p.encode(p.Cancel(task.id)))
                     self.log(conn.fingerprint, f"task {task.id} overdue: given to another provider")
                 if overdue:
@@ -755,16 +977,37 @@ class Broker:
                     self._dispatch()
 
 
-def _check_files(request: TaskRequest, limit: int) -> None:
-    """Invalid for a file name that leaves the task's folder, or files over the upload limit."""
-    for name in [*request.files, *([request.datafile] if request.datafile else [])]:
-        if p.sandbox_name(name) is None:
-            raise Invalid(
-                f"The file name {name[:80]!r} leaves the task's folder.", "Use a path like data/in.csv."
-            )
-    size = sum(len(data) for data in request.files.values())
-    if size > limit:
-        raise TooLarge(f"A task's files take {size:,} bytes; this broker takes at most {limit:,}.")
+def _file_refs(requests: list[TaskRequest]) -> list[dict[str, str]]:
+    """Each task's files as name -> ref; bytes listed by several tasks (Wasimoff's loadfs) are
+    hashed once."""
+    refs: dict[int, str] = {}  # id() of bytes objects alive in `requests` while this runs
+    return [
+        {name: refs.get(id(d)) or refs.setdefault(id(d), ref_of(d)) for name, d in r.files.items()}
+        if r.files
+        else {}
+        for r in requests
+    ]
+
+
+def _may_carry(conn: ProviderConn, task: _Task) -> bool:
+    """True when the provider may be handed the task's payload now: it carries little enough (and
+    a task larger than `PROVIDER_PAYLOAD` alone goes to one that carries nothing)."""
+    return not conn.carried or conn.carried + task.payload <= PROVIDER_PAYLOAD
+
+
+def _within(outcome: p.Outcome, limits: p.Limits) -> p.Outcome:
+    """The result with its output held to the task's `max_output` (a provider may send more)."""
+    cap = limits.max_output
+    if cap is None or max(len(outcome.stdout), len(outcome.stderr), len(outcome.datafile or b"")) <= cap:
+        return outcome
+    datafile = None if outcome.datafile is None else outcome.datafile[:cap]
+    return msgspec.structs.replace(
+        outcome, stdout=outcome.stdout[:cap], stderr=outcome.stderr[:cap], datafile=datafile
+    )
+
+
+def _output_bytes(view: TaskView) -> int:
+    return len(view.stdout) + len(view.stderr) + len(view.datafile or b"")
 
 
 def _pick(free: list[ProviderConn], module: str, room: dict[ProviderConn, int]) -> ProviderConn:

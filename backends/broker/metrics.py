@@ -18,7 +18,11 @@ def render_metrics(broker: Broker) -> str:
     def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
         lines.append(f"# HELP berth_broker_{name} {help_text}")
         lines.append(f"# TYPE berth_broker_{name} {kind}")
-        lines.extend(f"berth_broker_{name}{labels} {value:g}" for labels, value in samples)
+        # Whole numbers in full (`:g` would show a byte count as 3.14573e+06).
+        lines.extend(
+            f"berth_broker_{name}{labels} {value if isinstance(value, int) else f'{value:g}'}"
+            for labels, value in samples
+        )
 
     # The figures are defined in backends.broker.figures; the help texts say them in short.
     metric("tasks_queued", "gauge", "Tasks waiting in the broker's queue.", [("", status["queued"])])
@@ -44,6 +48,19 @@ def render_metrics(broker: Broker) -> str:
         "gauge",
         "Workers of online providers with no task in flight.",
         [("", status["free_workers"])],
+    )
+    metric(
+        "held_bytes",
+        "gauge",
+        "Bytes (stdin, files, arguments) held by tasks waiting or running; at most queue_bytes.",
+        [("", status["held_bytes"])],
+    )
+    metric("queue_bytes", "gauge", "The queue's byte budget (queue_bytes).", [("", status["queue_bytes"])])
+    metric(
+        "tasks_purged_total",
+        "counter",
+        "Finished tasks forgotten after keep_finished or past keep_finished_count.",
+        [("", status["purged"])],
     )
     cumulative = 0
     buckets = []

@@ -13,6 +13,7 @@ batches), `cancel`, `drain`, `bye`; the provider sends `heartbeat`, `need` (a mo
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 import msgspec
@@ -28,6 +29,9 @@ MAX_WORKERS = 65_536
 Workers = Annotated[int, msgspec.Meta(ge=0, le=MAX_WORKERS)]
 ModuleRef = Annotated[str, msgspec.Meta(pattern=f"^{REF_PREFIX}[0-9a-f]{{64}}$")]
 """A module's content address; checked on decoding, as the store turns it into a file name."""
+MIN_FRAME = 1024 * 1024
+"""The largest text frame every broker takes from an admitted provider (a broker that takes more
+says so in `Welcome.max_frame`): a provider batches and cuts its results to fit."""
 
 
 class ProtocolError(Invalid):
@@ -62,16 +66,23 @@ class Job(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """A file of that folder to send back with the result."""
 
 
+INT64 = 2**63 - 1
+"""The largest integer the broker's store (msgpack, SQLite) and wasmtime's fuel counter hold."""
+
+
 class Outcome(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """How one attempt of a task ended on a provider (`kind` as in backends.wasm.spec)."""
+    """How one attempt of a task ended on a provider (`kind` as in backends.wasm.spec).
+
+    Its numbers are bounded on decoding (a WASI exit status is 32 bits, fuel is a 64-bit count), so
+    whatever a provider sends, a result the broker accepts is one its store can keep."""
 
     id: str
-    attempt: int
-    kind: str
-    exit_code: int | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=0, le=INT64)]
+    kind: Annotated[str, msgspec.Meta(max_length=64)]
+    exit_code: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**32 - 1)] | None = None
     message: str = ""
-    duration_ms: float = 0.0
-    fuel_used: int | None = None
+    duration_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    fuel_used: Annotated[int, msgspec.Meta(ge=0, le=INT64)] | None = None
     stdout: bytes = b""
     stderr: bytes = b""
     datafile: bytes | None = None
@@ -156,6 +167,8 @@ class Welcome(msgspec.Struct, forbid_unknown_fields=True):
     fingerprint: str
     name: str
     heartbeat: float = 2.0
+    max_frame: Annotated[int, msgspec.Meta(ge=MIN_FRAME)] = MIN_FRAME
+    """The largest frame the broker takes from this provider (its WebSocket's message limit)."""
 
 
 class Refused(msgspec.Struct, forbid_unknown_fields=True):
@@ -239,9 +252,47 @@ def decode(frame: bytes | str, table: dict[str, type[msgspec.Struct]]) -> Any:
     if cls is None:
         raise ProtocolError(f"unknown command {envelope.command[:40]!r}")
     try:
+        if cls is Done:
+            return _decode_done(envelope.data)
         return _decoders[cls].decode(envelope.data)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"malformed {envelope.command!r} message: {exc}") from None
+
+
+class _RawDone(msgspec.Struct):
+    outcomes: list[msgspec.Raw]
+
+
+class _OutcomeKey(msgspec.Struct):
+    id: str
+    attempt: int
+
+
+_raw_done = msgspec.json.Decoder(_RawDone)
+_outcome = msgspec.json.Decoder(Outcome)
+_outcome_key = msgspec.json.Decoder(_OutcomeKey)
+
+
+def _decode_done(data: msgspec.Raw) -> Done:
+    """A `done` message, each result decoded on its own: one the broker cannot use becomes an
+    "error" result of its task (or, without a readable id, is left out), never the whole batch's
+    loss. DecodeError only when the batch itself is malformed."""
+    outcomes = []
+    for raw in _raw_done.decode(data).outcomes:
+        try:
+            outcomes.append(_outcome.decode(raw))
+        except msgspec.DecodeError as exc:
+            with contextlib.suppress(msgspec.DecodeError):
+                key = _outcome_key.decode(raw)
+                why = f"the provider sent a result the broker cannot use: {str(exc)[:200]}"
+                outcomes.append(Outcome(key.id, key.attempt, "error", message=why))
+    return Done(outcomes)
+
+
+def result_size(max_output: int) -> int:
+    """The largest `done` frame one result makes: stdout, stderr and the data file of up to
+    `max_output` bytes each, in base64 (4/3), plus the envelope and the result's other fields."""
+    return 4 * max_output + 64 * 1024
 
 
 def module_frame(ref: str, data: bytes) -> bytes:

@@ -52,6 +52,8 @@ STREAM_POLL = 15.0
 """Seconds a results stream waits for the next result before writing a keep-alive line."""
 MAX_BAD_MESSAGES = 20
 """Malformed messages an admitted provider may send before it is disconnected."""
+MAX_PAGE = 1000
+"""Most tasks one page of `GET /api/v1/tasks` lists (the next page: `?cursor=` its `next_cursor`)."""
 _requests_decoder = msgspec.json.Decoder(TaskRequest | list[TaskRequest])
 OPEN = "open"
 """Who may call an endpoint: anyone (it needs no token; the provider socket checks a key)."""
@@ -294,8 +296,12 @@ async def _list_tasks(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in STATES:
         raise Invalid(f"Unknown state {state[:40]!r}.", f"Use one of: {', '.join(STATES)}.")
-    limit = _int_query(request, "limit", 100, 1, 10_000)
-    return json_response([v.to_json() for v in request.app[BROKER_KEY].recent(state, limit, owner(request))])
+    limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
+    before = _int_query(request, "cursor", 0, 1, 2**62) if "cursor" in request.query else None
+    views, cursor = request.app[BROKER_KEY].recent(state, limit, owner(request), before)
+    # Without output: a page of tasks costs the same whatever they printed or brought.
+    tasks = [v.to_json(output=False) for v in views]
+    return json_response({"tasks": tasks, "next_cursor": None if cursor is None else str(cursor)})
 
 
 async def _get_task(request: web.Request) -> web.Response:
@@ -457,7 +463,7 @@ class _SocketLink:
 async def _provider_socket(request: web.Request) -> web.WebSocketResponse:
     """A provider's connection: handshake (key proof and pairing check), then messages."""
     broker = request.app[BROKER_KEY]
-    ws = web.WebSocketResponse(max_msg_size=broker.max_upload + 1024 * 1024, heartbeat=None)
+    ws = web.WebSocketResponse(max_msg_size=broker.settings.frame_limit, heartbeat=None)
     # Until it is admitted, anyone may be at the other end: the guard lets it send a few KiB only
     # (aiohttp's message limit is fixed when the socket is made, so it can't be small only now).
     guard = request.app[GUARD_KEY]
@@ -539,7 +545,8 @@ async def _handshake(
         link.send(p.encode(admitted))
         link.close(admitted.reason)
         return None
-    link.send(p.encode(p.Welcome(fingerprint, admitted.name, broker.settings.heartbeat)))
+    settings = broker.settings
+    link.send(p.encode(p.Welcome(fingerprint, admitted.name, settings.heartbeat, settings.frame_limit)))
     broker.ready(admitted)
     return admitted
 

@@ -3,14 +3,18 @@ the providers it knows (paired or waiting), in one SQLite database in WAL mode.
 
 A task row is written (and committed) before its id is given to the client, and its result is
 written with `state NOT IN (finished states)` in the WHERE clause, so a result is recorded at
-most once even when a re-queued task finishes twice. Commits don't wait for fsync
-(`synchronous=NORMAL`): a killed broker loses nothing committed; only a power cut could lose the
-last moments, and those tasks then run again.
+most once even when a re-queued task finishes twice. A result that cannot be kept (a number out
+of range) fails its own task, and the others of its batch are kept. The files tasks bring are
+kept once per content (however many tasks list them) while an open task has them; a finished
+task is kept for a while, then purged (`purge`). Lists read neither files nor output (`page`).
+Commits don't wait for fsync (`synchronous=NORMAL`): a killed broker loses nothing committed;
+only a power cut could lose the last moments, and those tasks then run again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -32,18 +36,54 @@ CREATE INDEX IF NOT EXISTS modules_name ON modules(name);
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, client TEXT NOT NULL,
     batch TEXT NOT NULL, request BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
-    provider TEXT, created REAL NOT NULL, finished REAL, result BLOB, done_seq INTEGER);
+    provider TEXT, created REAL NOT NULL, finished REAL, result BLOB, done_seq INTEGER,
+    module TEXT, name TEXT, head BLOB);
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks(state) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS tasks_batch ON tasks(batch, done_seq);
+CREATE TABLE IF NOT EXISTS files (ref TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS task_files (task TEXT NOT NULL, name TEXT NOT NULL, ref TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS task_files_task ON task_files(task);
+CREATE INDEX IF NOT EXISTS task_files_ref ON task_files(ref);
 CREATE TABLE IF NOT EXISTS providers (
     fingerprint TEXT PRIMARY KEY, key BLOB NOT NULL, name TEXT NOT NULL, paired INTEGER NOT NULL,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, host TEXT NOT NULL DEFAULT '',
     version TEXT NOT NULL DEFAULT '', workers INTEGER NOT NULL DEFAULT 0);
 """
 
+_LATER_COLUMNS = (("module", "TEXT"), ("name", "TEXT"), ("head", "BLOB"))
+"""Columns of `tasks` added after its first version (a database from then gets them on opening)."""
+_LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS tasks_done ON tasks(done_seq) WHERE done_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished) WHERE finished IS NOT NULL;
+"""
+PURGE_BATCH = 2000
+"""Most finished tasks one `purge` call forgets."""
+_TASK_ID = re.compile(r"t-[0-9a-f]{16}")
+
+
+class _Head(msgspec.Struct):
+    """How a task ended without its output: what a list shows (read from `head`, or from an
+    older row's result without decoding its output)."""
+
+    kind: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    duration_ms: float | None = None
+    fuel_used: int | None = None
+
+
+class _RequestHead(msgspec.Struct):
+    """A request's module and name, read from an older row's request without its payload."""
+
+    module: str = ""
+    name: str = ""
+
+
 _request_encoder = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(TaskRequest)
 _outcome_decoder = msgspec.msgpack.Decoder(Outcome)
+_head_decoder = msgspec.msgpack.Decoder(_Head)
+_request_head_decoder = msgspec.msgpack.Decoder(_RequestHead)
 
 
 @dataclass
@@ -58,6 +98,8 @@ class StoredTask:
     attempts: int
     created: float
     seq: int
+    files: dict[str, str]
+    """The refs of its files (name -> ref; none for a task stored with its files inline)."""
 
 
 @dataclass
@@ -88,6 +130,11 @@ class BrokerStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        for column, kind in _LATER_COLUMNS:
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
+        self.db.executescript(_LATER_INDEXES)
         row = self.db.execute("SELECT COALESCE(MAX(done_seq), 0) FROM tasks").fetchone()
         self.done_seq: int = row[0]
 
@@ -143,65 +190,138 @@ class BrokerStore:
 
     # Tasks ------------------------------------------------------------------------------------
 
-    def add_tasks(self, rows: Iterable[tuple[str, str, str, TaskRequest, float]]) -> None:
-        """Record new queued tasks `(id, client, batch, request, created)` in one transaction."""
+    def add_tasks(
+        self,
+        rows: Iterable[tuple[str, str, str, TaskRequest, float, dict[str, str]]],
+        blobs: dict[str, bytes],
+    ) -> None:
+        """Record new queued tasks `(id, client, batch, request, created, files)` in one
+        transaction; `files` maps each of the request's file names to its ref, and `blobs` holds
+        the bytes of the refs not stored yet (each kept once, however many tasks list it)."""
+        tasks, names = [], []
+        for task_id, client, batch, request, created, files in rows:
+            kept = msgspec.structs.replace(request, files={}) if files else request
+            encoded = _request_encoder.encode(kept)
+            tasks.append((task_id, client, batch, encoded, created, request.module, request.name))
+            names += [(task_id, name, ref) for name, ref in files.items()]
         with self.transaction():
+            self.db.executemany("INSERT OR IGNORE INTO files(ref, data) VALUES (?, ?)", blobs.items())
+            self.db.executemany("INSERT INTO task_files(task, name, ref) VALUES (?, ?, ?)", names)
             self.db.executemany(
-                "INSERT INTO tasks(id, client, batch, request, state, attempts, created) "
-                "VALUES (?, ?, ?, ?, 'queued', 0, ?)",
-                [(i, c, b, _request_encoder.encode(r), t) for i, c, b, r, t in rows],
+                "INSERT INTO tasks(id, client, batch, request, state, attempts, created, module, name) "
+                "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                tasks,
             )
 
     def open_tasks(self) -> list[StoredTask]:
-        """Every task not finished, oldest first: what a restarted broker queues again."""
+        """Every task not finished, oldest first: what a restarted broker queues again (with its
+        files; bytes several tasks share are read once)."""
         rows = self.db.execute(
             "SELECT id, client, batch, request, state, attempts, created, seq FROM tasks "
             "WHERE state IN ('queued', 'running') ORDER BY seq"
         ).fetchall()
-        return [
-            StoredTask(r[0], r[1], r[2], _request_decoder.decode(r[3]), r[4], r[5], r[6], r[7]) for r in rows
-        ]
+        files: dict[str, dict[str, str]] = {}
+        for task_id, name, ref in self.db.execute(
+            "SELECT f.task, f.name, f.ref FROM task_files f JOIN tasks t ON t.id = f.task "
+            "WHERE t.state IN ('queued', 'running')"
+        ):
+            files.setdefault(task_id, {})[name] = ref
+        data = {ref: self._file(ref) for refs in files.values() for ref in set(refs.values())}
+        stored = []
+        for r in rows:
+            request = _request_decoder.decode(r[3])
+            refs = files.get(r[0], {})
+            if refs:
+                request.files = {name: data[ref] for name, ref in refs.items()}
+            stored.append(StoredTask(r[0], r[1], r[2], request, r[4], r[5], r[6], r[7], refs))
+        return stored
 
-    def finish(self, rows: Iterable[tuple[str, str, str | None, Outcome | None, float, int]]) -> list[str]:
-        """Record results `(id, state, provider, outcome, finished, attempts)` in one transaction;
-        returns the ids recorded now (a task already finished keeps its first result). Each gets
-        the next finish number, in the order given."""
-        first = self.done_seq + 1
-        params = []
+    def _file(self, ref: str) -> bytes:
+        row = self.db.execute("SELECT data FROM files WHERE ref = ?", (ref,)).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def finish(
+        self, rows: Iterable[tuple[str, str, str | None, Outcome | None, float, int]]
+    ) -> list[tuple[str, Outcome | None]]:
+        """Record results `(id, state, provider, outcome, finished, attempts)` in one transaction
+        (a task already finished keeps its first result); each gets the next finish number, in
+        the order given, and the files only open tasks need are let go.
+
+        Returns the (state, outcome) kept for each row: the one given, or for a result that cannot
+        be kept (a number out of range), the "error" that now fails that task alone."""
+        params, saved = [], []
         for task_id, state, provider, outcome, finished, attempts in rows:
             self.done_seq += 1
-            blob = msgspec.msgpack.encode(outcome) if outcome is not None else None
-            params.append((state, provider, blob, finished, self.done_seq, attempts, task_id))
+            try:
+                blobs = _result_blobs(outcome)
+            except (OverflowError, ValueError, TypeError, msgspec.EncodeError) as exc:
+                state, outcome = "failed", _unkept(task_id, attempts, exc)
+                blobs = _result_blobs(outcome)
+            saved.append((state, outcome))
+            params.append((state, provider, *blobs, finished, self.done_seq, attempts, task_id))
+        update = (
+            "UPDATE tasks SET state = ?, provider = COALESCE(?, provider), result = ?, head = ?, "
+            "finished = ?, done_seq = ?, attempts = ? WHERE id = ? AND state IN ('queued', 'running')"
+        )
         with self.transaction():
-            cursor = self.db.executemany(
-                "UPDATE tasks SET state = ?, provider = COALESCE(?, provider), result = ?, "
-                "finished = ?, done_seq = ?, attempts = ? WHERE id = ? AND state IN ('queued', 'running')",
-                params,
-            )
-            if cursor.rowcount == len(params):
-                return [row[6] for row in params]
-            # Some had their result already: those recorded now hold the finish numbers given here.
-            found = self.db.execute(
-                "SELECT id FROM tasks WHERE done_seq BETWEEN ? AND ? ORDER BY done_seq",
-                (first, self.done_seq),
-            )
-            return [row[0] for row in found.fetchall()]
+            try:
+                self.db.executemany(update, params)
+            except (sqlite3.Error, OverflowError, ValueError):
+                # A row the database refuses: the rows are written one by one, and that one
+                # fails its task (a failed statement leaves the transaction as it was).
+                for i, row in enumerate(params):
+                    try:
+                        self.db.execute(update, row)
+                    except (sqlite3.Error, OverflowError, ValueError) as exc:
+                        outcome = _unkept(row[-1], row[-2], exc)
+                        saved[i] = ("failed", outcome)
+                        self.db.execute(update, ("failed", None, *_result_blobs(outcome), *row[-4:]))
+            ids = [(row[-1],) for row in params]
+            let_go = self.db.executemany("DELETE FROM task_files WHERE task = ?", ids)
+            if let_go.rowcount:
+                self.db.execute(
+                    "DELETE FROM files WHERE NOT EXISTS (SELECT 1 FROM task_files WHERE ref = files.ref)"
+                )
+        return saved
 
     def view(self, task_id: str) -> TaskView | None:
-        """One task as the API shows it, or None."""
+        """One task as the API shows it, or None (also for anything that is no task id)."""
+        if not _TASK_ID.fullmatch(task_id):
+            return None
         row = self.db.execute(f"SELECT {_VIEW_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return _view(row) if row else None
 
-    def views(self, state: str | None = None, limit: int = 100, client: str | None = None) -> list[TaskView]:
-        """The newest tasks (of one state, of one client, if given)."""
-        found = [("state = ?", state), ("client = ?", client)]
+    def page(
+        self, state: str | None = None, limit: int = 100, client: str | None = None, before: int | None = None
+    ) -> tuple[list[TaskView], int | None]:
+        """The newest tasks (of one state, of one client, older than cursor `before`, if given)
+        without their output, and the cursor of the next page (None: that was the last).
+
+        Neither files, stdin nor output is read: a list of many big tasks costs what a list of
+        small ones does."""
+        found = [("state = ?", state), ("client = ?", client), ("seq < ?", before)]
         where = " AND ".join(c for c, v in found if v is not None)
         args = tuple(v for _, v in found if v is not None)
         clause = f"WHERE {where}" if where else ""
         rows = self.db.execute(
-            f"SELECT {_VIEW_COLUMNS} FROM tasks {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
+            "SELECT seq, id, state, client, module, name, attempts, provider, created, finished, done_seq, "
+            "head, CASE WHEN module IS NULL THEN request END, CASE WHEN head IS NULL THEN result END "
+            f"FROM tasks {clause} ORDER BY seq DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
-        return [_view(r) for r in rows]
+        views = [_brief(r) for r in rows]
+        return views, (rows[-1][0] if len(rows) == limit else None)
+
+    def purge(self, before: float, up_to: int) -> list[str]:
+        """Forget finished tasks that finished before `before` or whose finish number is at most
+        `up_to` (at most PURGE_BATCH a call); their ids."""
+        with self.transaction():
+            rows = self.db.execute(
+                "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE done_seq <= ? "
+                "UNION SELECT seq FROM tasks WHERE finished < ? LIMIT ?) RETURNING id",
+                (up_to, before, PURGE_BATCH),
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def batch_results(self, batch: str, after: int, limit: int = 1000) -> list[TaskView]:
         """Finished tasks of a batch whose finish number is past `after`, in finish order."""
@@ -290,17 +410,23 @@ class BrokerStore:
         return self.db.execute("DELETE FROM providers WHERE fingerprint = ?", (fingerprint,)).rowcount > 0
 
 
-_VIEW_COLUMNS = "id, state, client, request, attempts, provider, created, finished, result, done_seq"
+_VIEW_COLUMNS = (
+    "id, state, client, CASE WHEN module IS NULL THEN request END, attempts, provider, created, finished, "
+    "result, done_seq, module, name"
+)
 _PROVIDER_COLUMNS = "fingerprint, key, name, paired, first_seen, last_seen, host, version, workers"
 
 
 def _view(row: tuple[Any, ...]) -> TaskView:
-    request = _request_decoder.decode(row[3])
+    module, name = row[10], row[11]
+    if module is None:  # a row from before the module and name had columns of their own
+        head = _request_head_decoder.decode(row[3])
+        module, name = head.module, head.name
     view = TaskView(
         id=row[0],
         state=row[1],
-        module=request.module,
-        name=request.name,
+        module=module,
+        name=name or "",
         client=row[2],
         created=row[6],
         attempts=row[4],
@@ -311,6 +437,46 @@ def _view(row: tuple[Any, ...]) -> TaskView:
     if row[8] is not None:
         apply_outcome(view, _outcome_decoder.decode(row[8]))
     return view
+
+
+def _brief(row: tuple[Any, ...]) -> TaskView:
+    """A list's row (see `page`) as a view without output."""
+    module, name = row[4], row[5]
+    if module is None:  # a row from before the module and name had columns of their own
+        head = _request_head_decoder.decode(row[12])
+        module, name = head.module, head.name
+    view = TaskView(
+        id=row[1],
+        state=row[2],
+        module=module,
+        name=name or "",
+        client=row[3],
+        created=row[8],
+        attempts=row[6],
+        provider=row[7],
+        finished=row[9],
+        seq=row[10] or 0,
+    )
+    blob = row[11] if row[11] is not None else row[13]
+    if blob is not None:
+        result = _head_decoder.decode(blob)
+        view.kind, view.exit_code, view.message = result.kind, result.exit_code, result.message
+        view.duration_ms, view.fuel_used = result.duration_ms, result.fuel_used
+    return view
+
+
+def _result_blobs(outcome: Outcome | None) -> tuple[bytes | None, bytes | None]:
+    """A result as stored: all of it, and its head (no output) for lists."""
+    if outcome is None:
+        return None, None
+    head = _Head(outcome.kind, outcome.exit_code, outcome.message, outcome.duration_ms, outcome.fuel_used)
+    return msgspec.msgpack.encode(outcome), msgspec.msgpack.encode(head)
+
+
+def _unkept(task_id: str, attempts: int, exc: Exception) -> Outcome:
+    """The result that fails a task whose own result the store could not keep."""
+    why = f"the broker could not keep its result ({type(exc).__name__}: {str(exc)[:200]})"
+    return Outcome(task_id, max(0, attempts), "error", message=why)
 
 
 def apply_outcome(view: TaskView, outcome: Outcome) -> None:

@@ -59,10 +59,17 @@ class TaskView(msgspec.Struct, omit_defaults=False):
     stderr: bytes = b""
     datafile: bytes | None = None
     seq: int = 0
+    deadline: float | None = None
+    """While it runs: when (unix time) the broker gives up on the provider running it."""
 
-    def to_json(self) -> dict[str, Any]:
-        """The task as JSON values, output decoded as UTF-8 text (invalid bytes replaced)."""
+    def to_json(self, output: bool = True) -> dict[str, Any]:
+        """The task as JSON values, output decoded as UTF-8 text (invalid bytes replaced); without
+        `output`, no stdout, stderr nor datafile at all (how lists show tasks)."""
         data: dict[str, Any] = msgspec.to_builtins(self)
+        if not output:
+            for key in ("stdout", "stderr", "datafile"):
+                del data[key]
+            return data
         data["stdout"] = self.stdout.decode("utf-8", "replace")
         data["stderr"] = self.stderr.decode("utf-8", "replace")
         if self.datafile is None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from backends.broker.bounds import OutOfBounds
 from backends.broker.core import QueueFull, TooLarge
 from backends.broker.tasks import TaskRequest, TaskView
 from backends.errors import Conflict, Invalid
@@ -54,15 +55,20 @@ class _DataFiles:
     files: dict[str, bytes] = field(default_factory=dict)
 
     def put(self, name: str, data: bytes) -> None:
-        """Keep `data` under `name` (replacing an older one); TooLarge past the budget."""
-        used = sum(len(v) for k, v in self.files.items() if k != name)
-        if used + len(data) > self.budget:
+        """Keep `data` under `name` (replacing an older one); TooLarge past the budget, which
+        counts names and a little for each file too (many empty files are no way around it)."""
+        used = sum(_footprint(k, v) for k, v in self.files.items() if k != name)
+        if used + _footprint(name, data) > self.budget:
             raise TooLarge(
-                f"The data files would take {used + len(data):,} bytes; this broker keeps at most "
-                f"{self.budget:,} for loadfs.",
+                f"The data files would take {used + _footprint(name, data):,} bytes; this broker keeps "
+                f"at most {self.budget:,} for loadfs.",
                 "Upload fewer or smaller data files.",
             )
         self.files[name] = data
+
+
+def _footprint(name: str, data: bytes) -> int:
+    return len(name) + len(data) + 256
 
 
 _DATA_FILES = web.AppKey("wasimoff_data_files", _DataFiles)
@@ -214,6 +220,11 @@ async def _run(request: web.Request, broker: Broker) -> web.Response:
     except QueueFull as exc:
         # Wasimoff's queue would block instead; berth answers full queues with 429 everywhere.
         return _text_error(str(exc), 429)
+    except TooLarge as exc:
+        return _text_error(str(exc), 413)
+    except OutOfBounds as exc:
+        message = f"{_wasimoff_field(exc.field)}: {exc.detail}"
+        return _text_error(f"failed to validate run configuration: {message} {exc.hint}".strip(), 400)
     except (Invalid, Conflict) as exc:
         # What Wasimoff would have met as a scheduling error: one per task, in a 200 answer.
         return _json([{"error": str(exc)}] * len(requests))
@@ -263,7 +274,7 @@ def _str(data: dict[str, Any], key: str, where: str = "") -> str:
         return ""
     if not isinstance(value, str):
         raise _BadRequest(f"failed to decode run configuration: {where}{key} must be a string")
-    return value
+    return _text(value)
 
 
 def _bool(data: dict[str, Any], key: str) -> bool:
@@ -282,7 +293,12 @@ def _list(data: dict[str, Any], key: str, kind: type, where: str = "") -> list[A
     if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
         what = "strings" if kind is str else "objects"
         raise _BadRequest(f"failed to decode run configuration: {where}{key} must be a list of {what}")
-    return value
+    return [_text(v) for v in value] if kind is str else value
+
+
+def _text(value: str) -> str:
+    """A JSON string as Go decodes it: a lone UTF-16 surrogate (no text) becomes U+FFFD."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _validate(run: _RunConfig) -> list[str]:
@@ -342,6 +358,19 @@ def _task_request(module: str, run: _RunConfig, entry: _Exec, files: dict[str, b
         files={name: files[name] for name in entry.loadfs},
         datafile=entry.datafile,
     )
+
+
+def _wasimoff_field(field: str) -> str:
+    """A berth task field (`tasks[3].env['A']`, or `args[0]` of a lone task) as the run
+    configuration names it (`exec[3].envs['A']`)."""
+    if not field.startswith("tasks["):  # a lone task's field
+        field = f"tasks[0].{field}"
+    index, _, rest = field.removeprefix("tasks[").partition("].")
+    head, sep, tail = rest.partition("[")
+    names = {"env": "envs", "files": "loadfs", "name": "bin"}
+    if head == "name":
+        return "bin"
+    return f"exec[{index}].{names.get(head, head)}{sep}{tail}"
 
 
 def _result(view: TaskView, entry: _Exec) -> dict[str, Any]:
