@@ -207,6 +207,11 @@ class WasmPane(TablePane):
         self._show()
 
     def _changed(self, record: TaskRecord) -> None:
+        known = self.records.get(record.id)
+        if known is not None and known.finished and not record.finished:
+            # An answer older than what the row shows: a cancel's "running", overtaken by the
+            # task's result on the batch's stream. A finished task never runs again.
+            return
         self.records[record.id] = record
         self._show()
 
