@@ -11,6 +11,7 @@ import os
 import stat
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -300,3 +301,35 @@ async def test_the_embedded_broker_makes_a_private_admin_token_and_its_client_us
         assert await handle.client.call("GET", "/api/v1/providers/pending") == []
     finally:
         await handle.close()
+
+
+def test_a_client_cancels_with_a_bare_delete_and_a_stream_it_drops_costs_the_broker_nothing(
+    procs: Procs, tmp_path: Path, wasm_programs: dict[str, Path]
+) -> None:
+    """What `curl -X DELETE` sends (no body, no Content-Type) cancels a task of one's own; a
+    client that hangs up on its batch's results stream leaves no traceback in the broker's log."""
+    broker = procs.broker(tmp_path / "broker", None, "--tokens-file", str(_tokens_file(tmp_path / "tokens")))
+    broker.token = ROOT
+    start_paired_provider(procs, broker, "p1")
+    broker.token = ALICE
+    ref = broker.upload(wasm_programs["idle"])
+    answer = broker.post("/api/v1/tasks", [{"module": ref, "limits": {"timeout": 60}}])
+    task, batch = answer["ids"][0], answer["batch"]
+
+    # The results stream, dropped after its first keep-alive line.
+    request = urllib.request.Request(
+        f"{broker.url}/api/v1/batches/{batch}/results", headers={"Authorization": f"Bearer {ALICE}"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as stream:
+        assert stream.readline() == b"{}\n"
+
+    status, view = http(f"{broker.url}/api/v1/tasks/{task}", "DELETE", token=BOB)
+    assert status == 404, view  # someone else's task is not there for bob
+    req = urllib.request.Request(f"{broker.url}/api/v1/tasks/{task}", method="DELETE")
+    req.add_header("Authorization", f"Bearer {ALICE}")
+    with urllib.request.urlopen(req, timeout=60) as reply:
+        assert reply.status == 200
+    assert broker.wait_task(task)["state"] == "cancelled"
+    time.sleep(0.5)
+    assert broker.proc is not None
+    assert "Traceback" not in broker.proc.output()

@@ -177,7 +177,9 @@ def _refusal(request: web.Request) -> web.StreamResponse | None:
             request[OWNER_KEY] = identity.name
     peer = request.remote or "local"
     request[CLIENT_KEY] = identity.name if identity is not None else peer
-    if request.method in _CHANGING:
+    # A DELETE without a body declares nothing: no web page can send one cross-site without
+    # asking first, and the Origin check refuses that preflight.
+    if request.method in _CHANGING and (request.method != "DELETE" or request.can_read_body):
         kind = request.content_type.lower() if "Content-Type" in request.headers else ""
         if access.body == UPLOAD and kind in _FORM_TYPES:
             return _refuse(
@@ -327,16 +329,19 @@ async def _batch_results(request: web.Request) -> web.StreamResponse:
     views, complete = await broker.batch_results(batch, after, 0, who)  # NotFound before streaming starts
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
-    while True:
-        if views:
-            await response.write(b"".join(encode_json(v.to_json()) + b"\n" for v in views))
-            after = views[-1].seq
-        elif not complete:
-            await response.write(b"{}\n")
-        if complete:
-            break
-        views, complete = await broker.batch_results(batch, after, STREAM_POLL, who)
-    await response.write_eof()
+    try:
+        while True:
+            if views:
+                await response.write(b"".join(encode_json(v.to_json()) + b"\n" for v in views))
+                after = views[-1].seq
+            elif not complete:
+                await response.write(b"{}\n")
+            if complete:
+                break
+            views, complete = await broker.batch_results(batch, after, STREAM_POLL, who)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away; it resumes from the last seq it saw
     return response
 
 
