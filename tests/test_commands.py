@@ -36,4 +36,4 @@ def test_parse_errors(text: str, message: str) -> None:
 
 def test_completions_cover_every_alias() -> None:
     words = completions()
-    assert ":host" in words and ":ctr" in words and ":q" in words
+    assert "host" in words and "ctr" in words and "q" in words

@@ -7,15 +7,15 @@ from backends.config import Config
 from tui.app import BerthApp
 from tui.keymap import binding_sections, check_keymap
 
-SECTIONS = binding_sections(BerthApp.BINDINGS)
+SECTIONS = binding_sections()
 
 
 def test_every_binding_has_an_id_and_no_destructive_default_sits_on_a_motion_key() -> None:
     from tui.keymap import MOTION_KEYS, is_destructive
 
-    for section, bindings in SECTIONS:
-        for binding in bindings:
-            assert binding.id, f"{section}: {binding.key} -> {binding.action} has no id"
+    for section in SECTIONS:
+        for binding in section.bindings:
+            assert binding.id, f"{section.name}: {binding.key} -> {binding.action} has no id"
             if is_destructive(binding.id):
                 assert not set(binding.key.split(",")) & MOTION_KEYS, binding.id
 

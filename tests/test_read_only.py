@@ -67,7 +67,7 @@ async def until(pilot: Pilot[None], check: Any, what: str = "", tries: int = 300
 
 
 def test_every_state_changing_id_is_a_binding() -> None:
-    ids = {b.id for _section, bindings in binding_sections(BerthApp.BINDINGS) for b in bindings}
+    ids = {b.id for section in binding_sections() for b in section.bindings}
     assert set(STATE_CHANGING) <= ids
     # Destructive verbs are state-changing verbs too.
     destructive = {i for i in ids if i and i.rsplit(".", 1)[-1] in ("remove", "delete", "drop")}

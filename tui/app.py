@@ -176,7 +176,7 @@ class BerthApp(App[None]):
             self.notify(f"Theme {wanted!r} is not installed; using {DEFAULT_THEME}.", severity="warning")
         for error in self._theme_errors:
             self.notify(error, title="Theme file skipped", severity="warning", timeout=10)
-        keymap, problems = check_keymap(self.config.ui.keymap, binding_sections(self.BINDINGS))
+        keymap, problems = check_keymap(self.config.ui.keymap, binding_sections())
         for problem in problems:
             self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
         self.keymap = keymap
@@ -425,14 +425,14 @@ class BerthApp(App[None]):
             self.notify(log_unexpected(exc), severity="error")
 
     def help_rows(self) -> list[HelpRow]:
-        """Every binding of the console, its panes, tables, logs and detail screens (those work
-        only where they are shown, but are listed so they can be found and remapped by id), plus
-        the `:` commands."""
+        """Every binding of the console, its panes, widgets and screens (those work only where
+        they are shown, but are listed so they can be found and remapped by id), plus the `:`
+        commands."""
         palette = Binding("ctrl+p", "command_palette", "Command palette")
         rows = []
-        for section, bindings in binding_sections(self.BINDINGS):
-            listed = [*bindings, palette] if section == "global" else bindings
-            rows += binding_rows(section, listed, self.keymap)
+        for section in binding_sections():
+            listed = [*section.bindings, palette] if section.owner is type(self) else list(section.bindings)
+            rows += binding_rows(section.name, listed, self.keymap)
         return rows + command_rows()
 
     def action_jobs(self) -> None:

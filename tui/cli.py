@@ -214,17 +214,33 @@ def config_check(obj: CliContext) -> None:
     loaded = obj.load()
     state = "found" if obj.config_path.exists() else "not found, using defaults"
     click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
+    problems = theme_problems(loaded.ui.theme)
     if loaded.ui.keymap:
-        from tui.app import BerthApp  # the bindings are the console's: loaded only when asked
-        from tui.keymap import binding_sections, check_keymap
+        from tui.keymap import binding_sections, check_keymap  # the console's bindings: only when asked
 
-        _, problems = check_keymap(loaded.ui.keymap, binding_sections(BerthApp.BINDINGS))
-        for problem in problems:
-            click.echo(f"{obj.config_path}: {problem}", err=True)
-        if problems:
-            raise Invalid(
-                f"{len(problems)} keymap entr{'y' if len(problems) == 1 else 'ies'} would be skipped."
-            )
+        problems += check_keymap(loaded.ui.keymap, binding_sections())[1]
+    for problem in problems:
+        click.echo(f"{obj.config_path}: {problem}", err=True)
+    if problems:
+        raise Invalid(
+            f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} of the config would not apply."
+        )
+
+
+def theme_problems(wanted: str) -> list[str]:
+    """What is wrong with `[ui] theme` (a name no installed theme has), as the console would find it."""
+    from backends.paths import user_themes_dir
+    from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
+
+    loaded = load_themes(SHIPPED_DIR, user_themes_dir())
+    names = sorted(theme.name for theme in loaded.themes)
+    if wanted in names:
+        return []
+    return [
+        f"ui.theme: no installed theme is called {wanted!r} (berth would use {DEFAULT_THEME}); "
+        f"installed: {', '.join(names)}.",
+        *loaded.errors,
+    ]
 
 
 # The verbs register themselves on `cli`; imported here so `berth --help` lists them.

@@ -46,5 +46,6 @@ def parse_command(text: str) -> Command:
 
 
 def completions() -> list[str]:
-    """Every word the command line completes, with its colon."""
-    return [f":{word}" for words, _ in VERBS.values() for word in words]
+    """Every word the command line completes, as typed there: the prompt shows the colon, so its
+    text (what a suggestion must start with) never holds one."""
+    return [word for words, _ in VERBS.values() for word in words]

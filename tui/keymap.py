@@ -8,20 +8,20 @@ left out, so the defaults stay predictable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import importlib
+import pkgutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 
+from textual.app import App
 from textual.binding import Binding
+from textual.dom import DOMNode
 
-from tui.panes.containers import ContainersPane
-from tui.panes.members import MembersPane
-from tui.panes.providers import ProvidersPane
-from tui.panes.wasm import WasmPane
-from tui.screens.audit import AuditScreen
-from tui.screens.logs import LogScreen
 from tui.screens.main import MainScreen
-from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
-from tui.widgets.log_view import LogView
-from tui.widgets.resource_table import ResourceTable
+
+CONSOLE_PACKAGES = ("tui.panes", "tui.screens", "tui.widgets")
+"""Where the console's widgets and screens live: every module there is read for bindings."""
 
 # fmt: off
 MOTION_KEYS = frozenset((
@@ -34,34 +34,63 @@ MOTION_KEYS = frozenset((
 """Keys vim and less users press to move around: no destructive verb may sit on one."""
 DESTRUCTIVE_VERBS = ("remove", "delete", "drop", "disconnect", "kill", "prune", "restore")
 """Binding ids ending in one of these (`containers.remove`) destroy or replace something."""
-GLOBAL_SECTIONS = ("global", "panes")
-"""Sections whose keys work everywhere, so a key there clashes with the same key in any section."""
-
-Sections = Sequence[tuple[str, Sequence[Binding]]]
 
 
-def binding_sections(app_bindings: Iterable[object]) -> list[tuple[str, list[Binding]]]:
-    """(section, bindings) for the app, the panes, the shared widgets and the detail screens."""
+@dataclass(frozen=True)
+class Section:
+    """The bindings one class of the console declares itself (its bases' are in their own
+    sections), named after their ids' first word (`members` for `members.delete`)."""
 
-    def own(bindings: Iterable[object]) -> list[Binding]:
-        return [b for b in bindings if isinstance(b, Binding)]
+    name: str
+    owner: type[DOMNode]
+    bindings: tuple[Binding, ...]
 
-    sections = [("global", own(app_bindings)), ("panes", own(MainScreen.BINDINGS))]
-    for section, holder in (
-        ("containers", ContainersPane),
-        ("members", MembersPane),
-        ("wasm", WasmPane),
-        ("providers", ProvidersPane),
-        ("tables", ResourceTable),
-        ("logs", LogView),
-        ("log screen", LogScreen),
-        ("member keys", KeysScreen),
-        ("member forwards", ForwardsScreen),
-        ("member snapshots", SnapshotsScreen),
-        ("audit", AuditScreen),
-    ):
-        sections.append((section, own(holder.BINDINGS)))
-    return sections
+    @property
+    def everywhere(self) -> bool:
+        """The app's and the main frame's keys answer wherever a widget does not take the key
+        first, so one of them clashes with the same key anywhere."""
+        return issubclass(self.owner, App | MainScreen)
+
+    def shares_keys_with(self, other: Section) -> bool:
+        """Whether a key in both sections would clash: either works everywhere, or one class is
+        the other or derives from it (a screen's keys and those of the screen it extends)."""
+        return (
+            self.everywhere
+            or other.everywhere
+            or issubclass(self.owner, other.owner)
+            or issubclass(other.owner, self.owner)
+        )
+
+
+def _subclasses(cls: type[DOMNode]) -> Iterator[type[DOMNode]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@cache
+def binding_sections() -> tuple[Section, ...]:
+    """A section for every class of the console that declares key bindings, found by walking
+    the classes rather than listed, so a new screen or widget cannot be left out: the app first,
+    then the main frame, then the rest by module."""
+    importlib.import_module("tui.app")
+    for package in CONSOLE_PACKAGES:
+        path = importlib.import_module(package).__path__
+        for module in pkgutil.iter_modules(path, f"{package}."):
+            importlib.import_module(module.name)
+    sections = []
+    for cls in set(_subclasses(DOMNode)):
+        own = [b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
+        if cls.__module__.startswith("tui.") and own:
+            ids = [b.id for b in own if b.id]
+            name = ids[0].split(".", 1)[0] if ids else cls.__name__.lower()
+            sections.append(Section(name, cls, tuple(own)))
+    return tuple(sorted(sections, key=_place))
+
+
+def _place(section: Section) -> tuple[bool, bool, str, str]:
+    owner = section.owner
+    return (not issubclass(owner, App), not section.everywhere, owner.__module__, owner.__qualname__)
 
 
 def is_destructive(binding_id: str) -> bool:
@@ -73,10 +102,10 @@ def _keys(text: str) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
-def check_keymap(keymap: Mapping[str, str], sections: Sections) -> tuple[dict[str, str], list[str]]:
+def check_keymap(keymap: Mapping[str, str], sections: Sequence[Section]) -> tuple[dict[str, str], list[str]]:
     """The entries of `keymap` that can be applied, and a sentence for each one that cannot."""
-    where = {b.id: name for name, bindings in sections for b in bindings if b.id}
-    defaults = {b.id: b.key for _, bindings in sections for b in bindings if b.id}
+    where = {b.id: section for section in sections for b in section.bindings if b.id}
+    defaults = {b.id: b.key for section in sections for b in section.bindings if b.id}
     problems: list[str] = []
     usable: dict[str, str] = {}
     for binding_id, keys in keymap.items():
@@ -95,9 +124,7 @@ def check_keymap(keymap: Mapping[str, str], sections: Sections) -> tuple[dict[st
     for binding_id in list(usable):
         section = where[binding_id]
         for other, other_keys in effective.items():
-            if other == binding_id or not (
-                where[other] == section or where[other] in GLOBAL_SECTIONS or section in GLOBAL_SECTIONS
-            ):
+            if other == binding_id or not section.shares_keys_with(where[other]):
                 continue
             shared = set(_keys(usable[binding_id])) & set(_keys(other_keys))
             if shared:

@@ -32,7 +32,17 @@ class FormScreen(ModalScreen[Any]):
     moves to the next field and submits from the last; Escape closes with None.
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        # Priority: acted on as the key arrives, before the keys typed after it are routed, so a
+        # fast typist's (or a paste's) next letters land in the field it moves to. Handled by the
+        # field, the keys behind it would already be on their way to the field it leaves.
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="form.next"),
+        Binding(
+            "shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="form.previous"
+        ),
+        Binding("enter", "enter", "Next field, or submit", show=False, priority=True, id="form.enter"),
+    ]
 
     def __init__(
         self, title: str, fields: Sequence[Field], submit: Callable[[dict[str, str]], Any], verb: str = "OK"
@@ -42,6 +52,7 @@ class FormScreen(ModalScreen[Any]):
         self.fields = list(fields)
         self.submit = submit
         self.verb = verb
+        self._answered = False
 
     def compose(self) -> ComposeResult:
         """One labelled input per field, the error line and the buttons."""
@@ -63,10 +74,14 @@ class FormScreen(ModalScreen[Any]):
         """What is typed in each field, stripped."""
         return {f.id: self.query_one(f"#field-{f.id}", Input).value.strip() for f in self.fields}
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter moves to the next field, and submits from the last one."""
+    def action_enter(self) -> None:
+        """Enter moves to the next field and submits from the last one; on a button, presses it."""
+        focused = self.focused
+        if isinstance(focused, Button):
+            focused.press()
+            return
         inputs = list(self.query(Input))
-        index = inputs.index(event.input)
+        index = inputs.index(focused) if isinstance(focused, Input) and focused in inputs else len(inputs)
         if index + 1 < len(inputs):
             self.set_focus(inputs[index + 1])
         else:
@@ -80,12 +95,34 @@ class FormScreen(ModalScreen[Any]):
             self.action_cancel()
 
     def action_submit(self) -> None:
-        """Check the values; close with the result, or say what is wrong."""
+        """Check the values (once the fields have taken every key typed into them); close with
+        the result, or say what is wrong."""
+        # Each field handles its keys in a queue of its own: a burst's last letters may still
+        # wait there when its Enter arrives, and the values would be read without them.
+        waiting = [field for field in self.query(Input) if field.message_queue_size]
+        left = len(waiting)
+
+        def taken() -> None:
+            nonlocal left
+            left -= 1
+            if left == 0:
+                self._check_and_close()
+
+        for field in waiting:
+            if not field.call_later(taken):  # runs after the keys already in that field's queue
+                taken()
+        if not waiting:
+            self._check_and_close()
+
+    def _check_and_close(self) -> None:
+        if self._answered or not self.is_attached:
+            return  # a second Enter of the same burst
         try:
             result = self.submit(self.values())
         except BerthError as exc:
             self.query_one("#form-error", Label).update(f"[$error]{exc}[/]")
             return
+        self._answered = True
         self.dismiss(result)
 
     def action_cancel(self) -> None:

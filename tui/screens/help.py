@@ -50,6 +50,16 @@ def command_rows() -> list[HelpRow]:
     ]
 
 
+class HelpTable(DataTable[object]):
+    """The help table: Home and End go to the first and last row (a DataTable's scroll sideways,
+    which on a narrow terminal hides the keys column instead of showing the end of the list)."""
+
+    BINDINGS = [
+        Binding("home,g", "scroll_top", "First row", show=False, id="help.top"),
+        Binding("end,G", "scroll_bottom", "Last row", show=False, id="help.bottom"),
+    ]
+
+
 class HelpScreen(ModalScreen[None]):
     """A table of every binding and `:` command; `escape`, `q` or `?` closes it."""
 
@@ -65,11 +75,11 @@ class HelpScreen(ModalScreen[None]):
         """The title and the table."""
         with Vertical(classes="dialog wide"):
             yield Label("Keys and commands", classes="dialog-title")
-            yield DataTable(cursor_type="row", zebra_stripes=True)
+            yield HelpTable(cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         """Fill the table."""
-        table = self.query_one(DataTable)
+        table = self.query_one(HelpTable)
         # The id before the description: ids are short and needed whole (for the keymap); on a
         # narrow terminal a description may lose its end instead.
         table.add_columns("Keys", "Binding id", "Does")
