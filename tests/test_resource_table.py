@@ -338,7 +338,7 @@ async def test_g_groups_rows_under_headers_and_a_header_selects_its_group() -> N
         assert table.grouped
         shown = on_screen(table)
         headers = [cell(table, key, "name") for key in shown if key.startswith("\x00")]
-        assert headers == ["▸ compose: blog  (1)", "▸ compose: shop  (2)", "▸ (no project)  (1)"]
+        assert headers == ["▾ compose: blog  (1)", "▾ compose: shop  (2)", "▾ (no project)  (1)"]
         assert table.visible_ids() == ["c", "a", "b", "d"]
         assert len(shown) == 7
 

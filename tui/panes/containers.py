@@ -243,15 +243,19 @@ class ContainersPane(Widget):
         extra = (HOST_COLUMN,) if self.all_hosts else ()
         where = "any host" if self.all_hosts else self.host.name
         with ContentSwitcher(initial="containers-table"):
+            # By name (not by the HOST column in front in the all-hosts view, under which a
+            # host's own rows had no order while the arrow said they did).
             yield ResourceTable(
                 (*extra, *CONTAINER_COLUMNS),
                 id="containers-table",
+                sort_column="name",
                 group_label="compose: {group}",
                 no_group_label="(no project)",
                 empty_message="Connecting…",
             )
             yield ResourceTable(
                 (*extra, *IMAGE_COLUMNS),
+                sort_column="name",
                 id="images-table",
                 groupable=False,
                 empty_message=f"No images on {where}.",

@@ -28,7 +28,7 @@ from tui.error_log import log_unexpected
 from tui.panes.provider_rows import PROVIDER_COLUMNS, provider_row, status_line
 from tui.panes.table_pane import TablePane
 from tui.read_only import refusal
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
 from tui.widgets.resource_table import ResourceTable
@@ -238,14 +238,13 @@ class ProvidersPane(TablePane):
             kind = "connected" if connected else "paired"
             self.notify(f"Choose a {kind} provider to {verb.lower()}.", severity="warning")
             return
+        # By the name it was paired as (the fingerprint only for one paired without a name).
+        names = [printable(f"{p.get('name') or p['fingerprint']} ({p.get('host') or '?'})") for p in chosen]
+        what = subject(names, "provider")
         self.app.push_screen(
-            ConfirmScreen(
-                f"{verb} {len(chosen)} provider(s)?",
-                [printable(f"{p['name']} {p['fingerprint']} ({p.get('host') or '?'})") for p in chosen],
-                verb,
-            ),
+            ConfirmScreen(f"{verb} {what}?", names, verb),
             lambda answer: (
-                self._post(verb.lower(), path, [p["fingerprint"] for p in chosen], done)
+                self._post(verb.lower(), path, [p["fingerprint"] for p in chosen], f"{done} {what}.")
                 if answer and answer[0]
                 else None
             ),
@@ -253,16 +252,16 @@ class ProvidersPane(TablePane):
 
     def action_drain(self) -> None:
         """Let the chosen providers finish what they run and take nothing new (asks first)."""
-        self._ask("Drain", "/api/v1/providers/drain", "Draining.")
+        self._ask("Drain", "/api/v1/providers/drain", "Draining")
 
     def action_disconnect(self) -> None:
         """Close the chosen providers' connections; their tasks go to others (asks first)."""
-        self._ask("Disconnect", "/api/v1/providers/disconnect", "Disconnected.")
+        self._ask("Disconnect", "/api/v1/providers/disconnect", "Disconnected")
 
     def action_unpair(self) -> None:
         """Revoke the chosen providers' keys: disconnected, then refused until paired again
         (asks first)."""
-        self._ask("Unpair", "/api/v1/providers/unpair", "Unpaired.", connected=False)
+        self._ask("Unpair", "/api/v1/providers/unpair", "Unpaired", connected=False)
 
     def action_log(self) -> None:
         """The log of the provider under the cursor (connections, refusals, its own lines), live."""

@@ -31,7 +31,7 @@ from tui.error_log import log_unexpected
 from tui.jobs import Job
 from tui.panes.table_pane import TablePane
 from tui.panes.wasm_rows import TASK_COLUMNS, task_age, task_row
-from tui.screens.confirm import ConfirmScreen
+from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
 from tui.widgets.resource_table import ResourceTable
@@ -171,8 +171,15 @@ class WasmPane(TablePane):
 
     def compose(self) -> ComposeResult:
         """The tasks table."""
+        # Newest first (the task just started is where the eye is), as a sort the header shows
+        # and `o`/`O` change: STARTED ▼.
         yield ResourceTable(
-            TASK_COLUMNS, id="tasks-table", groupable=False, empty_message="Starting the pool…"
+            TASK_COLUMNS,
+            id="tasks-table",
+            sort_column="age",
+            sort_reverse=True,
+            groupable=False,
+            empty_message="Starting the pool…",
         )
 
     def on_show(self) -> None:
@@ -400,11 +407,14 @@ class WasmPane(TablePane):
 
     def action_drop(self) -> None:
         """Remove the chosen finished tasks from the history, after asking."""
-        finished = [
-            r for r in self._chosen() if r.state not in ("queued", "running") and r.id not in self.remote
-        ]
+        chosen = self._chosen()
+        finished = [r for r in chosen if r.state not in ("queued", "running") and r.id not in self.remote]
+        if kept := [r for r in chosen if r not in finished]:
+            why = "runs on the broker" if kept[0].id in self.remote else f"is {kept[0].state}: c cancels it"
+            self.notify(f"Task {kept[0].id} ({kept[0].name}) {why}; it stays in the history.", timeout=4)
         if not finished:
             return
+        names = [f"{r.id} ({r.name}, {r.state})" for r in finished]
 
         async def drop(pool: TaskPool) -> None:
             with audited("local", "wasm.drop", [r.id for r in finished]):
@@ -412,13 +422,10 @@ class WasmPane(TablePane):
                     await pool.drop(record.id)
                     self.records.pop(record.id, None)
             self._show()
+            self.notify(f"Dropped {subject(names, 'task')} from the history.", timeout=3)
 
         self.app.push_screen(
-            ConfirmScreen(
-                f"Drop {len(finished)} task(s) from the history?",
-                [f"{r.id} {r.name}" for r in finished],
-                "Drop",
-            ),
+            ConfirmScreen(f"Drop {subject(names, 'task')} from the history?", names, "Drop"),
             lambda answer: self._run("drop", drop) if answer and answer[0] else None,
         )
 

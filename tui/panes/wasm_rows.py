@@ -19,7 +19,7 @@ TASK_COLUMNS: Sequence[Column] = (
     Column("exit", "EXIT", width=14),
     Column("duration", "TIME", width=9, justify="right"),
     Column("fuel", "FUEL", width=12, justify="right"),
-    Column("age", "STARTED", width=8, justify="right"),
+    Column("age", "STARTED", width=8, justify="right", sort_by="started_at"),
     Column("message", "MESSAGE"),
 )
 
@@ -55,7 +55,6 @@ def task_row(record: TaskRecord, now: float) -> Row:
             "fuel": f"{fuel:,}" if fuel is not None else "",
             "age": task_age(record, now),
             "message": result.message if result and not result.ok else "",
+            "started_at": record.created_at,  # what STARTED sorts by: the pane shows newest first
         },
-        # Newest first: the task just started is where the eye is.
-        rank=-int(record.created_at * 1000),
     )

@@ -19,7 +19,7 @@ from tui.widgets.table_model import Column, Row
 AUDIT_LIMIT = 5000
 """How many of the last records are read: the file only grows, the screen must stay quick."""
 AUDIT_COLUMNS = (
-    Column("time", "TIME", 24),
+    Column("time", "TIME", 24, sort_by="place"),
     Column("user", "USER", 10),
     Column("host", "HOST", 12),
     Column("action", "ACTION", 20),
@@ -31,7 +31,8 @@ _SHOWN = {"at", "user", "host", "action", "targets", "outcome"}
 
 
 def audit_rows(records: Sequence[Mapping[str, Any]]) -> dict[str, Row]:
-    """One row per record, keyed by its place in the file, ranked newest first."""
+    """One row per record, keyed by its place in the file (what TIME sorts by: the screen shows
+    the newest first, whatever the records' clocks say)."""
     rows = {}
     for index, record in enumerate(records):
         targets = record.get("targets") or []
@@ -45,8 +46,8 @@ def audit_rows(records: Sequence[Mapping[str, Any]]) -> dict[str, Row]:
                 "targets": ", ".join(map(str, targets)) if isinstance(targets, list) else str(targets),
                 "outcome": str(record.get("outcome", "")),
                 "details": " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(details.items())),
+                "place": index,
             },
-            rank=len(records) - index,  # newest first, whatever the records' clocks say
         )
     return rows
 
@@ -67,7 +68,12 @@ class AuditScreen(Screen[None]):
         """Title, table, footer."""
         yield Label(f"audit log · {audit_file()}", classes="log-title")
         yield ResourceTable(
-            AUDIT_COLUMNS, id="audit-table", groupable=False, empty_message="No action recorded yet."
+            AUDIT_COLUMNS,
+            id="audit-table",
+            sort_column="time",
+            sort_reverse=True,
+            groupable=False,
+            empty_message="No action recorded yet.",
         )
         yield Footer()
 

@@ -9,6 +9,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
 
+def subject(names: list[str], noun: str, plural: str | None = None) -> str:
+    """What a question acts on: "task 84410538 (t.wasm)" for one, "3 tasks" for several."""
+    if len(names) == 1:
+        return f"{noun} {names[0]}"
+    return f"{len(names)} {plural or noun + 's'}"
+
+
 class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
     """Ask before acting: `y`/Enter on the danger button confirms, `n`/Escape cancels.
 

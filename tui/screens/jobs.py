@@ -17,7 +17,7 @@ from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
 JOB_COLUMNS = (
-    Column("id", "#", 4, justify="right"),
+    Column("id", "#", 4, sort=int, justify="right"),
     Column("title", "JOB"),
     Column("host", "HOST", 12),
     Column("progress", "PROGRESS", 18),
@@ -29,7 +29,7 @@ STATE_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelle
 
 
 def job_row(job: Job, now: float) -> Row:
-    """One job: running ones first, newest first."""
+    """One job (the screen shows them newest first)."""
     return Row(
         {
             "id": str(job.id),
@@ -40,7 +40,6 @@ def job_row(job: Job, now: float) -> Row:
             "time": age((job.ended or now) - job.started),
             "detail": job.detail,
         },
-        rank=(0 if job.state == "running" else 1_000_000) - job.id,
     )
 
 
@@ -60,8 +59,14 @@ class JobsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Title, table, footer."""
         yield Label("jobs", classes="log-title")
+        # Newest first, as a sort the header shows (# ▼) and `o`/`O` change.
         yield ResourceTable(
-            JOB_COLUMNS, id="jobs-table", groupable=False, empty_message="No job has run yet."
+            JOB_COLUMNS,
+            id="jobs-table",
+            sort_column="id",
+            sort_reverse=True,
+            groupable=False,
+            empty_message="No job has run yet.",
         )
         yield Footer()
 

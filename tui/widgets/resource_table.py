@@ -481,7 +481,8 @@ class ResourceTable(Widget):
         columns = self._model.columns
         if isinstance(entry, Header):
             name = self._group_label.format(group=entry.group) if entry.group else self._no_group_label
-            return (False, f"▸ {name}  ({entry.count})", *([None] * (len(columns) - 1)))
+            # ▾: the group is open (its rows are under it); groups never fold away here.
+            return (False, f"▾ {name}  ({entry.count})", *([None] * (len(columns) - 1)))
         cells = self._model.rows[entry].cells
         return (entry in self._model.marks, *(cells.get(column.key) for column in columns))
 

@@ -23,7 +23,9 @@ class Column:
 
     `key` names the cell in each `Row`; `label` is the header; `width` fixes the content width in
     characters (None fits the content); `sort` turns a cell value into a sort key (None: text compares
-    case-insensitively, numbers numerically); `justify` aligns the cells and the label.
+    case-insensitively, numbers numerically); `justify` aligns the cells and the label; `sort_by`
+    names a cell that is no column to sort by instead, when the shown text does not order right (a
+    start time under an age that reads "5s"); the filter leaves that cell out.
     """
 
     key: str
@@ -31,6 +33,7 @@ class Column:
     width: int | None = None
     sort: Callable[[Any], Any] | None = None
     justify: Literal["left", "right"] = "left"
+    sort_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,7 @@ def _sort_by_column(ids: list[str], rows: Mapping[str, Row], column: Column, rev
     keyed: list[tuple[Any, str]] = []
     blank: list[str] = []
     for row_id in ids:
-        key = _sort_key(column, rows[row_id].cells.get(column.key))
+        key = _sort_key(column, rows[row_id].cells.get(column.sort_by or column.key))
         if key is None:
             blank.append(row_id)
         else:
@@ -355,7 +358,8 @@ class TableModel:
         row = self.rows[row_id]
         cached = self._texts.get(row_id)
         if cached is None or cached.row is not row:
-            texts = [cell_text(value) for value in row.cells.values()]
+            sort_only = {column.sort_by for column in self.columns}
+            texts = [cell_text(value) for key, value in row.cells.items() if key not in sort_only]
             if row.group:
                 texts.append(row.group)
             cached = _Texts(row, texts, [text.casefold() for text in texts])
