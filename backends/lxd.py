@@ -34,6 +34,7 @@ from backends.lxd_models import (
     MEMBER_KEY,
     ExecResult,
     Forward,
+    ImportedBackup,
     MemberInstance,
     MemberSpec,
     SnapshotInfo,
@@ -51,6 +52,7 @@ __all__ = [
     "ACTIONS",
     "ExecResult",
     "Forward",
+    "ImportedBackup",
     "LxdBackend",
     "MemberInstance",
     "MemberSpec",
@@ -661,9 +663,12 @@ class LxdBackend:
             )
         return forward
 
-    async def _port_user(self, protocol: str, host_port: int) -> str | None:
-        """The instance (and device) already listening on `host_port`/`protocol`, if any."""
+    async def _port_user(self, protocol: str, host_port: int, besides: str = "") -> str | None:
+        """The instance (and device) already listening on `host_port`/`protocol`, if any (other
+        than instance `besides`)."""
         for raw in await self._get("instances", "list instances", recursion=1):
+            if raw["name"] == besides:
+                continue
             for device, conf in (raw.get("expanded_devices") or {}).items():
                 listen = proxy_address(str(conf.get("listen", ""))) if conf.get("type") == "proxy" else None
                 if listen and listen[0] == protocol and host_port in port_set(listen[2]):
@@ -806,9 +811,10 @@ class LxdBackend:
                 f"Could not write {path}: {exc.strerror or exc}.", "Check the folder exists and is writable."
             ) from None
 
-    async def import_backup(self, path: Path, name: str | None = None) -> str:
-        """Make an instance from a backup file (under `name`, else the name it was backed up as); its
-        name. The file is streamed to LXD; the new instance is left stopped."""
+    async def import_backup(self, path: Path, name: str | None = None) -> ImportedBackup:
+        """Make an instance from a backup file (under `name`, else the name it was backed up as).
+        The file is streamed to LXD; the new instance is left stopped, without the forwards whose
+        host port another instance has (with them it would fail to start), named in the result."""
         target = check_name(name) if name else check_name(await asyncio.to_thread(_backup_name, path))
         if await self._exists(target):
             raise Conflict(
@@ -828,7 +834,21 @@ class LxdBackend:
         with audited(self.host_name, "member.import", [target], file=str(path)):
             response = await self._thread(what, upload)
             await self._wait(response.json()["operation"], what)
-        return target
+        return ImportedBackup(target, await self._drop_taken_forwards(target))
+
+    async def _drop_taken_forwards(self, name: str) -> tuple[str, ...]:
+        """Remove the instance's forwards whose host port another instance forwards already; what
+        each one was, and who has its port."""
+        dropped = []
+        for forward in (await self.member(name)).forwards:
+            user = await self._port_user(forward.protocol, forward.host_port, besides=name)
+            if user:
+                await self.remove_forward(name, forward.device)
+                dropped.append(
+                    f"{forward.listen_address}:{forward.host_port} → {forward.port}/{forward.protocol}"
+                    f" (host port already forwarded to {user})"
+                )
+        return tuple(dropped)
 
     # Logs ----------------------------------------------------------------------------------------
 

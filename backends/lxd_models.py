@@ -76,6 +76,15 @@ class Forward:
 
 
 @dataclass(frozen=True)
+class ImportedBackup:
+    """An instance made from a backup file, and the forwards it was made without: each one's
+    host port was forwarded to another instance already (it would not start with them)."""
+
+    name: str
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """One snapshot of an instance."""
 

@@ -160,7 +160,7 @@ async def test_backup_delete_import(members: LxdBackend, client: pylxd.Client, t
 
     await members.delete(name)
     assert name not in names(client)
-    assert await members.import_backup(file) == name
+    assert (await members.import_backup(file)).name == name
     with pytest.raises(Conflict, match=f"An instance named '{name}' already exists"):
         await members.import_backup(file)
     back = await members.member(name)
@@ -168,7 +168,7 @@ async def test_backup_delete_import(members: LxdBackend, client: pylxd.Client, t
     await members.act(name, "start")
     assert await sh(members, name, "cat /root/data") == "precious\n"
 
-    copy = await members.import_backup(file, "copy-" + name)
+    copy = (await members.import_backup(file, "copy-" + name)).name
     assert (await members.member(copy)).member == "cat"
     with pytest.raises(Invalid, match="is not an LXD backup"):
         (tmp_path / "junk").write_bytes(b"not a tarball")

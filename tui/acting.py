@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ from tui.jobs import Job, Jobs
 from tui.read_only import CONSOLE, STATE_CHANGING, refusal
 
 B = TypeVar("B")
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+"""Cursor home, then erase the screen (ECMA-48): the terminal a shell opens on starts blank."""
 
 
 def writable(node: Widget, config: Config, host: HostConfig, backend: B | None, why_not: str) -> B | None:
@@ -92,7 +95,11 @@ def run_action(
     timeout: float = 8,
 ) -> None:
     """Run an engine call in a worker of `node`; `done` is said on success, a failure becomes one
-    notification titled `label`, and `after` runs either way (e.g. to read the list again)."""
+    notification titled "<label> failed", and `after` runs either way (e.g. to read the list again).
+
+    `label` names what is tried ("add forward 2222 → 22/tcp"), never how it went: the same words
+    head a failure, so a success phrase there would sit over the error that contradicts it.
+    """
 
     async def go() -> None:
         try:
@@ -100,11 +107,16 @@ def run_action(
             if done:
                 node.notify(done, timeout=3)
         except BerthError as exc:
-            node.notify(str(exc), title=label, severity="error", timeout=timeout)
+            node.notify(str(exc), title=failure_title(label), severity="error", timeout=timeout)
         if after is not None:
             after()
 
     node.run_worker(go(), group=group, exit_on_error=False)
+
+
+def failure_title(label: str) -> str:
+    """The title of the notification that says `label` (what was tried) did not work."""
+    return f"{label[:1].upper()}{label[1:]} failed"
 
 
 def run_job(
@@ -144,6 +156,10 @@ async def run_in_terminal(node: Widget, argv: Sequence[str], env: dict[str, str]
     """
     try:
         with node.app.suspend():
+            # The terminal is back as it was before berth started: clear it, or the shell opens
+            # under that old output as if it were the container's.
+            sys.stdout.write(CLEAR_SCREEN)
+            sys.stdout.flush()
             process = await asyncio.create_subprocess_exec(*argv, env=env)
             await process.wait()
     except Exception as exc:  # SuspendNotSupported under a test driver or a web terminal

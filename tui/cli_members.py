@@ -217,7 +217,12 @@ def member_backup(obj: CliContext, name: str, file: Path) -> None:
 def member_import(obj: CliContext, file: Path, name: str | None) -> None:
     """Make an instance from a backup FILE; it is left stopped."""
     made = _run(obj, lambda b: b.import_backup(file, name))
-    _say(obj, f"{made} is imported from {file} (stopped).", {"name": made, "file": str(file)})
+    without = f"; without the forward(s) {'; '.join(made.dropped)}" if made.dropped else ""
+    _say(
+        obj,
+        f"{made.name} is imported from {file} (stopped){without}.",
+        {"name": made.name, "file": str(file), "dropped_forwards": list(made.dropped)},
+    )
 
 
 @member.command("forward")

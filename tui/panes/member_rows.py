@@ -46,12 +46,14 @@ KEY_COLUMNS: Sequence[Column] = (
 )
 
 
-def member_row(instance: MemberInstance) -> Row:
-    """One instance's row, grouped under its member (unowned ones under no group)."""
+def member_row(instance: MemberInstance, host: str | None = None) -> Row:
+    """One instance's row, grouped under its member (unowned ones under no group); with `host`
+    (the all-hosts view) a host cell first."""
     limits = " ".join(f"{k}={v}" for k, v in sorted(instance.limits.items()))
     running = instance.state == "Running"
     return Row(
         {
+            **({"host": host} if host else {}),
             "name": instance.name,
             "state": Text(instance.state, style=STATE_STYLES.get(instance.state, "")),
             "member": instance.member or Text("unowned", style="dim"),
@@ -64,8 +66,30 @@ def member_row(instance: MemberInstance) -> Row:
             "limits": limits,
             "contact": instance.contact or "",  # not a column: the filter finds members by contact
         },
-        group=instance.member,
+        group=f"member: {instance.member}" if instance.member else None,
         rank=0 if running else 1,
+    )
+
+
+ERROR_WIDTH = 32
+"""The most cells a host's error takes in its row: a column fits its widest cell, and a whole
+error would push the columns after it off screen (the full text stays in a cell the filter reads)."""
+
+
+def host_error_row(host: str, error: str) -> Row:
+    """The all-hosts view's row for a host whose instances cannot be read: its name and why."""
+    shown = Text(error, style="red")
+    shown.truncate(ERROR_WIDTH, overflow="ellipsis")
+    return Row(
+        {
+            "host": host,
+            "name": Text("(unreachable)", style="dim"),
+            "state": Text("Error", style="red"),
+            "member": shown,
+            "error": error,
+        },
+        group="hosts that cannot be read",
+        rank=9,
     )
 
 

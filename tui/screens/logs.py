@@ -47,6 +47,8 @@ class LogScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Start reading (or show the fixed lines)."""
+        # Fixed lines and no source: a document (an inspect), offered only the keys that make sense there.
+        self.view.document = self.source is None
         if self.static_lines:
             self.view.append(self.static_lines)
             self.view.set_follow(False)

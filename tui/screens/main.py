@@ -75,8 +75,10 @@ class MainScreen(Screen[None]):
         return ContainersPane(self.hosts, self.config, self.sessions, all_hosts=self.all_hosts)
 
     def _members_pane(self) -> MembersPane:
-        # Members are managed one host at a time: in the all-hosts view, the last host chosen.
-        return MembersPane(self.current, self.config, self.sessions)
+        # In the all-hosts view every host's members; new ones go to the last host chosen.
+        return MembersPane(
+            self.current, self.config, self.sessions, all_hosts=self.hosts if self.all_hosts else ()
+        )
 
     async def set_hosts(self, hosts: list[HostConfig], all_hosts: bool, current: HostConfig) -> None:
         """Point every built pane at `hosts` (one, or all of them in one view)."""

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from backends.config import HostConfig
+from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
 from backends.lxd import LxdBackend
 from tui.acting import permitted, run_action
@@ -81,8 +81,9 @@ class DetailScreen(ModalScreen[None]):
             self.table.update_rows({})
         self.loads += 1
 
-    def run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
-        """Run a change off the UI; say how it went, then reload.
+    def run(self, label: str, job: Callable[[], Awaitable[object]], done: str) -> None:
+        """Run a change off the UI (`label` says what it tries, `done` what it did); say how it
+        went, then reload.
 
         The app runs it, not this screen: closing the screen must not cancel a restore or a
         removal halfway through waiting for LXD (it would go on there, unreported)."""
@@ -91,19 +92,26 @@ class DetailScreen(ModalScreen[None]):
             if self.is_attached:
                 self.reload()
 
-        run_action(self.app, label, job, done=label, after=reload, group="detail-actions")
+        run_action(self.app, label, job, done=done, after=reload, group="detail-actions")
 
     def ask(self, question: str, targets: list[str], verb: str, job: Callable[[], Awaitable[object]]) -> None:
         """Confirm first, then `run`."""
         self.app.push_screen(
             ConfirmScreen(question, targets, verb),
-            lambda answer: self.run(f"{verb}: {', '.join(targets)}", job) if answer and answer[0] else None,
+            lambda answer: (
+                self.run(f"{verb.lower()} {', '.join(targets)}", job, f"{verb}: {', '.join(targets)}")
+                if answer and answer[0]
+                else None
+            ),
         )
 
     def acting_hosts(self) -> list[HostConfig]:
-        """The host of the instance (members are managed on the current host)."""
-        host = getattr(self.app, "current_host", None)
-        return [host] if isinstance(host, HostConfig) else []
+        """The host of the instance: the one its backend is on (in the all-hosts view, not always
+        the current host)."""
+        config = getattr(self.app, "config", None)
+        inventory = config.hosts if isinstance(config, Config) else []
+        known = [getattr(self.app, "current_host", None), *inventory]
+        return [h for h in known if isinstance(h, HostConfig) and h.name == self.backend.host_name][:1]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Looking is allowed read-only; the verbs that change something are hidden."""
@@ -147,7 +155,11 @@ class KeysScreen(DetailScreen):
 
         def chosen(key: str | None) -> None:
             if key:
-                self.run("Key added", lambda: self.backend.add_key(self.instance, key))
+                self.run(
+                    f"add a key to {self.instance}",
+                    lambda: self.backend.add_key(self.instance, key),
+                    "Key added",
+                )
 
         self.app.push_screen(
             FormScreen(
@@ -207,11 +219,13 @@ class ForwardsScreen(DetailScreen):
         def chosen(spec: tuple[int, int, str, str] | None) -> None:
             if spec:
                 host_port, port, protocol, listen = spec
+                forward = f"{listen}:{host_port} → {port}/{protocol}"
                 self.run(
-                    f"Forward {listen}:{host_port} → {port}/{protocol} added",
+                    f"add forward {forward}",
                     lambda: self.backend.add_forward(
                         self.instance, host_port, port, protocol=protocol, listen_address=listen
                     ),
+                    f"Forward {forward} added",
                 )
 
         fields = [
@@ -263,8 +277,9 @@ class SnapshotsScreen(DetailScreen):
             if values is not None:
                 stateful = values["stateful"].lower() in ("y", "yes", "true", "1")
                 self.run(
-                    "Snapshot taken",
+                    f"snapshot {self.instance}",
                     lambda: self.backend.snapshot(self.instance, values["name"] or None, stateful=stateful),
+                    "Snapshot taken",
                 )
 
         fields = [
@@ -305,10 +320,11 @@ class SnapshotsScreen(DetailScreen):
         def chosen(values: dict[str, str] | None) -> None:
             if values is not None:
                 self.run(
-                    "Snapshot schedule set",
+                    f"set the snapshot schedule of {self.instance}",
                     lambda: self.backend.set_schedule(
                         self.instance, values["schedule"], values["expiry"] or None
                     ),
+                    "Snapshot schedule set",
                 )
 
         fields = [

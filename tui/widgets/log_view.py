@@ -661,6 +661,11 @@ class LogStatus(Widget):
             self.refresh()
 
 
+STREAM_ACTIONS = frozenset({"follow", "pick_range", "marker", "toggle_timestamps"})
+"""Actions that only mean something for lines that keep coming (follow, another range, a marker
+with the time, the engine's timestamps): not offered on a document."""
+
+
 class LogView(Widget):
     """The log widget for every stream: a bounded ring of lines with virtual scrolling, follow, search.
 
@@ -745,6 +750,9 @@ class LogView(Widget):
         self.wrap = False
         self.keep_colours = True
         self.range_label: str | None = None
+        self.document = False
+        """A fixed text rather than a stream (an inspect, a log read once): the keys only a
+        stream has a use for (`STREAM_ACTIONS`) are not offered, nor is "following" said."""
         self.unseen = 0
         """Lines that arrived while paused."""
         self.flush_count = 0
@@ -756,6 +764,10 @@ class LogView(Widget):
         self._lines = LogLines(self)
         self._status = LogStatus(self)
         self._prompt = LogPrompt()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A document offers no key that only a stream has a use for."""
+        return not (self.document and action in STREAM_ACTIONS)
 
     def compose(self) -> ComposeResult:
         """The lines, the prompt (hidden until `/` or `ctrl+s`), the status row."""
@@ -1185,7 +1197,9 @@ class LogView(Widget):
         """The status row: lines held, follow or paused, filter, match i/N, flags (markup)."""
         buffer, matches = self.buffer, self.matches
         parts = [f"{len(buffer):,} / {buffer.max_lines:,} lines"]
-        if self.follow:
+        if self.document:
+            pass  # nothing arrives: neither following nor paused
+        elif self.follow:
             parts.append("[$success]following[/]")
         else:
             parts.append(f"[$warning]paused · {self.unseen:,} new lines — End to follow[/]")
