@@ -32,6 +32,11 @@ def test_what_cannot_be_reached_says_why_in_plain_words(tmp_path: Path) -> None:
         "Is `berth broker serve` running there? Check --broker (BERTH_BROKER_URL)."
     )
 
+    # A broker URL that carries a password: the sentence shows the URL without it.
+    secret = berth(config, "broker", "status", "--broker", f"http://ops:hunter2@127.0.0.1:{port}")
+    assert secret.returncode == 1
+    assert said(secret).startswith(f"berth: Cannot reach the broker at http://ops:***@127.0.0.1:{port}: ")
+
     host = berth(config, "--host", f"ssh://nobody@127.0.0.1:{port}", "ps")
     assert host.returncode == 1
     assert said(host) == (

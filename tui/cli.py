@@ -268,7 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
     except BerthError as exc:
-        click.echo(f"berth: {exc.for_cli()}", err=True)  # the command line's advice, not the console's
+        from backends.audit import redact  # a URL's password never reaches the terminal either
+
+        click.echo(f"berth: {redact(exc.for_cli())}", err=True)  # the CLI's advice, not the console's
         sys.exit(2 if isinstance(exc, Invalid) else 1)
     except Exception as exc:
         click.echo(f"berth: {log_unexpected(exc)}", err=True)
