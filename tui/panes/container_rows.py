@@ -127,23 +127,28 @@ def container_row(
 
 
 ERROR_STATUS_WIDTH = 32
-"""The most cells a host's error takes in STATUS: the column fits its widest cell, and a whole
-error (~70 cells) pushed the columns after it off screen. The strip under the table says it all."""
+"""The most cells a host's error takes in its row: a column fits its widest cell, and a whole
+error (~70 cells) pushed the columns after it off screen. The full text stays in a cell the
+filter searches, and the strip under the table says it all."""
 
 
-def host_error_row(host: str, error: str) -> Row:
-    """The all-hosts view's row for a host it cannot show: its name and what is wrong (cut short
-    in STATUS; the whole error stays in a cell the filter searches)."""
-    status = Text(error, style="red")
-    status.truncate(ERROR_STATUS_WIDTH, overflow="ellipsis")
+def host_error_row(
+    host: str, error: str, cell: str = "status", state: str = "error", group: str | None = None
+) -> Row:
+    """An all-hosts view's row for a host it cannot show: its name, and what is wrong cut short in
+    column `cell` (the whole error stays in a cell the filter searches). One home for every
+    engine pane: containers (STATUS) and members (MEMBER) alike."""
+    shown = Text(error, style="red")
+    shown.truncate(ERROR_STATUS_WIDTH, overflow="ellipsis")
     return Row(
         {
             "host": host,
             "name": Text("(unreachable)", style="dim"),
-            "state": Text("error", style="red"),
-            "status": status,
+            "state": Text(state, style="red"),
+            cell: shown,
             "error": error,
         },
+        group=group,
         rank=9,
     )
 

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from backends.lxd_models import Forward, MemberInstance, SnapshotInfo
 from tui.format import age, human_bytes, parse_bytes
+from tui.panes.container_rows import host_error_row as host_row
 from tui.panes.container_rows import text_number
 from tui.widgets.table_model import Column, Row
 
@@ -71,26 +72,9 @@ def member_row(instance: MemberInstance, host: str | None = None) -> Row:
     )
 
 
-ERROR_WIDTH = 32
-"""The most cells a host's error takes in its row: a column fits its widest cell, and a whole
-error would push the columns after it off screen (the full text stays in a cell the filter reads)."""
-
-
 def host_error_row(host: str, error: str) -> Row:
     """The all-hosts view's row for a host whose instances cannot be read: its name and why."""
-    shown = Text(error, style="red")
-    shown.truncate(ERROR_WIDTH, overflow="ellipsis")
-    return Row(
-        {
-            "host": host,
-            "name": Text("(unreachable)", style="dim"),
-            "state": Text("Error", style="red"),
-            "member": shown,
-            "error": error,
-        },
-        group="hosts that cannot be read",
-        rank=9,
-    )
+    return host_row(host, error, cell="member", state="Error", group="hosts that cannot be read")
 
 
 def forward_row(forward: Forward) -> Row:
