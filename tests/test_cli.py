@@ -63,7 +63,7 @@ def test_config_check_on_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", str(tmp_path / "absent.toml"), "config", "check"])
     assert exit_info.value.code == 0
-    assert "not found, using defaults; 1 host(s)" in capsys.readouterr().out
+    assert "not found, using defaults; 1 host(s) (local)" in capsys.readouterr().out
 
 
 def test_config_check_names_keymap_entries_that_would_be_skipped(tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ def test_config_check_refuses_a_theme_that_is_not_installed(isolated_home: Path,
     assert result.returncode == 2, result
     assert "ui.theme: no installed theme is called 'berth-drak'" in result.stderr
     assert "berth-dark" in result.stderr and "Traceback" not in result.stderr
+    assert "berth-drak" not in result.stdout  # no summary naming it as if it applied
 
     # A theme of the user's own counts as installed.
     themes = isolated_home / "config" / "berth" / "themes"

@@ -212,8 +212,6 @@ def config_path_cmd(obj: CliContext) -> None:
 def config_check(obj: CliContext) -> None:
     """Validate the config file; print what is wrong (file, line, key) or a summary."""
     loaded = obj.load()
-    state = "found" if obj.config_path.exists() else "not found, using defaults"
-    click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s), theme {loaded.ui.theme}.")
     problems = theme_problems(loaded.ui.theme)
     if loaded.ui.keymap:
         from tui.keymap import binding_sections, check_keymap  # the console's bindings: only when asked
@@ -221,10 +219,13 @@ def config_check(obj: CliContext) -> None:
         problems += check_keymap(loaded.ui.keymap, binding_sections())[1]
     for problem in problems:
         click.echo(f"{obj.config_path}: {problem}", err=True)
-    if problems:
+    if problems:  # no summary then: it would name a theme or keys that will not apply as if fine
         raise Invalid(
             f"{len(problems)} entr{'y' if len(problems) == 1 else 'ies'} of the config would not apply."
         )
+    state = "found" if obj.config_path.exists() else "not found, using defaults"
+    hosts = ", ".join(h.name for h in loaded.hosts)
+    click.echo(f"{obj.config_path}: {state}; {len(loaded.hosts)} host(s) ({hosts}), theme {loaded.ui.theme}.")
 
 
 def theme_problems(wanted: str) -> list[str]:
