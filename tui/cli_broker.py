@@ -70,12 +70,12 @@ def _call(url: str, token: str | None, method: str, path: str, body: Any = None)
 def _bound_options(command: F) -> F:
     """A flag and env var BERTH_BROKER_<NAME> for each bound among the broker's settings (see
     backends.broker.bounds), its default and help declared once, with the setting."""
+    types: dict[str, click.ParamType[Any]] = {
+        "size": Size(),
+        "duration": Duration(),
+        "count": click.IntRange(1),
+    }
     for name, kind, default, help_text in reversed(bound_settings()):
-        types: dict[str, click.ParamType[Any]] = {
-            "size": Size(),
-            "duration": Duration(),
-            "count": click.IntRange(1),
-        }
         command = click.option(
             "--" + name.replace("_", "-"),
             name,

@@ -418,22 +418,7 @@ _PROVIDER_COLUMNS = "fingerprint, key, name, paired, first_seen, last_seen, host
 
 
 def _view(row: tuple[Any, ...]) -> TaskView:
-    module, name = row[10], row[11]
-    if module is None:  # a row from before the module and name had columns of their own
-        head = _request_head_decoder.decode(row[3])
-        module, name = head.module, head.name
-    view = TaskView(
-        id=row[0],
-        state=row[1],
-        module=module,
-        name=name or "",
-        client=row[2],
-        created=row[6],
-        attempts=row[4],
-        provider=row[5],
-        finished=row[7],
-        seq=row[9] or 0,
-    )
+    view = _bare_view(row[0], row[1], row[2], row[3], row[10], row[11], row[4:8], row[9])
     if row[8] is not None:
         apply_outcome(view, _outcome_decoder.decode(row[8]))
     return view
@@ -441,28 +426,45 @@ def _view(row: tuple[Any, ...]) -> TaskView:
 
 def _brief(row: tuple[Any, ...]) -> TaskView:
     """A list's row (see `page`) as a view without output."""
-    module, name = row[4], row[5]
-    if module is None:  # a row from before the module and name had columns of their own
-        head = _request_head_decoder.decode(row[12])
-        module, name = head.module, head.name
-    view = TaskView(
-        id=row[1],
-        state=row[2],
-        module=module,
-        name=name or "",
-        client=row[3],
-        created=row[8],
-        attempts=row[6],
-        provider=row[7],
-        finished=row[9],
-        seq=row[10] or 0,
-    )
+    view = _bare_view(row[1], row[2], row[3], row[12], row[4], row[5], row[6:10], row[10])
     blob = row[11] if row[11] is not None else row[13]
     if blob is not None:
         result = _head_decoder.decode(blob)
         view.kind, view.exit_code, view.message = result.kind, result.exit_code, result.message
         view.duration_ms, view.fuel_used = result.duration_ms, result.fuel_used
     return view
+
+
+def _bare_view(
+    task_id: str,
+    state: str,
+    client: str,
+    request: bytes | None,
+    module: str | None,
+    name: str | None,
+    timing: tuple[Any, ...],
+    done_seq: int | None,
+) -> TaskView:
+    """A task's view from its columns, before how it ended; `timing` is (attempts, provider,
+    created, finished). A row from before the module and name had columns of their own reads
+    them from its request."""
+    if module is None:
+        assert request is not None  # the query reads the request exactly when module is NULL
+        head = _request_head_decoder.decode(request)
+        module, name = head.module, head.name
+    attempts, provider, created, finished = timing
+    return TaskView(
+        id=task_id,
+        state=state,
+        module=module,
+        name=name or "",
+        client=client,
+        created=created,
+        attempts=attempts,
+        provider=provider,
+        finished=finished,
+        seq=done_seq or 0,
+    )
 
 
 def _result_blobs(outcome: Outcome | None) -> tuple[bytes | None, bytes | None]:
