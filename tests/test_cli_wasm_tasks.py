@@ -17,8 +17,8 @@ from backends.wasm.runtime import run_task
 from backends.wasm.spec import TaskSpec
 from backends.wasm.store import ModuleStore
 from tui.app import BerthApp
-from tui.cli import CliContext
-from tui.cli_wasm_tasks import image_task, is_image
+from tui.cli.context import CliContext
+from tui.cli.wasm_tasks import image_task, is_image
 from tui.panes.wasm import WasmPane
 from tui.screens.logs import LogScreen
 

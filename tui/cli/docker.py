@@ -15,7 +15,7 @@ from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.docker_models import ContainerInfo
 from backends.errors import BerthError
-from tui.cli import ALL_HOSTS, CliContext, changes_state, cli, on_host
+from tui.cli.context import ALL_HOSTS, CliContext, changes_state, on_host
 from tui.format import age, human_bytes, table
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def _emit(
         click.echo(table(headers, cells))
 
 
-@cli.command()
+@click.command()
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show stopped containers too.")
 @click.pass_obj
 def ps(obj: CliContext, show_all: bool) -> None:
@@ -91,7 +91,7 @@ def ps(obj: CliContext, show_all: bool) -> None:
         sys.exit(1)
 
 
-@cli.command()
+@click.command()
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--since", metavar="DUR", help="Only lines newer than this (30s, 10m, 2h, 1d, or a time).")
 @click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines.")
@@ -145,21 +145,23 @@ def _each(
         sys.exit(1)
 
 
-def _action_command(action: str, summary: str) -> None:
-    @cli.command(name=action, help=summary)
+def _action_command(action: str, summary: str) -> click.Command:
+    @click.command(name=action, help=summary)
     @click.argument("names", nargs=-1, required=True, metavar="NAME...")
     @click.pass_obj
     @changes_state()
     def command(obj: CliContext, names: tuple[str, ...]) -> None:
         _each(obj, names, lambda backend, c: backend.act(action, c.id, name=c.name))
 
-
-_action_command("start", "Start containers.")
-_action_command("stop", "Stop containers.")
-_action_command("restart", "Restart containers.")
+    return command
 
 
-@cli.command()
+start = _action_command("start", "Start containers.")
+stop = _action_command("stop", "Stop containers.")
+restart = _action_command("restart", "Restart containers.")
+
+
+@click.command()
 @click.option("-f", "--force", is_flag=True, help="Remove running containers too (they are killed).")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.pass_obj
@@ -169,7 +171,7 @@ def rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
     _each(obj, names, lambda backend, c: backend.remove(c.id, name=c.name, force=force))
 
 
-@cli.command()
+@click.command()
 @click.pass_obj
 def images(obj: CliContext) -> None:
     """List images, with how many containers use each; with --host all, every host's."""
@@ -190,7 +192,7 @@ def images(obj: CliContext) -> None:
         sys.exit(1)
 
 
-@cli.group()
+@click.group()
 def image() -> None:
     """Work on one image."""
 

@@ -7,62 +7,25 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO
 
 import click
 
-from backends.docker_logs import parse_duration
 from backends.errors import BerthError, Invalid
-from backends.units import parse_size
 from backends.wasm.history import TaskHistory
 from backends.wasm.pool import OUTPUT_KEEP
 from backends.wasm.record import TaskRecord, module_label, new_task_id, output_lines, state_for
 from backends.wasm.runtime import run_task
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 from backends.wasm.store import ModuleStore
-from tui.cli import CliContext, cli
+from tui.cli.context import CliContext
+from tui.cli.params import Size, limits_options
 from tui.read_only import refusal
 
-F = TypeVar("F", bound=Callable[..., Any])
 TIMEOUT_EXIT = 124
 """Exit status after the wall-time limit, as timeout(1) uses."""
-
-
-class Size(click.ParamType[int]):
-    """A byte count as people write it: 64MiB, 1GB, 65536."""
-
-    name = "size"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        """Bytes in `value`."""
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(str(value))
-        except Invalid as exc:
-            self.fail(exc.message, param, ctx)
-
-
-class Duration(click.ParamType[float]):
-    """Seconds, written 2, 1.5, 90s, 10m or 1h30m."""
-
-    name = "duration"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        """Seconds in `value`."""
-        if isinstance(value, float):
-            return value
-        text = str(value).strip()
-        try:
-            seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
-        except ValueError:
-            self.fail(f"Not a duration: {text!r}. Write it like 30s, 2m or 1.5.", param, ctx)
-        if seconds <= 0:
-            self.fail("The timeout must be longer than 0 s.", param, ctx)
-        return seconds
 
 
 def _preopen(spec: str, writable: bool) -> Preopen:
@@ -160,25 +123,7 @@ def _remember(
         click.echo(f"berth: task {record.id} ran but is not in the task history: {exc.message}", err=True)
 
 
-def limits_options(command: F) -> F:
-    """The --fuel, --memory and --timeout options of every verb that runs a module."""
-    command = click.option("--timeout", type=Duration(), help="Stop after this wall time: 30s, 2m, 1.5...")(
-        command
-    )
-    command = click.option(
-        "--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB..."
-    )(command)
-    return click.option(
-        "--fuel", type=click.IntRange(min=1), help="Stop after this much fuel (~instructions)."
-    )(command)
-
-
-@cli.group()
-def wasm() -> None:
-    """Run WASI modules with limits (wasmtime, here)."""
-
-
-@wasm.command("run", context_settings={"ignore_unknown_options": True})
+@click.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("module")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @limits_options
@@ -224,8 +169,7 @@ def wasm_run(
         limits=Limits(fuel=fuel, memory=memory, timeout=timeout, max_output=max_output),
         name=Path(module).name,
     )
-    # Imported here: it registers on this module's `wasm` group, and Docker loads only for images.
-    from tui.cli_wasm_tasks import image_task, is_image
+    from tui.cli.wasm_tasks import image_task, is_image  # Docker loads only for images
 
     cleanup = None
     asked = spec  # what the history keeps: the image by name, not the module taken from it

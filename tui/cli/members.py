@@ -14,7 +14,7 @@ import click
 from backends.audit import audited
 from backends.errors import BerthError, Invalid
 from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
-from tui.cli import CliContext, changes_state, cli
+from tui.cli.context import CliContext, changes_state
 from tui.format import age, human_bytes, table
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def _end_progress(obj: CliContext) -> None:
         click.echo("\r\033[K", err=True, nl=False)
 
 
-@cli.command()
+@click.command()
 @click.pass_obj
 def members(obj: CliContext) -> None:
     """List the host's LXD instances with their member (untagged ones too)."""
@@ -93,7 +93,7 @@ def members(obj: CliContext) -> None:
     )
 
 
-@cli.group()
+@click.group()
 def member() -> None:
     """Work on one member instance."""
 

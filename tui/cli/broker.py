@@ -22,8 +22,8 @@ from backends.broker.core import bound_settings
 from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
-from tui.cli import CliContext, changes_state, cli
-from tui.cli_wasm import Duration, Size, limits_options
+from tui.cli.context import CliContext, changes_state
+from tui.cli.params import Duration, Size, limits_options
 from tui.format import age, table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +99,7 @@ def _written(kind: str, value: Any) -> Any:
     return f"{value:g}s" if kind == "duration" else value
 
 
-@cli.group()
+@click.group()
 def broker() -> None:
     """Run the wasm offloading broker, and pair and watch its providers."""
 
@@ -323,7 +323,7 @@ def broker_unpair(fingerprint: str, url: str, token: str | None) -> None:
     click.echo(f"Unpaired {fingerprint}: it is refused from now on (pair it again to let it in).")
 
 
-@cli.command("provider")
+@click.command("provider")
 @BROKER_URL
 @click.option(
     "--workers", default="1", show_default=True, help="Worker processes: a number or `max` (one per core)."
@@ -357,7 +357,7 @@ def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> No
     asyncio.run(go())
 
 
-@cli.command("submit")
+@click.command("submit")
 @BROKER_URL
 @TOKEN
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="How many tasks to run.")

@@ -10,10 +10,10 @@ import sys
 
 import click
 
-from tui.cli import CliContext, cli
+from tui.cli.context import CliContext
 
 
-@cli.command("web")
+@click.command("web")
 @click.option(
     "--listen", default="127.0.0.1:8000", show_default=True, help="Address to serve on (HOST:PORT)."
 )

@@ -13,7 +13,7 @@ import click
 from backends.audit import audit
 from backends.config import HostConfig, add_host, save_config
 from backends.hosts import HostState, probe_host
-from tui.cli import ALL_HOSTS, CliContext, changes_state, cli
+from tui.cli.context import ALL_HOSTS, CliContext, changes_state
 from tui.format import table
 
 
@@ -32,7 +32,7 @@ def state_json(state: HostState) -> dict[str, Any]:
     }
 
 
-@cli.group(invoke_without_command=True)
+@click.group(invoke_without_command=True)
 @click.pass_context
 def hosts(ctx: click.Context) -> None:
     """Probe every host of the inventory (or --host's) at once and show its state and engines.

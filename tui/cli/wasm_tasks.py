@@ -13,8 +13,7 @@ import click
 from backends.wasm.history import TaskHistory
 from backends.wasm.record import TaskRecord
 from backends.wasm.spec import TaskSpec
-from tui.cli import CliContext
-from tui.cli_wasm import wasm
+from tui.cli.context import CliContext
 from tui.format import age, table
 
 
@@ -35,7 +34,7 @@ def image_task(obj: CliContext, spec: TaskSpec) -> tuple[TaskSpec, Callable[[], 
     return image.task_spec(spec), image.cleanup
 
 
-@wasm.command("tasks")
+@click.command("tasks")
 @click.pass_obj
 def wasm_tasks(obj: CliContext) -> None:
     """List finished wasm tasks from the history, newest first: those run in the console and by
