@@ -41,6 +41,7 @@ from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
+from tui.verbs import bindings
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 from tui.widgets.scrollbars import use_whole_cell_scrollbars
@@ -58,17 +59,7 @@ class BerthApp(App[None]):
     CSS_PATH = "styles/app.tcss"
     TITLE = "berth"
     COMMANDS = App.COMMANDS | {PaneCommands}
-    BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
-        # Priority, so the prompt takes focus before the keys typed right after ':' are routed:
-        # otherwise a fast typist's (or a paste's) first letters go to the pane and are lost.
-        Binding("colon", "command_line", "Command", id="app.command", priority=True),
-        Binding("H", "pick_host", "Host", id="app.host"),
-        # The same race as ':' for '/' in tables and logs: the prompt must open before the keys
-        # typed after it are routed, or "t" of a name would open `top`.
-        Binding("slash", "find", "Find", priority=True, id="app.find"),
-    ]
+    BINDINGS = bindings("app")
 
     def _finder(self) -> Widget | None:
         """The table or log around the focused widget that has a `/` prompt."""

@@ -19,7 +19,6 @@ from typing import Any
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Label, Sparkline
@@ -57,6 +56,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 from tui.screens.picker import PickerScreen
 from tui.screens.top import TopScreen
+from tui.verbs import action_views, bindings
 from tui.widgets.resource_table import ResourceTable
 
 STATS_SECONDS = 2.0
@@ -69,9 +69,8 @@ PENDING_GRACE = 2.0
 action with nothing to do, such as stopping a stopped container, brings none)."""
 # What a row says while its action is under way, until the engine reports the new state.
 PENDING_LABELS = {"stop": "stopping…", "start": "starting…", "restart": "restarting…"}
-# Keys that only make sense on one of the two views.
-CONTAINER_ACTIONS = {"logs", "restart", "pause", "exec", "inspect", "top", "compose"}
-IMAGE_ACTIONS = {"move", "prune"}
+ACTION_VIEWS = action_views("containers")
+"""Action name -> the one view (containers or images) its keys make sense on (tui.verbs says)."""
 
 
 @dataclass
@@ -192,22 +191,7 @@ class ContainersPane(Widget):
     ContainersPane.-images > ContainerStrip { display: none; }
     """
 
-    BINDINGS = [
-        Binding("l", "logs", "Logs", id="containers.logs"),
-        Binding("s", "act('stop')", "Stop", id="containers.stop"),
-        Binding("S", "act('start')", "Start", id="containers.start"),
-        Binding("r", "restart", "Restart", id="containers.restart"),
-        Binding("p", "pause", "Pause", id="containers.pause"),
-        Binding("d", "remove", "Remove", id="containers.remove"),
-        Binding("e", "exec", "Shell", id="containers.exec"),
-        Binding("i", "inspect", "Inspect", id="containers.inspect"),
-        Binding("t", "top", "Top", id="containers.top"),
-        Binding("U", "compose('up')", "Project up", show=False, id="containers.up"),
-        Binding("D", "compose('down')", "Project down", show=False, id="containers.down"),
-        Binding("v", "switch_view", "Images", id="containers.view"),
-        Binding("m", "move", "Move to host", id="containers.move"),
-        Binding("P", "prune", "Prune dangling", id="containers.prune"),
-    ]
+    BINDINGS = bindings("containers")
 
     def __init__(
         self, hosts: Sequence[HostConfig], config: Config, sessions: Sessions, *, all_hosts: bool = False
@@ -479,11 +463,8 @@ class ContainersPane(Widget):
         """Show each key only on the view it works on, and no verb that changes state read-only."""
         if not permitted(self, action, parameters):
             return False
-        if action in CONTAINER_ACTIONS or action == "act":
-            return self.view == "containers"
-        if action in IMAGE_ACTIONS:
-            return self.view == "images"
-        return True
+        view = ACTION_VIEWS.get(action)
+        return view is None or self.view == view
 
     def _run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run an engine call off the UI; failures become one notification."""

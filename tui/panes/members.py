@@ -10,7 +10,6 @@ from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 
 from backends.audit import audit
 from backends.config import Config, HostConfig
@@ -29,6 +28,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
 from tui.screens.member_details import DetailScreen, ForwardsScreen, KeysScreen, SnapshotsScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Row
 
@@ -104,21 +104,7 @@ class MembersPane(TablePane):
     column), grouped by member; actions apply to the marked rows, each on its own host."""
 
     TABLE_ID = "members-table"
-    BINDINGS = [
-        Binding("n", "new", "New member", id="members.new"),
-        Binding("s", "act('stop')", "Stop", id="members.stop"),
-        Binding("S", "act('start')", "Start", id="members.start"),
-        Binding("r", "act('restart')", "Restart", id="members.restart"),
-        Binding("p", "freeze", "Freeze", id="members.freeze"),
-        Binding("d", "delete", "Delete", id="members.delete"),
-        Binding("k", "details('keys')", "Keys", id="members.keys"),
-        Binding("f", "details('forwards')", "Forwards", id="members.forwards"),
-        Binding("z", "details('snapshots')", "Snapshots", id="members.snapshots"),
-        Binding("b", "backup", "Backup", id="members.backup"),
-        Binding("I", "import_backup", "Import", show=False, id="members.import"),
-        Binding("e", "shell", "Shell", id="members.shell"),
-        Binding("l", "logs", "Console log", id="members.logs"),
-    ]
+    BINDINGS = bindings("members")
 
     def __init__(
         self,

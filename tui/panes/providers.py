@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import Static
 
 from backends.audit import audited
@@ -31,6 +30,7 @@ from tui.read_only import refusal
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -46,14 +46,7 @@ class ProvidersPane(TablePane):
     """The broker at a glance and its providers; polls the broker once a second while shown."""
 
     TABLE_ID = "providers-table"
-    BINDINGS = [
-        Binding("a", "approve", "Approve", id="providers.approve"),
-        Binding("D", "drain", "Drain", id="providers.drain"),
-        Binding("x", "disconnect", "Disconnect", id="providers.disconnect"),
-        Binding("u", "unpair", "Unpair", id="providers.unpair"),
-        Binding("l", "log", "Log", id="providers.log"),
-        Binding("P", "start_provider", "Start on host", id="providers.start"),
-    ]
+    BINDINGS = bindings("providers")
 
     def __init__(self, host: HostConfig, config: Config, sessions: Sessions, broker: BrokerGetter) -> None:
         super().__init__(id="pane-providers", classes="pane providers")

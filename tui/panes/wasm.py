@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 
 from backends.audit import audited
 from backends.broker.protocol import Limits as WireLimits
@@ -34,6 +33,7 @@ from tui.panes.wasm_rows import TASK_COLUMNS, task_age, task_row
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -145,13 +145,7 @@ class WasmPane(TablePane):
     """Tasks of berth's local wasm pool, newest first; live ones update as they run."""
 
     TABLE_ID = "tasks-table"
-    BINDINGS = [
-        Binding("n", "new", "New task", id="wasm.new"),
-        Binding("l", "output", "Output", id="wasm.output"),
-        Binding("R", "rerun", "Re-run", id="wasm.rerun"),
-        Binding("c", "cancel", "Cancel", id="wasm.cancel"),
-        Binding("d", "drop", "Drop", id="wasm.drop"),
-    ]
+    BINDINGS = bindings("wasm")
 
     def __init__(
         self,

@@ -8,11 +8,11 @@ from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from backends.audit import audit_file, read_audit
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
@@ -55,10 +55,7 @@ def audit_rows(records: Sequence[Mapping[str, Any]]) -> dict[str, Row]:
 class AuditScreen(Screen[None]):
     """The last records of the audit log in a `ResourceTable` (`/` filters); `r` reads it again."""
 
-    BINDINGS = [
-        Binding("escape,q", "close", "Back", id="audit.close"),
-        Binding("r", "reload", "Reload", id="audit.reload"),
-    ]
+    BINDINGS = bindings("audit")
 
     def __init__(self) -> None:
         super().__init__(classes="audit-screen")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
+
+from tui.verbs import bindings
 
 
 def subject(names: list[str], noun: str, plural: str | None = None) -> str:
@@ -23,10 +24,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
     (e.g. "also remove its volumes").
     """
 
-    BINDINGS = [
-        Binding("escape,n", "answer(False)", "Cancel", id="confirm.no"),
-        Binding("y", "answer(True)", "Confirm", id="confirm.yes"),
-    ]
+    BINDINGS = bindings("confirm")
 
     def __init__(self, question: str, targets: list[str], verb: str, option: str | None = None) -> None:
         super().__init__(classes="confirm")

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from backends.errors import BerthError
+from tui.verbs import bindings
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,7 @@ class FormScreen(ModalScreen[Any]):
     moves to the next field and submits from the last; Escape closes with None.
     """
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="form.cancel"),
-        # Priority: acted on as the key arrives, before the keys typed after it are routed, so a
-        # fast typist's (or a paste's) next letters land in the field it moves to. Handled by the
-        # field, the keys behind it would already be on their way to the field it leaves.
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="form.next"),
-        Binding(
-            "shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="form.previous"
-        ),
-        Binding("enter", "enter", "Next field, or submit", show=False, priority=True, id="form.enter"),
-    ]
+    BINDINGS = bindings("form")
 
     def __init__(
         self, title: str, fields: Sequence[Field], submit: Callable[[dict[str, str]], Any], verb: str = "OK"

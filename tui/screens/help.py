@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from tui.commands import VERBS
+from tui.verbs import bindings
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,13 @@ class HelpTable(DataTable[object]):
     """The help table: Home and End go to the first and last row (a DataTable's scroll sideways,
     which on a narrow terminal hides the keys column instead of showing the end of the list)."""
 
-    BINDINGS = [
-        Binding("home,g", "scroll_top", "First row", show=False, id="help.top"),
-        Binding("end,G", "scroll_bottom", "Last row", show=False, id="help.bottom"),
-    ]
+    BINDINGS = bindings("help.table")
 
 
 class HelpScreen(ModalScreen[None]):
     """A table of every binding and `:` command; `escape`, `q` or `?` closes it."""
 
-    BINDINGS = [
-        Binding("escape,q,question_mark", "close", "Close", id="help.close"),
-    ]
+    BINDINGS = bindings("help")
 
     def __init__(self, rows: list[HelpRow]) -> None:
         super().__init__(classes="help")

@@ -6,13 +6,13 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from tui.format import age
 from tui.jobs import Job, Jobs, progress_bar
 from tui.screens.confirm import ConfirmScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
@@ -46,10 +46,7 @@ def job_row(job: Job, now: float) -> Row:
 class JobsScreen(Screen[None]):
     """The app's jobs in a `ResourceTable`, updated as they move; `c` cancels, Esc goes back."""
 
-    BINDINGS = [
-        Binding("escape,q", "close", "Back", id="jobs.close"),
-        Binding("c", "cancel_jobs", "Cancel job", id="jobs.cancel"),
-    ]
+    BINDINGS = bindings("jobs")
 
     def __init__(self, jobs: Jobs) -> None:
         super().__init__(classes="jobs-screen")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from backends.streams import LogLine
+from tui.verbs import bindings
 from tui.widgets.log_view import LogView
 
 # Given (since, tail), the batches of lines to show; called again when the user picks a range.
@@ -20,7 +20,7 @@ DEFAULT_TAIL = 1000
 class LogScreen(Screen[None]):
     """A title line, one `LogView` and the footer; `escape`/`q` go back (the source stops)."""
 
-    BINDINGS = [Binding("escape,q", "close", "Back", id="logs.close")]
+    BINDINGS = bindings("logs")
 
     def __init__(
         self,

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -19,6 +18,7 @@ from tui.panes.containers import ContainersPane
 from tui.panes.members import MembersPane
 from tui.panes.providers import ProvidersPane
 from tui.panes.wasm import WasmPane
+from tui.verbs import bindings
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 
@@ -29,11 +29,7 @@ if TYPE_CHECKING:
 class MainScreen(Screen[None]):
     """Where berth lives: `1`-`4` and Tab/Shift+Tab move between panes."""
 
-    BINDINGS = [
-        *(Binding(p.key, f"show_pane('{p.id}')", p.title, show=False, id=f"pane.{p.id}") for p in PANES),
-        Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
-        Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
-    ]
+    BINDINGS = bindings("main")
 
     def __init__(
         self,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
@@ -27,6 +26,7 @@ from tui.panes.member_rows import (
 )
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
@@ -41,7 +41,7 @@ def parse_port(text: str, what: str) -> int:
 class DetailScreen(ModalScreen[None]):
     """A table of one instance's things (`rows()` reads them), reloaded after every change."""
 
-    BINDINGS = [Binding("escape,q", "close", "Close", id="detail.close")]
+    BINDINGS = bindings("detail")
     TITLE_TEXT = ""
     COLUMNS: Sequence[Column] = ()
 
@@ -125,10 +125,7 @@ class DetailScreen(ModalScreen[None]):
 class KeysScreen(DetailScreen):
     """The SSH keys in the instance's /root/.ssh/authorized_keys: `a` adds one, `d` removes."""
 
-    BINDINGS = [
-        Binding("a", "add", "Add key", id="keys.add"),
-        Binding("d", "remove", "Remove key", id="keys.remove"),
-    ]
+    BINDINGS = bindings("keys")
     TITLE_TEXT = "SSH keys"
     COLUMNS = KEY_COLUMNS
 
@@ -190,10 +187,7 @@ class KeysScreen(DetailScreen):
 class ForwardsScreen(DetailScreen):
     """The instance's port forwards (LXD proxy devices): `a` adds one, `d` removes."""
 
-    BINDINGS = [
-        Binding("a", "add", "Add forward", id="forwards.add"),
-        Binding("d", "remove", "Remove forward", id="forwards.remove"),
-    ]
+    BINDINGS = bindings("forwards")
     TITLE_TEXT = "Port forwards"
     COLUMNS = FORWARD_COLUMNS
 
@@ -256,12 +250,7 @@ class ForwardsScreen(DetailScreen):
 class SnapshotsScreen(DetailScreen):
     """The instance's snapshots: `c` take one, `R` restore, `d` delete, `S` schedule and expiry."""
 
-    BINDINGS = [
-        Binding("c", "take", "Snapshot now", id="snapshots.take"),
-        Binding("R", "restore", "Restore", id="snapshots.restore"),
-        Binding("d", "remove", "Delete", id="snapshots.delete"),
-        Binding("S", "schedule", "Schedule", id="snapshots.schedule"),
-    ]
+    BINDINGS = bindings("snapshots")
     TITLE_TEXT = "Snapshots"
     COLUMNS = SNAPSHOT_COLUMNS
 

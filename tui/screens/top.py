@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from backends.errors import BerthError
+from tui.verbs import bindings
 
 TopSource = Callable[[], Awaitable[tuple[list[str], list[list[str]]]]]
 REFRESH_SECONDS = 2.0
@@ -19,7 +19,7 @@ REFRESH_SECONDS = 2.0
 class TopScreen(Screen[None]):
     """A table of processes; re-read every 2 s, the next read only after the last one ended."""
 
-    BINDINGS = [Binding("escape,q", "close", "Back", id="top.close")]
+    BINDINGS = bindings("top")
 
     def __init__(self, title: str, source: TopSource) -> None:
         super().__init__(classes="top-screen")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Input
 
 from tui.commands import completions
+from tui.verbs import bindings
 
 
 class CommandLine(Input):
     """A one-line prompt for `:` commands; hidden until summoned, `escape` dismisses it."""
 
-    BINDINGS = [
-        Binding("escape", "dismiss", "Close", id="command_line.close"),
-        Binding("tab", "complete", "Complete", show=False, id="command_line.complete"),
-    ]
+    BINDINGS = bindings("command_line")
 
     class Dismissed(Message):
         """Posted when the user leaves the command line without running anything."""

@@ -32,7 +32,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.containers import Horizontal
 from textual.events import Resize
@@ -51,6 +51,7 @@ from backends.paths import open_private
 from backends.streams import LogLine
 from tui.error_log import log_unexpected
 from tui.screens.picker import PickerScreen
+from tui.verbs import bindings
 from tui.widgets.log_buffer import (
     MARKER,
     SEPARATOR,
@@ -614,9 +615,7 @@ class LogLines(ScrollView, can_focus=True):
 class LogPrompt(Input):
     """The one-line prompt at the bottom of a LogView, for a search or a file name; `escape` closes it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "Close", id="log.prompt.close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("log.prompt")
 
     class Dismissed(Message):
         """Posted when the prompt is closed without an answer."""
@@ -690,20 +689,7 @@ class LogView(Widget):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "open_search", "Search", id="log.search", tooltip="Search: text, or ~regex."),
-        Binding("n", "next_match", "Next", id="log.next", tooltip="Go to the next match."),
-        Binding("N", "previous_match", "Prev", id="log.previous", tooltip="Go to the previous match."),
-        Binding("f", "toggle_filter", "Filter", id="log.filter", tooltip="Show only matches, or all."),
-        Binding("t", "toggle_timestamps", "Times", id="log.timestamps", tooltip="Show or hide timestamps."),
-        Binding("w", "toggle_wrap", "Wrap", id="log.wrap", tooltip="Wrap long lines, or scroll sideways."),
-        Binding("c", "toggle_colours", "Colours", id="log.colours", tooltip="Keep or strip ANSI colours."),
-        Binding("ctrl+s", "open_save", "Save", id="log.save", tooltip="Save the lines to a file."),
-        Binding("m", "marker", "Marker", id="log.marker", tooltip="Add a marker line with the time."),
-        Binding("s", "pick_range", "Range", id="log.range", tooltip="Show another range: tail or since."),
-        Binding("end,G", "follow", "Follow", id="log.follow", tooltip="Jump to the end and follow."),
-        Binding("y", "copy", "Copy", id="log.copy", tooltip="Copy the match, else the screen."),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("log")
 
     class RangeRequested(Message):
         """The user picked another range (`s`): the owner should `clear()` and re-`attach()` the source.

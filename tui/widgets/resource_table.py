@@ -28,7 +28,7 @@ from rich.text import Text
 from textual import on
 from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Region
@@ -39,6 +39,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static
 from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
+from tui.verbs import bindings
 from tui.widgets.table_model import (
     MARK_COLUMN,
     CellValue,
@@ -184,9 +185,7 @@ class _Grid(DataTable[Text]):
 class _FilterInput(Input):
     """The `/` prompt; `escape` cancels the edit (the filter goes back to what it was)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel filter", id="table.filter_cancel"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("table.filter")
 
     class Cancelled(Message):
         """The user left the prompt with escape."""
@@ -250,28 +249,7 @@ class ResourceTable(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"resource-table--mark", "resource-table--group"}
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "open_filter", "Filter", id="table.filter", tooltip="Filter: text, ~regex, !not"),
-        Binding("escape", "clear_filter", "Clear filter", id="table.clear_filter", tooltip="Show every row"),
-        Binding("space", "toggle_mark", "Mark", id="table.mark", tooltip="Mark or unmark the row"),
-        Binding(
-            "ctrl+a",
-            "mark_all",
-            "Mark all",
-            id="table.mark_all",
-            show=False,
-            tooltip="Mark every row on show",
-        ),
-        Binding(
-            "ctrl+u", "clear_marks", "Unmark", id="table.clear_marks", show=False, tooltip="Unmark every row"
-        ),
-        Binding("o", "sort_next", "Sort", id="table.sort_next", tooltip="Sort by the next column"),
-        Binding("y", "copy", "Copy", id="table.copy", show=False, tooltip="Copy the ids"),
-        Binding(
-            "O", "sort_reverse", "Reverse", id="table.sort_reverse", show=False, tooltip="Reverse the sort"
-        ),
-        Binding("g", "toggle_group", "Group", id="table.group", show=False, tooltip="Group rows by project"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("table")
 
     class Activated(Message):
         """Enter (or a second click) on a data row: the pane's default action for `row_id`."""
