@@ -19,8 +19,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
-from backends.audit import audit
-from backends.config import Config, HostConfig, adhoc_host, save_config
+from backends.config import Config, HostConfig, adhoc_host
+from backends.config_changes import save_host, save_theme
 from backends.errors import BerthError, Denied, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
@@ -41,7 +41,6 @@ from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
-from tui.verbs import bindings
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 from tui.widgets.scrollbars import use_whole_cell_scrollbars
@@ -278,9 +277,8 @@ class BerthApp(App[None]):
             if updated is None:
                 return
             self.config.hosts = updated.hosts
-            self.save_config()
             host = updated.hosts[-1]
-            audit("local", "host.add", [host.name], url=host.url, read_only=host.read_only)
+            self.save_config(lambda config: save_host(config, host))
             self.notify(f"Added {host.name}; switch to it with H.")
 
         self.push_screen(add_host_form(self.config), added)
@@ -309,17 +307,17 @@ class BerthApp(App[None]):
             self.notify(f"Theme {name} for this run only: {why}.", timeout=4)
             return
         old, self.config.ui.theme = self.config.ui.theme, name
-        self.save_config()
-        audit("local", "theme.switch", [name], previous=old)
+        self.save_config(lambda config: save_theme(config, old))
 
     @work(thread=True, exclusive=True, group="save-config")
-    def save_config(self) -> None:
-        """Write the config file off the UI thread; a failure is shown, never hidden. Never in
-        read-only mode (the one place that writes it, so no path slips through)."""
+    def save_config(self, save: Callable[[Config], object]) -> None:
+        """Write the config file off the UI thread with `save` (one of `backends.config_changes`,
+        which records the change); a failure is shown, never hidden. Never in read-only mode (the
+        one place that writes it, so no path slips through)."""
         if self.read_only_reason():
             return
         try:
-            save_config(self.config)
+            save(self.config)
         except BerthError as exc:
             self.call_from_thread(self.notify, str(exc), title="Config not saved", severity="error")
 

@@ -1,5 +1,8 @@
 """Talking to a broker over its HTTP API: what `berth submit`, `berth broker …` and the console use.
 
+The verbs that change something (`send`, `cancel`, `pair`, `act_on_providers`) write their own
+audit record, under the broker's URL as the host, so neither the CLI nor the console writes one.
+
 Submitting survives a broker restart: the client names its batch, so a submission whose answer was
 lost is sent again and answered with the same ids; results are followed by finish number, so a
 stream broken by a restart resumes where it stopped, and each result is yielded once.
@@ -8,20 +11,35 @@ stream broken by a restart resumes where it stopped, and each result is yielded 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import msgspec
 
+from backends.audit import audited
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable, connect_reason
 
 DEFAULT_URL = "http://127.0.0.1:4080"
 RETRY = (0.2, 5.0)
 _encoder = msgspec.json.Encoder()
+
+ProviderVerb = Literal["drain", "disconnect", "unpair"]
+"""What an admin does to paired providers by fingerprint (`POST /api/v1/providers/<verb>`)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Copies of one task queued in one submission: the request each has, their ids, the batch."""
+
+    request: TaskRequest
+    ids: list[str]
+    id: str
 
 
 class BrokerClient:
@@ -105,6 +123,53 @@ class BrokerClient:
         body = msgspec.to_builtins(requests)
         answer = await self.call("POST", "/api/v1/tasks", body=body, params={"batch": batch})
         return list(answer["ids"]), str(answer["batch"])
+
+    async def send(self, module: bytes, request: TaskRequest, count: int = 1) -> Batch:
+        """The submit flow of the CLI and the console: upload `module`, then queue `count` copies
+        of `request` running it (its `module` becomes the upload's ref); follow them with `results`.
+
+        Recorded as wasm.submit with the count, the ref and the limits; never the arguments or
+        the environment, which may carry secrets."""
+        ref = await self.upload(module, request.name)
+        request = msgspec.structs.replace(request, module=ref)
+        limits = request.limits
+        details = {"fuel": limits.fuel, "memory": limits.memory, "timeout": limits.timeout}
+        with audited(self.url, "wasm.submit", [request.name], count=count, module=ref, **details):
+            ids, batch = await self.submit([request] * count)
+        return Batch(request, ids, batch)
+
+    async def cancel(self, task_ids: Sequence[str], seen: Callable[[dict[str, Any]], None]) -> None:
+        """Cancel tasks, recorded as one wasm.cancel; `seen` hears each one's view as the broker
+        answers. A task that ended meanwhile is read back for `seen` before Conflict says so."""
+        with audited(self.url, "wasm.cancel", list(task_ids)):
+            for task_id in task_ids:
+                try:
+                    view = await self.call("DELETE", f"/api/v1/tasks/{task_id}", retry=False)
+                except Conflict:
+                    seen(await self.call("GET", f"/api/v1/tasks/{task_id}", retry=False))
+                    raise
+                seen(view)
+
+    async def abandon(self, task_ids: Sequence[str]) -> None:
+        """Cancel those of `task_ids` still open, when the one following them stops (a console job
+        that was cancelled); best effort, each refusal ignored. Not recorded, as before services
+        wrote the audit log: the job's cancel is not a verb of its own there."""
+        for task_id in task_ids:
+            with contextlib.suppress(BerthError):
+                await self.call("DELETE", f"/api/v1/tasks/{task_id}", retry=False)
+
+    async def pair(self, fingerprint: str, name: str) -> None:
+        """Admit a waiting provider's key under `name`; recorded as provider.pair."""
+        with audited(self.url, "provider.pair", [fingerprint], name=name):
+            body = {"fingerprint": fingerprint, "name": name}
+            await self.call("POST", "/api/v1/providers/pair", body=body, retry=False)
+
+    async def act_on_providers(self, verb: ProviderVerb, fingerprints: Sequence[str]) -> None:
+        """Drain, disconnect or unpair paired providers, in order; one record, provider.<verb>."""
+        with audited(self.url, f"provider.{verb}", list(fingerprints)):
+            for fingerprint in fingerprints:
+                body = {"fingerprint": fingerprint}
+                await self.call("POST", f"/api/v1/providers/{verb}", body=body, retry=False)
 
     async def results(self, batch: str) -> AsyncIterator[dict[str, Any]]:
         """Every result of a batch once, in finish order, following it across broker restarts."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from backends.audit import audited
 from backends.errors import NotFound
 from backends.hosts import HostSession, Spawned
 
@@ -16,10 +17,16 @@ from backends.hosts import HostSession, Spawned
 async def start_provider(
     session: HostSession, broker_port: int, berth: str = "berth", workers: str = "max", name: str = ""
 ) -> Spawned:
-    """Run `berth provider` on the session's host against the broker on our `broker_port`.
+    """Run `berth provider` on the session's host against the broker on our `broker_port`;
+    recorded as provider.start on that host, with its workers.
 
     NotFound (with what to do) when the host has no `berth` command.
     """
+    with audited(session.host.name, "provider.start", [name], workers=workers):
+        return await _start(session, broker_port, berth, workers, name)
+
+
+async def _start(session: HostSession, broker_port: int, berth: str, workers: str, name: str) -> Spawned:
     found = await session.run(["sh", "-c", f"command -v {shlex.quote(berth)}"])
     if found.returncode != 0 or not found.output.strip():
         raise NotFound(

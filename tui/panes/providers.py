@@ -15,8 +15,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from backends.audit import audited
 from backends.broker.auth import printable
+from backends.broker.client import ProviderVerb
 from backends.broker.remote import start_provider
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied, Invalid
@@ -30,7 +30,6 @@ from tui.read_only import refusal
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
-from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -173,17 +172,15 @@ class ProvidersPane(TablePane):
     def _chosen(self, among: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return [among[fp] for fp in self.table.selected_ids() if fp in among]
 
-    def _post(self, label: str, path: str, fingerprints: Sequence[str], done: str) -> None:
+    def _post(self, verb: ProviderVerb, fingerprints: Sequence[str], done: str) -> None:
         broker = self._acting()
         if broker is None:
             return
 
         async def job() -> None:
-            with audited(broker.url, f"provider.{label}", list(fingerprints)):
-                for fp in fingerprints:
-                    await broker.client.call("POST", path, body={"fingerprint": fp}, retry=False)
+            await broker.client.act_on_providers(verb, fingerprints)
 
-        run_action(self, label, job, done=done, after=self.refresh_now, group="broker-actions")
+        run_action(self, verb, job, done=done, after=self.refresh_now, group="broker-actions")
 
     def action_approve(self) -> None:
         """Pair the waiting key under the cursor, after asking for (and showing) its name."""
@@ -206,9 +203,7 @@ class ProvidersPane(TablePane):
                 return
 
             async def job() -> None:
-                body = {"fingerprint": waiting["fingerprint"], "name": name}
-                with audited(broker.url, "provider.pair", [waiting["fingerprint"]], name=name):
-                    await broker.client.call("POST", "/api/v1/providers/pair", body=body, retry=False)
+                await broker.client.pair(waiting["fingerprint"], name)
 
             run_action(
                 self, "pair", job, done=f"Paired {name}.", after=self.refresh_now, group="broker-actions"
@@ -223,21 +218,21 @@ class ProvidersPane(TablePane):
         )
         self.app.push_screen(FormScreen("Pair a provider", fields, checked, "Pair"), pair)
 
-    def _ask(self, verb: str, path: str, done: str, connected: bool = True) -> None:
+    def _ask(self, verb: ProviderVerb, done: str, connected: bool = True) -> None:
         chosen = self._chosen(self.providers)
         if connected:
             chosen = [p for p in chosen if p.get("state") in ("online", "draining")]
         if not chosen:
             kind = "connected" if connected else "paired"
-            self.notify(f"Choose a {kind} provider to {verb.lower()}.", severity="warning")
+            self.notify(f"Choose a {kind} provider to {verb}.", severity="warning")
             return
         # By the name it was paired as (the fingerprint only for one paired without a name).
         names = [printable(f"{p.get('name') or p['fingerprint']} ({p.get('host') or '?'})") for p in chosen]
         what = subject(names, "provider")
         self.app.push_screen(
-            ConfirmScreen(f"{verb} {what}?", names, verb),
+            ConfirmScreen(f"{verb.capitalize()} {what}?", names, verb.capitalize()),
             lambda answer: (
-                self._post(verb.lower(), path, [p["fingerprint"] for p in chosen], f"{done} {what}.")
+                self._post(verb, [p["fingerprint"] for p in chosen], f"{done} {what}.")
                 if answer and answer[0]
                 else None
             ),
@@ -245,16 +240,16 @@ class ProvidersPane(TablePane):
 
     def action_drain(self) -> None:
         """Let the chosen providers finish what they run and take nothing new (asks first)."""
-        self._ask("Drain", "/api/v1/providers/drain", "Draining")
+        self._ask("drain", "Draining")
 
     def action_disconnect(self) -> None:
         """Close the chosen providers' connections; their tasks go to others (asks first)."""
-        self._ask("Disconnect", "/api/v1/providers/disconnect", "Disconnected")
+        self._ask("disconnect", "Disconnected")
 
     def action_unpair(self) -> None:
         """Revoke the chosen providers' keys: disconnected, then refused until paired again
         (asks first)."""
-        self._ask("Unpair", "/api/v1/providers/unpair", "Unpaired", connected=False)
+        self._ask("unpair", "Unpaired", connected=False)
 
     def action_log(self) -> None:
         """The log of the provider under the cursor (connections, refusals, its own lines), live."""
@@ -308,10 +303,8 @@ class ProvidersPane(TablePane):
         if old is not None:
             old.stop()
         name = values["name"].strip()
-        with audited(host.name, "provider.start", [name], workers=values["workers"]):
-            spawned = await start_provider(
-                self.sessions.get(host), port, values["berth"].strip(), values["workers"], name
-            )
+        session = self.sessions.get(host)
+        spawned = await start_provider(session, port, values["berth"].strip(), values["workers"], name)
         self.started[host.name] = spawned
         self.notify(f"Provider starting on {host.name}; it shows under 'waiting to be paired' (a approves).")
         self.run_worker(self._watch_started(host.name, spawned), group="started", exit_on_error=False)

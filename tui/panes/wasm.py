@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import ComposeResult
 
-from backends.audit import audited
 from backends.broker.protocol import Limits as WireLimits
 from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
 from backends.docker_logs import parse_duration
-from backends.errors import BerthError, Conflict, Invalid
+from backends.errors import BerthError, Invalid
 from backends.streams import LogLine
 from backends.units import parse_size
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe, output_lines
 from backends.wasm.spec import Limits, Preopen, TaskSpec
+from backends.wasm.task_verbs import TaskVerbs
 from tui.acting import permitted, run_action, run_job, shown
 from tui.error_log import log_unexpected
 from tui.jobs import Job
@@ -33,7 +32,6 @@ from tui.panes.wasm_rows import TASK_COLUMNS, task_age, task_row
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
-from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
@@ -237,14 +235,14 @@ class WasmPane(TablePane):
     def _chosen(self) -> list[TaskRecord]:
         return [self.records[t] for t in self.table.selected_ids() if t in self.records]
 
-    def _run(self, label: str, job: Callable[[TaskPool], Awaitable[object]]) -> None:
-        """Run a pool call off the UI; failures become one notification."""
+    def _run(self, label: str, job: Callable[[TaskVerbs], Awaitable[object]]) -> None:
+        """Run a verb of the pool off the UI; failures become one notification."""
         pool = self.pool
         if pool is None:
             self.notify("The task pool is not ready yet.", severity="warning")
             return
-
-        run_action(self, label, lambda: job(pool), group="wasm-actions")
+        verbs = TaskVerbs(pool)
+        run_action(self, label, lambda: job(verbs), group="wasm-actions")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """No verb that changes state in read-only mode."""
@@ -261,17 +259,14 @@ class WasmPane(TablePane):
                 title = f"{order.count} x {order.spec.name} on the broker"
                 run_job(self, title, "broker", lambda job: self._send(order, job), unit="tasks")
             else:
-                self._run("run", lambda pool: self._submit(pool, order.spec))
+                self._run("run", lambda verbs: self._submit(verbs, order.spec))
 
         self.app.push_screen(
             FormScreen("Run a wasm task", NEW_TASK_FIELDS, lambda v: task_order(v, self.host), "Run"), chosen
         )
 
-    async def _submit(self, pool: TaskPool, spec: TaskSpec) -> None:
-        # Audited here, per action of the user, not in the pool: the pool runs thousands of
-        # tasks a second and a file append per task would cost it ~10 %.
-        with audited("local", "wasm.run", [spec.name or str(spec.image or "")], **_limits(spec)):
-            record = await pool.submit(spec)
+    async def _submit(self, verbs: TaskVerbs, spec: TaskSpec) -> None:
+        record = await verbs.run(spec)
         self._changed(record)
         self.table.move_cursor_to(record.id)
         self.show_output(record)
@@ -285,17 +280,16 @@ class WasmPane(TablePane):
         spec = order.spec
         assert isinstance(spec.module, str)
         data = await asyncio.to_thread(Path(spec.module).read_bytes)
-        ref = await broker.client.upload(data, spec.name)
         limits = spec.limits
         request = TaskRequest(
-            ref,
+            "",  # the upload's ref, once `send` has it
             list(spec.args),
             dict(spec.env),
             name=spec.name,
             limits=WireLimits(limits.fuel, limits.memory, limits.timeout),
         )
-        with audited(broker.url, "wasm.submit", [spec.name], count=order.count, module=ref, **_limits(spec)):
-            ids, batch = await broker.client.submit([request] * order.count)
+        sent = await broker.client.send(data, request, order.count)
+        ids, batch, request = sent.ids, sent.id, sent.request
         now = time.time()
         for task_id in ids:
             self.remote[task_id] = request
@@ -310,7 +304,7 @@ class WasmPane(TablePane):
             await self._follow(broker, batch, request, finished)
         except asyncio.CancelledError:
             open_ids = [i for i in ids if i in self.records and not self.records[i].finished]
-            await asyncio.shield(_cancel_on(broker, open_ids))
+            await asyncio.shield(broker.client.abandon(open_ids))
             # The job ends here, but its rows go on following the batch until the broker has
             # ended every task (a running one stops within moments): they never stay "queued".
             self.run_worker(self._follow(broker, batch, request), group="wasm-follow", exit_on_error=False)
@@ -368,34 +362,27 @@ class WasmPane(TablePane):
         """Run the chosen tasks again with the same spec (tasks of this pool; not broker ones)."""
         ids = [r.id for r in self._chosen() if r.id not in self.remote]
 
-        async def rerun(pool: TaskPool) -> None:
-            with audited("local", "wasm.rerun", ids):
-                for tid in ids:
-                    await pool.rerun(tid)
+        async def rerun(verbs: TaskVerbs) -> None:
+            await verbs.rerun(ids)
 
         self._run("re-run", rerun)
 
     def action_cancel(self) -> None:
         """Cancel the chosen queued or running tasks (here or on the broker)."""
         ids = [r.id for r in self._chosen() if r.state in ("queued", "running")]
+        remote = [tid for tid in ids if tid in self.remote]  # only a console with a broker has any
+        local = [tid for tid in ids if tid not in self.remote]
 
-        async def cancel(pool: TaskPool) -> None:
-            with audited("local", "wasm.cancel", ids):
-                await cancel_each(pool)
+        def seen(view: dict[str, Any]) -> None:
+            self._changed(as_record(view, self.remote[str(view["id"])]))
 
-        async def cancel_each(pool: TaskPool) -> None:
-            for tid in ids:
-                if tid in self.remote and self._get_broker is not None:
-                    broker = await self._get_broker()
-                    try:
-                        view = await broker.client.call("DELETE", f"/api/v1/tasks/{tid}", retry=False)
-                    except Conflict:  # it ended meanwhile: the row shows how before the error says so
-                        view = await broker.client.call("GET", f"/api/v1/tasks/{tid}", retry=False)
-                        self._changed(as_record(view, self.remote[tid]))
-                        raise
-                    self._changed(as_record(view, self.remote[tid]))
-                else:
-                    await pool.cancel(tid)
+        async def cancel(verbs: TaskVerbs) -> None:
+            # Each audited by the service that does it: here by the pool, there by the broker.
+            if local:
+                await verbs.cancel(local)
+            if remote and self._get_broker is not None:
+                broker = await self._get_broker()
+                await broker.client.cancel(remote, seen)  # a row shows how a task ended first
 
         self._run("cancel", cancel)
 
@@ -410,11 +397,13 @@ class WasmPane(TablePane):
             return
         names = [f"{r.id} ({r.name}, {r.state})" for r in finished]
 
-        async def drop(pool: TaskPool) -> None:
-            with audited("local", "wasm.drop", [r.id for r in finished]):
+        async def drop(verbs: TaskVerbs) -> None:
+            try:
+                await verbs.drop([r.id for r in finished])
+            finally:  # those dropped before a failure leave the table too
                 for record in finished:
-                    await pool.drop(record.id)
-                    self.records.pop(record.id, None)
+                    if self.records.get(record.id, record).dropped:  # as the pool last told
+                        self.records.pop(record.id, None)
             self._show()
             self.notify(f"Dropped {subject(names, 'task')} from the history.", timeout=3)
 
@@ -422,20 +411,6 @@ class WasmPane(TablePane):
             ConfirmScreen(f"Drop {subject(names, 'task')} from the history?", names, "Drop"),
             lambda answer: self._run("drop", drop) if answer and answer[0] else None,
         )
-
-
-def _limits(spec: TaskSpec) -> dict[str, object]:
-    """The limits of a task as the audit log records them (arguments and environment are left
-    out: they may hold secrets)."""
-    limits = spec.limits
-    return {"fuel": limits.fuel, "memory": limits.memory, "timeout": limits.timeout}
-
-
-async def _cancel_on(broker: BrokerHandle, ids: Sequence[str]) -> None:
-    """Cancel tasks on the broker, as many as it still has open (best effort: a job was stopped)."""
-    for task_id in ids:
-        with contextlib.suppress(BerthError):
-            await broker.client.call("DELETE", f"/api/v1/tasks/{task_id}", retry=False)
 
 
 async def _broker_output(
