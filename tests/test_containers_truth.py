@@ -48,7 +48,7 @@ BUSY_THEN_IDLE = "while :; do i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; e
 
 def cell(table: ResourceTable, key: str, column: str) -> str:
     """The text the grid draws in one cell."""
-    value = table.data_table.get_cell(key, column)
+    value = table.grid.cell(key, column)
     return str(getattr(value, "plain", value))
 
 
@@ -358,8 +358,7 @@ async def test_a_dead_hosts_error_keeps_status_narrow_and_is_shown_whole_below(
         table.set_filter(f"~^({c.name}|dead)$")  # this test's container, and the error row
         status = cell(table, "dead/!", "status")
         assert len(status) <= ERROR_STATUS_WIDTH and status.endswith("…")
-        grid = table.data_table
-        widths = {key.value: column.get_render_width(grid) for key, column in grid.columns.items()}
+        widths = table.grid.render_widths()
         assert widths["status"] <= ERROR_STATUS_WIDTH + 2, widths
         assert sum(widths.values()) <= SIZE[0], widths  # every column on screen, PROJECT/SERVICE too
         error = str(table.rows["dead/!"].cells["error"])

@@ -201,9 +201,9 @@ async def test_all_hosts_shows_each_hosts_members_and_acts_on_the_rows_host(
         names = [str(table.rows[k].cells["name"]) for k in table.visible_ids() if k in wanted]
         zoes = [n for n in names if n == first]
         assert names.index(second) < names.index(first) and len(zoes) == 2  # bob's group, then zoe's
-        assert str(table.data_table.columns["name"].label).strip() == "NAME ▲"
-        grid = table.data_table
-        headings = [str(grid.get_row(key)[1]) for key in grid.rows if str(key.value).startswith("\0")]
+        assert str(table.grid.label("name")).strip() == "NAME ▲"
+        grid = table.grid
+        headings = [str(grid.cell(key, grid.column_keys[1])) for key in grid.row_keys if key.startswith("\0")]
         assert "▾ member: bob  (2)" in headings and "▾ member: zoe  (2)" in headings, headings
 
         # s on lxd-b's row stops it through lxd-b's connection (the audit log says which host).

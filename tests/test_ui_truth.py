@@ -59,7 +59,7 @@ def trivial_module(tmp_path: Path) -> Path:
 
 def header(table: ResourceTable, column: str) -> str:
     """The label the table's header shows for `column` (with its sort arrow, if it has it)."""
-    return str(table.data_table.columns[column].label).strip()  # type: ignore[index]
+    return str(table.grid.label(column)).strip()
 
 
 # 11. Help: every row can be reached, End goes down ----------------------------------------------
@@ -364,8 +364,9 @@ async def test_drop_drain_and_disconnect_ask_by_name(offline_config: Config, tmp
         name, host = provider["name"], provider["host"]
         assert name and fingerprint != name
         # A paired provider's group is open (its row is under it): ▾, not ▸.
-        grid = providers.table.data_table
-        assert any(str(grid.get_row(key)[1]).startswith("▾ providers") for key in grid.rows)
+        grid = providers.table.grid
+        first = grid.column_keys[1]
+        assert any(str(grid.cell(key, first)).startswith("▾ providers") for key in grid.row_keys)
         for key, verb, answer in (("x", "Disconnect", "n"), ("D", "Drain", "y")):
             assert providers.table.move_cursor_to(fingerprint)
             await pilot.press(key)

@@ -21,25 +21,21 @@ Actions apply to `selected_ids()`: the marked rows on show, else a header's grou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual import on
-from textual._two_way_dict import TwoWayDict
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.cache import LRUCache
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Region
 from textual.message import Message
-from textual.strip import Strip
 from textual.theme import Theme
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label, Static
-from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
+from textual.widgets import Input, Label, Static
 
 from tui.verbs import bindings
+from tui.widgets.table_grid import TableGrid
 from tui.widgets.table_model import (
     MARK_COLUMN,
     CellValue,
@@ -63,123 +59,6 @@ _ARROWS = {False: " ▲", True: " ▼"}
 def _entry_key(entry: Entry) -> str:
     # Header keys start with NUL, which no container, instance or task id contains.
     return _HEADER_PREFIX + entry.group if isinstance(entry, Header) else entry
-
-
-class _Grid(DataTable[Text]):
-    """The DataTable inside a ResourceTable: the operations DataTable has no public API for, and a
-    narrower `update_cell`.
-
-    They write DataTable's row bookkeeping and render caches the way its own `sort()`, `remove_row()`
-    and `update_cell()` do (Textual 8.x; the dependency is pinned below 9, and
-    tests/test_resource_table.py checks the on-screen order and that changed cells show).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Cells changed since the last frame, by row: their cached renders are dropped before it.
-        self._stale: dict[RowKey, set[ColumnKey]] = {}
-        # Which of the table's lines (header included) each row is drawn on, and what that was worked
-        # out for: DataTable's own `_get_row_region` adds up the heights of all rows above, per call.
-        self._lines: dict[RowKey, range] = {}
-        self._lines_for: tuple[int, bool, int] | None = None
-
-    def update_cell(
-        self,
-        row_key: RowKey | str,
-        column_key: ColumnKey | str,
-        value: Text,
-        *,
-        update_width: bool = False,
-    ) -> None:
-        """Change one cell and redraw only its row (DataTable's own redraws every visible cell).
-
-        DataTable's `update_cell` bumps its update counter, which is part of every render cache key:
-        one changed CPU figure made the next frame render all ~450 visible cells again (~100 ms at
-        160x50), every stats sample. Here only the changed row's cached renders go (lazily, in one
-        pass per frame: `_drop_stale`) and only that row's lines are repainted. A cell that may
-        change its column's width takes DataTable's path: then every row may move. One that fits
-        the column as it is does not (a column keeps its width rather than shrink and grow back as
-        "Up 59 seconds" turns into "Up 1 minute": a status changing every stats round in the first
-        minutes made every one of those frames a full redraw).
-        """
-        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
-        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
-        if update_width:
-            column = self.columns.get(column_key)
-            if column is None or value.cell_len > column.content_width:
-                super().update_cell(row_key, column_key, value, update_width=True)
-                return
-        if row_key not in self._row_locations or column_key not in self._column_locations:
-            raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
-        self._data[row_key][column_key] = value
-        self._stale.setdefault(row_key, set()).add(column_key)
-        lines = self._lines_of(row_key)
-        if lines:
-            width = max(self.size.width, self.virtual_size.width)
-            self._refresh_region(Region(0, lines.start, width, len(lines)))  # if it is on screen
-
-    def _lines_of(self, row_key: RowKey) -> range | None:
-        """The table's lines (header included, before scrolling) row `row_key` is drawn on."""
-        state = (self._update_count, self.show_header, self.header_height)
-        if state != self._lines_for:
-            y = self.header_height if self.show_header else 0
-            self._lines = {}
-            for row in self.ordered_rows:
-                self._lines[row.key] = range(y, y + row.height)
-                y += row.height
-            self._lines_for = state
-        return self._lines.get(row_key)
-
-    def _drop_stale(self) -> None:
-        """Forget the cached renders of the cells changed since the last frame, and of their rows."""
-        stale, self._stale = self._stale, {}
-        lines: set[int] = set()  # the table's lines the changed rows are drawn on
-        for row_key in stale:
-            index = self._row_locations.get(row_key)
-            row_lines = self._lines_of(row_key)
-            if index is not None and row_lines is not None:
-                lines.update(row_lines)
-                self._row_renderable_cache.discard((self._update_count, index))
-        # Key layouts (Textual 8.x): cell (row_key, column_key, ...), row (row_key, ...), line (y, ...).
-        caches: list[tuple[LRUCache[Any, Any], Callable[[Any], bool]]] = [
-            (self._cell_render_cache, lambda key: key[1] in stale.get(key[0], ())),
-            (self._row_render_cache, lambda key: key[0] in stale),
-            (self._line_cache, lambda key: key[0] in lines),
-        ]
-        for cache, is_stale in caches:
-            for key in list(filter(is_stale, cache.keys())):  # LRUCache is not iterable itself
-                cache.discard(key)
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """Draw the lines asked for, after dropping the renders `update_cell` made stale."""
-        if self._stale:
-            self._drop_stale()
-        return super().render_lines(crop)
-
-    def set_order(self, keys: Sequence[str]) -> None:
-        """Show the rows in the order of `keys` (every row key, once)."""
-        # sort() can only order by cell values; our order comes from rank, groups and raw values.
-        self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
-        self._update_count += 1
-        self.refresh()
-
-    def remove_rows(self, keys: Collection[str], remaining: Sequence[str]) -> None:
-        """Remove the rows `keys`; `remaining` is the order of the rows left."""
-        # remove_row() renumbers every other row each time: taking 900 of 1,000 rows off took 0.64 s.
-        for key in keys:
-            row_key = RowKey(key)
-            for column_key in self._data.pop(row_key, {}):
-                self._updated_cells.discard(CellKey(row_key, column_key))
-            self.rows.pop(row_key, None)
-            self._new_rows.discard(row_key)
-        self.set_order(remaining)
-        self.cursor_coordinate = self.cursor_coordinate  # clamps it to the rows left
-        self._require_update_dimensions = True
-        self.refresh(layout=True)
-
-    def set_label(self, column_key: str, label: Text) -> None:
-        """Change a column's header label (takes effect with the next `set_order`)."""
-        self.columns[ColumnKey(column_key)].label = label
 
 
 class _FilterInput(Input):
@@ -213,8 +92,8 @@ class ResourceTable(Widget):
         & > .resource-table--mark { color: $accent; text-style: bold; }
         & > .resource-table--group { color: $primary; text-style: bold; }
 
-        & > DataTable { height: 1fr; }
-        &.-empty > DataTable { height: auto; }
+        & > TableGrid { height: 1fr; }
+        &.-empty > TableGrid { height: auto; }
 
         & > .rt-empty {
             display: none;
@@ -316,7 +195,7 @@ class ResourceTable(Widget):
         self._group_label = group_label
         self._no_group_label = no_group_label
         self._empty_message = empty_message
-        self._grid = _Grid(cursor_type="row", zebra_stripes=True, show_row_labels=False)
+        self._grid = TableGrid()
         self._empty = Static(classes="rt-empty")
         self._status = Static(classes="rt-status")
         self._prompt = _FilterInput(
@@ -357,9 +236,9 @@ class ResourceTable(Widget):
     def on_mount(self) -> None:
         """Lay out the columns, show whatever rows came before mounting, follow theme changes."""
         grid = self._grid
-        grid.add_column("", width=1, key=MARK_COLUMN)
+        grid.add_column(MARK_COLUMN, Text(""), width=1)
         for column in self._model.columns:
-            grid.add_column(self._label(column), width=column.width, key=column.key)
+            grid.add_column(column.key, self._label(column), width=column.width)
         self._ready = True
         self._reconcile()
         self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
@@ -370,9 +249,17 @@ class ResourceTable(Widget):
         return self
 
     @property
-    def data_table(self) -> DataTable[Text]:
-        """The DataTable underneath, for reading what is on screen (tests, snapshots)."""
+    def grid(self) -> TableGrid:
+        """The grid the rows are drawn in, for reading what is on screen (tests, snapshots)."""
         return self._grid
+
+    def ids_on_screen(self) -> list[str]:
+        """Ids of the data rows scrolled into view now, in display order (the cursor's may be one
+        of them or not)."""
+        grid = self._grid
+        first = int(grid.scroll_y)
+        lines = grid.rows_on_screen
+        return [entry for entry in self._entries[first : first + lines] if isinstance(entry, str)]
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -413,17 +300,12 @@ class ResourceTable(Widget):
             if removed:
                 grid.remove_rows(removed, remaining)
             for key, values in steps.add:
-                grid.add_row(*self._render_row(key, values), key=key)
+                grid.add_row(key, self._render_row(key, values))
             changed: set[tuple[str, str]] = set()
             headers = sum(1 for key in (*steps.remove, *(k for k, _ in steps.add)) if self._is_header(key))
             for key, index, value in steps.update:
                 column_key = all_keys[index]
-                grid.update_cell(
-                    key,
-                    column_key,
-                    self._render_cell(key, index, value),
-                    update_width=index > 0 and self._model.columns[index - 1].width is None,
-                )
+                grid.update_cell(key, column_key, self._render_cell(key, index, value))
                 if self._is_header(key):
                     headers += 1
                 else:
@@ -434,7 +316,7 @@ class ResourceTable(Widget):
                 grid.set_order(order)
             target = follow_cursor(before, cursor, order, self._want)
             if target is not None and target != grid.cursor_row:
-                grid.move_cursor(row=target)
+                grid.move_cursor(target)
         self._shown = dict(wanted)
         self._order = order
         self._entries = entries
@@ -527,7 +409,7 @@ class ResourceTable(Widget):
             index = self._order.index(row_id)
         except ValueError:
             return False
-        self._grid.move_cursor(row=index)
+        self._grid.move_cursor(index)
         self._sync_cursor()
         self._want = row_id
         return True
@@ -571,17 +453,18 @@ class ResourceTable(Widget):
             self.post_message(self.MarksChanged(self, marks))
             self.refresh_bindings()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Turn the grid's highlight into `CursorMoved`, once per real change."""
+    @on(TableGrid.CursorMoved)
+    def _cursor_moved(self, event: TableGrid.CursorMoved) -> None:
+        """Turn the grid's cursor moves into `CursorMoved`, once per real change."""
         event.stop()
         self._sync_cursor()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(TableGrid.Selected)
+    def _selected(self, event: TableGrid.Selected) -> None:
         """Enter on a data row posts `Activated`; on a group header it does nothing."""
         event.stop()
-        key = event.row_key.value
-        if key is not None and not self._is_header(key):
-            self.post_message(self.Activated(self, key))
+        if not self._is_header(event.row_key):
+            self.post_message(self.Activated(self, event.row_key))
 
     # Sort, group, marks -------------------------------------------------------------------------
 
@@ -606,8 +489,6 @@ class ResourceTable(Widget):
         for key in {previous, current}:
             self._grid.set_label(key, self._label(next(c for c in self._model.columns if c.key == key)))
         self._reconcile()
-        # The labels changed even if the order did not: set_order is what invalidates the header.
-        self._grid.set_order(self._order)
 
     @property
     def grouped(self) -> bool:
@@ -632,7 +513,7 @@ class ResourceTable(Widget):
         ids = [entry] if isinstance(entry, str) else self._model.group_ids(self._entries, entry.group)
         self._model.toggle_marks(ids)
         self._reconcile()
-        self._grid.action_cursor_down()
+        self._grid.cursor_row += 1
 
     def action_mark_all(self) -> None:
         """Mark every row on show."""

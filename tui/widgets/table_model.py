@@ -1,7 +1,7 @@
 """What a resource table shows, worked out without Textual: filter, sort order, groups, marks, cell diffs.
 
-`ResourceTable` (resource_table.py) keeps a DataTable in step with a `TableModel`. The rules live here so
-they can be tested as plain Python and so the widget is only about drawing and keys.
+`ResourceTable` (resource_table.py) keeps its grid (table_grid.py) in step with a `TableModel`. The
+rules live here so they can be tested as plain Python and so the widget is only about drawing and keys.
 """
 
 from __future__ import annotations
