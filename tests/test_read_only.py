@@ -23,7 +23,7 @@ from tui.panes.containers import ContainersPane
 from tui.panes.members import MembersPane
 from tui.panes.providers import ProvidersPane
 from tui.panes.wasm import WasmPane
-from tui.read_only import STATE_CHANGING
+from tui.read_only import state_changing
 from tui.screens.audit import AuditScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.main import MainScreen
@@ -55,7 +55,7 @@ def footer_ids(app: BerthApp) -> set[str]:
 
 
 def verbs(node_class: type) -> list[Binding]:
-    return [b for b in node_class.BINDINGS if isinstance(b, Binding) and b.id in STATE_CHANGING]
+    return [b for b in node_class.BINDINGS if isinstance(b, Binding) and b.id in state_changing()]
 
 
 async def until(pilot: Pilot[None], check: Any, what: str = "", tries: int = 300) -> None:
@@ -68,10 +68,10 @@ async def until(pilot: Pilot[None], check: Any, what: str = "", tries: int = 300
 
 def test_every_state_changing_id_is_a_binding() -> None:
     ids = {b.id for section in binding_sections() for b in section.bindings}
-    assert set(STATE_CHANGING) <= ids
+    assert set(state_changing()) <= ids
     # Destructive verbs are state-changing verbs too.
     destructive = {i for i in ids if i and i.rsplit(".", 1)[-1] in ("remove", "delete", "drop")}
-    assert destructive <= set(STATE_CHANGING)
+    assert destructive <= set(state_changing())
 
 
 async def test_read_only_flag_hides_and_refuses_every_verb_of_every_pane(offline_config: Config) -> None:
@@ -83,7 +83,7 @@ async def test_read_only_flag_hides_and_refuses_every_verb_of_every_pane(offline
             await pilot.pause()
             shown = footer_ids(app)
             assert LOOKING[key] in shown, (key, shown)
-            assert not shown & set(STATE_CHANGING), shown & set(STATE_CHANGING)
+            assert not shown & set(state_changing()), shown & set(state_changing())
             pane = app.query_one(pane_class)
             for binding in verbs(pane_class):
                 said = len(toasts(app))
@@ -115,7 +115,7 @@ async def test_read_only_host_hides_its_verbs_but_not_the_consoles_own(offline_c
         )
         await pilot.press("2")
         await pilot.pause()
-        assert not footer_ids(app) & set(STATE_CHANGING)
+        assert not footer_ids(app) & set(state_changing())
         # The task pool and the broker are berth's own, not the host's.
         wasm = app.query_one(WasmPane)
         assert wasm.check_action("new", ()) is True and wasm.check_action("drop", ()) is True
@@ -235,7 +235,7 @@ async def test_read_only_containers_pane_changes_nothing_in_docker(
         table.set_filter(c.name)
         assert table.move_cursor_to(c.id)
         shown = footer_ids(app)
-        assert "containers.logs" in shown and not shown & set(STATE_CHANGING)
+        assert "containers.logs" in shown and not shown & set(state_changing())
         await pilot.press("s", "r", "p", "d", "e", "U", "D", "v", "P", "d", "v")
         await pilot.pause(0.5)
         assert isinstance(app.screen, MainScreen)

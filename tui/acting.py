@@ -19,7 +19,8 @@ from textual.widget import Widget
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied
 from tui.jobs import Job, Jobs
-from tui.read_only import CONSOLE, STATE_CHANGING, refusal
+from tui.read_only import refusal, scope_of
+from tui.verbs import CONSOLE
 
 B = TypeVar("B")
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -68,7 +69,7 @@ def action_refusal(node: DOMNode, action: str, parameters: tuple[object, ...]) -
     each pane's `writable` then refuses the targets on read-only hosts.
     """
     binding_id = _binding_ids(type(node)).get((action, tuple(parameters)))
-    scope = STATE_CHANGING.get(binding_id or "")
+    scope = scope_of(binding_id)
     config = getattr(node.app, "config", None)
     if scope is None or not isinstance(config, Config):
         return None

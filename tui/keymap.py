@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 
 from tui.screens.main import MainScreen
+from tui.verbs import find
 
 CONSOLE_PACKAGES = ("tui.panes", "tui.screens", "tui.widgets")
 """Where the console's widgets and screens live: every module there is read for bindings."""
@@ -32,8 +33,6 @@ MOTION_KEYS = frozenset((
 ))
 # fmt: on
 """Keys vim and less users press to move around: no destructive verb may sit on one."""
-DESTRUCTIVE_VERBS = ("remove", "delete", "drop", "disconnect", "kill", "prune", "restore")
-"""Binding ids ending in one of these (`containers.remove`) destroy or replace something."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,8 @@ def _subclasses(cls: type[DOMNode]) -> Iterator[type[DOMNode]]:
 def binding_sections() -> tuple[Section, ...]:
     """A section for every class of the console that declares key bindings, found by walking
     the classes rather than listed, so a new screen or widget cannot be left out: the app first,
-    then the main frame, then the rest by module."""
+    then the main frame, then the rest by module. A class defined outside `tui` belongs to the
+    console when its bindings are the registry's verbs (`tui.verbs.bindings`)."""
     importlib.import_module("tui.app")
     for package in CONSOLE_PACKAGES:
         path = importlib.import_module(package).__path__
@@ -81,7 +81,7 @@ def binding_sections() -> tuple[Section, ...]:
     sections = []
     for cls in set(_subclasses(DOMNode)):
         own = [b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
-        if cls.__module__.startswith("tui.") and own:
+        if own and (cls.__module__.startswith("tui.") or all(find(b.id) for b in own)):
             ids = [b.id for b in own if b.id]
             name = ids[0].split(".", 1)[0] if ids else cls.__name__.lower()
             sections.append(Section(name, cls, tuple(own)))
@@ -94,8 +94,9 @@ def _place(section: Section) -> tuple[bool, bool, str, str]:
 
 
 def is_destructive(binding_id: str) -> bool:
-    """True for a binding that destroys or replaces something."""
-    return binding_id.rsplit(".", 1)[-1] in DESTRUCTIVE_VERBS
+    """True for a binding that destroys or replaces something (its verb says `destroys`)."""
+    verb = find(binding_id)
+    return verb is not None and verb.destroys
 
 
 def _keys(text: str) -> list[str]:

@@ -17,22 +17,20 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.widget import Widget
 
 from tui.panes import PANES
+from tui.panes.table_pane import TablePane
+from tui.verbs import WHOLE, find
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
     from tui.app import BerthApp
-
-PANE_LEVEL = frozenset(
-    {"containers.view", "containers.prune", "members.new", "members.import", "wasm.new", "providers.start"}
-)
-"""Verbs that act on the pane, not on a row: offered once, without a target."""
-
 
 @dataclass(frozen=True)
 class PaneCommand:
     """One palette entry: `pane: Verb target`, and how to run it."""
 
     pane_id: str
+    node: Widget
+    """The pane, or the view in it, whose verb this is."""
     binding: Binding
     row_id: str | None
     target: str
@@ -45,35 +43,41 @@ class PaneCommand:
 
 
 def pane_commands(app: BerthApp) -> Iterator[PaneCommand]:
-    """The verbs of every pane: pane-level ones once, row verbs once per row on show."""
+    """The verbs of every pane and of the view on show in it (the Containers pane's images): those
+    acting on the whole once, row verbs once per row on show (`tui.verbs` says which is which)."""
     screen = app.main_screen
     for spec in PANES:
         pane = screen.pane_widget(spec.id)
-        tables = pane.query(ResourceTable)
-        table = tables.first() if tables else None
-        for binding in (b for b in type(pane).BINDINGS if isinstance(b, Binding) and b.id):
-            _, name, params = parse(binding.action)
-            if pane.check_action(name, params) is False:
-                continue
-            if binding.id in PANE_LEVEL:
-                yield PaneCommand(spec.id, binding, None, "")
-            elif table is not None:
-                for row_id in table.visible_ids():
-                    row = table.rows[row_id]
-                    target = str(row.cells.get("name") or row_id)
-                    yield PaneCommand(spec.id, binding, row_id, target)
+        for node in (pane, *(view for view in pane.query(TablePane) if view.display)):
+            yield from _node_commands(spec.id, node)
+
+
+def _node_commands(pane_id: str, node: Widget) -> Iterator[PaneCommand]:
+    tables = node.query(ResourceTable)
+    table = tables.first() if tables else None
+    for binding in (b for b in type(node).BINDINGS if isinstance(b, Binding) and b.id):
+        _, name, params = parse(binding.action)
+        if node.check_action(name, params) is False:
+            continue
+        verb = find(binding.id)
+        if verb is not None and verb.level == WHOLE:
+            yield PaneCommand(pane_id, node, binding, None, "")
+        elif table is not None:
+            for row_id in table.visible_ids():
+                row = table.rows[row_id]
+                target = str(row.cells.get("name") or row_id)
+                yield PaneCommand(pane_id, node, binding, row_id, target)
 
 
 def run_pane_command(app: BerthApp, command: PaneCommand) -> None:
     """Show the pane, put the cursor on the row (marks cleared, so only it is acted on), run the verb."""
-    screen = app.main_screen
-    screen.action_show_pane(command.pane_id)
-    pane: Widget = screen.pane_widget(command.pane_id)
+    app.main_screen.action_show_pane(command.pane_id)
+    node = command.node
     if command.row_id is not None:
-        table = pane.query_one(ResourceTable)
+        table = node.query_one(ResourceTable)
         table.clear_marks()
         table.move_cursor_to(command.row_id)
-    pane.call_later(pane.run_action, command.binding.action)
+    node.call_later(node.run_action, command.binding.action)
 
 
 class PaneCommands(Provider):

@@ -10,9 +10,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
+from textual.widgets.data_table import RowKey
 
 from tui.commands import VERBS
-from tui.verbs import bindings
+from tui.verbs import bindings, find
 
 
 @dataclass(frozen=True)
@@ -23,15 +24,20 @@ class HelpRow:
     keys: str
     description: str
     binding_id: str
+    help: str = ""
+    """The verb's sentence (`tui.verbs`), shown under the table while its row is highlighted."""
 
 
 def binding_rows(section: str, bindings: list[Binding], keymap: dict[str, str]) -> list[HelpRow]:
-    """Help rows for `bindings`, with keys as remapped by `keymap` (binding id -> keys)."""
+    """Help rows for `bindings`, with keys as remapped by `keymap` (binding id -> keys) and each
+    verb's sentence from the registry."""
     rows = []
     for binding in bindings:
         keys = keymap.get(binding.id, binding.key) if binding.id else binding.key
         shown = ", ".join(binding_key_display(k) for k in keys.split(","))
-        rows.append(HelpRow(section, shown, binding.description or binding.action, binding.id or ""))
+        verb = find(binding.id)
+        description = binding.description or binding.action
+        rows.append(HelpRow(section, shown, description, binding.id or "", verb.help if verb else ""))
     return rows
 
 
@@ -59,19 +65,31 @@ class HelpTable(DataTable[object]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """A table of every binding and `:` command; `escape`, `q` or `?` closes it."""
+    """A table of every binding and `:` command, and under it the sentence of the verb on the
+    highlighted row; `escape`, `q` or `?` closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen #help-sentence { width: 100%; color: $text-muted; }
+    """
 
     BINDINGS = bindings("help")
 
     def __init__(self, rows: list[HelpRow]) -> None:
         super().__init__(classes="help")
         self.rows = rows
+        self.sentences: dict[RowKey, str] = {}
+        """Table row -> the sentence shown while it is highlighted."""
 
     def compose(self) -> ComposeResult:
         """The title and the table."""
         with Vertical(classes="dialog wide"):
             yield Label("Keys and commands", classes="dialog-title")
             yield HelpTable(cursor_type="row", zebra_stripes=True)
+            # Hidden until a row with a sentence is highlighted (the first row is a heading), then
+            # kept, so the table does not change height as the cursor passes headings.
+            sentence = Label(id="help-sentence")
+            sentence.display = False
+            yield sentence
 
     def on_mount(self) -> None:
         """Fill the table."""
@@ -85,8 +103,16 @@ class HelpScreen(ModalScreen[None]):
                 # A heading line per section keeps the three columns wide enough for 80 columns.
                 section = row.section
                 table.add_row(Text(section, style="bold italic"), "", "")
-            table.add_row(Text("  " + row.keys), row.binding_id, row.description)
+            key = table.add_row(Text("  " + row.keys), row.binding_id, row.description)
+            self.sentences[key] = row.help
         table.focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Say what the highlighted row's verb does."""
+        sentence = self.sentences.get(event.row_key, "")
+        label = self.query_one("#help-sentence", Label)
+        label.update(sentence)
+        label.display = label.display or bool(sentence)
 
     def action_close(self) -> None:
         """Back to where you were."""
