@@ -8,14 +8,14 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from backends import paths
-from backends.audit import audited, redact
+from backends.audit import redact
 from backends.broker.auth import printable
 from backends.broker.client import DEFAULT_URL, BrokerClient
 from backends.broker.core import bound_settings
@@ -27,6 +27,7 @@ from tui.cli.params import Duration, Size, limits_options
 from tui.format import age, table
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 BROKER_URL = click.option(
     "--broker",
@@ -59,12 +60,19 @@ def _echo_rows(obj: CliContext, rows: list[dict[str, Any]], columns: list[str], 
         click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
 
 
-def _call(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
-    async def go() -> Any:
+def _with_client(url: str, token: str | None, act: Callable[[BrokerClient], Awaitable[T]]) -> T:
+    """`act` with a client of the broker at `url` that tries once (a command says at once when
+    the broker is not there)."""
+
+    async def go() -> T:
         async with BrokerClient(url, token, patience=0) as client:
-            return await client.call(method, path, body=body, retry=False)
+            return await act(client)
 
     return asyncio.run(go())
+
+
+def _call(url: str, token: str | None, method: str, path: str) -> Any:
+    return _with_client(url, token, lambda client: client.call(method, path, retry=False))
 
 
 def _bound_options(command: F) -> F:
@@ -306,8 +314,7 @@ def broker_status(obj: CliContext, url: str, token: str | None) -> None:
 @changes_state(on_host=False)
 def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> None:
     """Admit a waiting provider by its key's fingerprint (see `berth broker pending`)."""
-    with audited(url, "provider.pair", [fingerprint], name=name):
-        _call(url, token, "POST", "/api/v1/providers/pair", {"fingerprint": fingerprint, "name": name})
+    _with_client(url, token, lambda client: client.pair(fingerprint, name))
     click.echo(f"Paired {fingerprint} as {name!r}; it is admitted when it next connects.")
 
 
@@ -318,8 +325,7 @@ def broker_pair(fingerprint: str, name: str, url: str, token: str | None) -> Non
 @changes_state(on_host=False)
 def broker_unpair(fingerprint: str, url: str, token: str | None) -> None:
     """Revoke a paired provider's key: it is disconnected, and refused until paired again."""
-    with audited(url, "provider.unpair", [fingerprint]):
-        _call(url, token, "POST", "/api/v1/providers/unpair", {"fingerprint": fingerprint})
+    _with_client(url, token, lambda client: client.act_on_providers("unpair", [fingerprint]))
     click.echo(f"Unpaired {fingerprint}: it is refused from now on (pair it again to let it in).")
 
 
@@ -388,13 +394,9 @@ def submit_cmd(
     async def go() -> Counter[str]:
         tally: Counter[str] = Counter()
         async with BrokerClient(url, token) as client:
-            ref = await client.upload(data, module.name)
-            request = TaskRequest(ref, list(args), limits=limits, name=module.name)
-            # Arguments are left out of the record: they may carry secrets.
-            details = {"count": count, "module": ref, "fuel": fuel, "memory": memory, "timeout": timeout}
-            with audited(url, "wasm.submit", [module.name], **details):
-                _, batch = await client.submit([request] * count)
-            async for result in client.results(batch):
+            request = TaskRequest("", list(args), limits=limits, name=module.name)  # `send` sets the ref
+            sent = await client.send(data, request, count)
+            async for result in client.results(sent.id):
                 tally[_outcome(result)] += 1
                 if obj.json:
                     click.echo(json.dumps({k: result.get(k) for k in _JSON_FIELDS}))

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from backends.audit import audit
-from backends.config import HostConfig, add_host, save_config
+from backends.config import HostConfig, add_host
+from backends.config_changes import save_host
 from backends.hosts import HostState, probe_host
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state
 from tui.format import table
@@ -84,6 +84,5 @@ def hosts_add(
     host = HostConfig(
         name, url, identity=str(identity.expanduser()) if identity else None, jump=jump, read_only=read_only
     )
-    written = save_config(add_host(config, host), obj.config_path)
-    audit("local", "host.add", [name], url=url, read_only=read_only)
+    written = save_host(add_host(config, host), host, obj.config_path)
     click.echo(f"Added {name} ({url}) to {written}.")
