@@ -709,7 +709,7 @@ async def test_rows_go_to_the_screen_as_textuals_own_styling_would_make_them() -
 
         def both_ways(crop: Region) -> tuple[list[list[Segment]], list[list[Segment]]]:
             ours = [list(strip) for strip in body.render_lines(crop)]
-            body._styles_cache.clear()
+            body.refresh()  # Textual's cache of styled rows is dropped: they are styled anew
             body._pass = body._pass_values()
             try:
                 textuals = [list(strip) for strip in ScrollView.render_lines(body, crop)]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
-from textual.actions import ActionParseResult
+from textual.actions import ActionParseResult, parse
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -351,13 +351,27 @@ class BerthApp(App[None]):
         Every key goes through here, so a verb hidden from the footer (its node's `check_action`
         consults the same `action_refusal`) is refused with a reason rather than ignored.
         """
-        target, name, params = self._parse_action(
-            action, self if default_namespace is None else default_namespace, namespaces
-        )
-        if why := action_refusal(target, name, params):
+        destination, name, params = action if isinstance(action, tuple) else parse(action)
+        target = self._action_node(destination, default_namespace, namespaces)
+        if target is not None and (why := action_refusal(target, name, params)):
             self.notify(f"{why}: nothing was changed.", title="Read-only", severity="warning", timeout=4)
             return True
         return await super().run_action(action, default_namespace, namespaces)
+
+    def _action_node(
+        self, destination: str, default: DOMNode | None, namespaces: Mapping[str, DOMNode] | None
+    ) -> DOMNode | None:
+        """The node an action with namespace `destination` ("" for none) runs on, as Textual picks
+        it; None for a namespace Textual refuses (its `run_action` then says why)."""
+        if namespaces is not None and destination in namespaces:
+            return namespaces[destination]
+        if not destination:
+            return self if default is None else default
+        if destination == "app":
+            return self
+        if destination == "screen":
+            return self.screen
+        return self.focused if destination == "focused" else None
 
     def action_find(self) -> None:
         """Open the `/` prompt of the table or log in focus."""

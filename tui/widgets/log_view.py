@@ -168,6 +168,9 @@ class LogLines(ScrollView, can_focus=True):
         # What every row of a render pass needs (see _pass_values). Each is a property that costs
         # more than drawing a cached row, so it is worked out once per pass rather than per row.
         self._pass: tuple[int, int, int, int, Style] | None = None
+        # Whether the last pass drew the rows itself, past Textual's per-row styling and its cache of
+        # styled rows, which meanwhile went stale (see render_lines).
+        self._drew_plain = False
         self._ends = array("q")  # wrapping: running total of rows at the end of each entry
         self._origin = 0  # wrapping: rows taken by entries already trimmed off the front
         self._wrapped_for = 0  # the width the wrapped heights were measured at
@@ -475,8 +478,12 @@ class LogLines(ScrollView, can_focus=True):
         self._pass = self._pass_values()
         try:
             if not self._plain_box():
+                if self._drew_plain:
+                    # Textual's cached styled rows are from before the plain passes: all drawn anew.
+                    self._drew_plain = False
+                    self.refresh()
                 return super().render_lines(crop)
-            self._styles_cache.clear()  # not kept up to date meanwhile: start afresh if needed again
+            self._drew_plain = True
             strips = [self.render_line(y) for y in crop.line_range]
             filters = self.get_line_filters()
             if filters:
