@@ -21,18 +21,14 @@ import tomli_w
 
 from backends import paths
 from backends.errors import Conflict, Invalid
+from backends.parse_addresses import SshTarget, host_url_problem, parse_host_url, parse_listen
 
 KeyPath = tuple[str | int, ...]
 _T = typing.TypeVar("_T")
 
-_SSH_URL = re.compile(
-    r"^ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
-    r"(?::(?P<port>\d{1,5}))?/?$"
-)
 RESERVED_NAMES = ("all", "add")
 """Host names the CLI and the `:host` command use as words."""
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})$")
 
 
 @dataclass
@@ -42,15 +38,6 @@ class UiConfig:
     theme: str = "berth-dark"
     read_only: bool = False
     keymap: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class SshTarget:
-    """The parts of an `ssh://user@host:port` URL."""
-
-    user: str | None
-    host: str
-    port: int | None
 
 
 @dataclass
@@ -73,11 +60,13 @@ class HostConfig:
     @property
     def ssh(self) -> SshTarget:
         """The SSH user, host and port of a remote host (raises `Invalid` for `local`)."""
-        match = _SSH_URL.match(self.url)
-        if match is None:
+        try:
+            target = parse_host_url(self.url)
+        except Invalid:
+            target = None
+        if target is None:
             raise Invalid(f"host {self.name!r} has no ssh:// URL (it is {self.url!r}).")
-        port = match["port"]
-        return SshTarget(match["user"], match["host"].strip("[]"), int(port) if port else None)
+        return target
 
 
 @dataclass
@@ -202,13 +191,10 @@ def _validate_host(host: HostConfig, index: int) -> None:
         )
     if host.name in RESERVED_NAMES:
         raise _Problem((*where, "name"), f"{host.name!r} is reserved (`--host all`, `:host add`)")
-    if host.url != "local":
-        match = _SSH_URL.match(host.url)
-        if match is None:
-            raise _Problem((*where, "url"), f"expected local or ssh://user@host[:port], got {host.url!r}")
-        if match["port"] and not 0 < int(match["port"]) < 65536:
-            raise _Problem((*where, "url"), f"port {match['port']} is out of range (1-65535)")
-    elif host.identity or host.jump:
+    problem = host_url_problem(host.url)
+    if problem:
+        raise _Problem((*where, "url"), problem)
+    if host.is_local and (host.identity or host.jump):
         key = "identity" if host.identity else "jump"
         raise _Problem((*where, key), "only applies to ssh:// hosts")
 
@@ -220,8 +206,10 @@ def _from_data(data: dict[str, Any]) -> Config:
             raise _Problem((key,), f"unknown table (known: {', '.join(sorted(allowed))})")
     ui = _build(UiConfig, data.get("ui", {}), ("ui",))
     broker = _build(BrokerConfig, data.get("broker", {}), ("broker",))
-    if _LISTEN.match(broker.listen) is None:
-        raise _Problem(("broker", "listen"), f"expected HOST:PORT, got {broker.listen!r}")
+    try:
+        parse_listen(broker.listen)
+    except Invalid:
+        raise _Problem(("broker", "listen"), f"expected HOST:PORT, got {broker.listen!r}") from None
     raw_hosts = data.get("hosts")
     if raw_hosts is None:
         hosts = _default_hosts()
@@ -241,7 +229,7 @@ def _from_data(data: dict[str, Any]) -> Config:
             seen[host.name] = i
             hosts.append(host)
         for i, host in enumerate(hosts):
-            if host.jump and host.jump not in seen and _SSH_URL.match(host.jump) is None:
+            if host.jump and host.jump not in seen and not _is_ssh_url(host.jump):
                 raise _Problem(
                     ("hosts", i, "jump"),
                     f"expected the name of another host or ssh://user@host[:port], got {host.jump!r}",
@@ -400,6 +388,10 @@ def _backup(path: Path) -> None:
         raise
 
 
+def _is_ssh_url(url: str) -> bool:
+    return url != "local" and host_url_problem(url) is None
+
+
 def _checked(host: HostConfig, index: int) -> None:
     try:
         _validate_host(host, index)
@@ -420,7 +412,7 @@ def add_host(config: Config, host: HostConfig) -> Config:
     """`config` with `host` appended, after the checks loading would make (name, URL, jump)."""
     if config.host(host.name) is not None:
         raise Conflict(f"There is already a host called {host.name!r}.", "Choose another name.")
-    if host.jump and config.host(host.jump) is None and _SSH_URL.match(host.jump) is None:
+    if host.jump and config.host(host.jump) is None and not _is_ssh_url(host.jump):
         raise Invalid(f"Jump host {host.jump!r} is neither in the inventory nor an ssh:// URL.")
     _checked(host, len(config.hosts))
     return dataclasses.replace(config, hosts=[*config.hosts, host])

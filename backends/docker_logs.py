@@ -18,8 +18,9 @@ from operator import itemgetter, sub
 from typing import NamedTuple
 
 from backends.engine_http import EngineHttp
-from backends.errors import BerthError, Unreachable
+from backends.errors import BerthError, Invalid, Unreachable
 from backends.streams import LogLine
+from backends.units import parse_duration
 
 _STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
 _HEADER = struct.Struct(">BxxxL")
@@ -212,30 +213,16 @@ class ResumePoint:
         return False
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in `90s`, `10m`, `1h30m`, `2d`; `Invalid`-free: raises ValueError for the caller."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    total, number = 0.0, ""
-    for char in text.strip():
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in units and number:
-            total += float(number) * units[char]
-            number = ""
-        else:
-            raise ValueError(text)
-    if number:
-        raise ValueError(text)
-    return total
-
-
 def since_param(since: str, now: float) -> str:
     """`since` for the API from `10m` (relative), an RFC 3339 stamp, or epoch seconds."""
     if since[:1].isdigit() and since.replace(".", "", 1).isdigit():
         return since
     if "T" in since:
         return since_value(since)
-    return f"{now - parse_duration(since):.9f}"
+    try:
+        return f"{now - parse_duration(since):.9f}"
+    except Invalid:
+        raise ValueError(since) from None  # the caller says what `since` may be: a time too
 
 
 StreamOpener = Callable[[dict[str, str | int]], Awaitable[AsyncIterator[bytes]]]

@@ -41,6 +41,7 @@ from backends.lxd_models import (
     port_set,
     proxy_address,
 )
+from backends.parse_keys import check_key
 from backends.paths import open_private
 from backends.units import parse_size
 
@@ -83,24 +84,6 @@ def check_name(name: str) -> str:
             "Use 1-63 letters, digits and hyphens, starting with a letter and not ending with a hyphen.",
         )
     return name
-
-
-def check_key(line: str) -> str:
-    """One SSH public key line (`ssh-ed25519 AAAA… comment`), stripped; Invalid when it is not one."""
-    import asyncssh  # loaded only when keys are handled: it is slow to import
-
-    text = line.strip()
-    shown = text if len(text) <= 40 else text[:37] + "..."
-    if not text or "\n" in text:
-        raise Invalid(f"Not one SSH public key: {shown!r}.", "Give one line from a .pub file.")
-    try:
-        asyncssh.import_public_key(text)
-    except (asyncssh.KeyImportError, ValueError) as exc:
-        raise Invalid(
-            f"Not an SSH public key: {shown!r} ({exc}).",
-            "Give the line from a .pub file, like `ssh-ed25519 AAAA… you@laptop`.",
-        ) from None
-    return text
 
 
 def _key_id(line: str) -> tuple[str, ...]:

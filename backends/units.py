@@ -1,10 +1,76 @@
-"""Sizes as people write them ("512MiB", "2GB", "1048576"), for limits on any engine."""
+"""Quantities as people write them: sizes ("512MiB", "2GB", "1048576") and durations ("500ms",
+"30s", "1h30m"), each read by one parser that the command line and the forms share.
+
+Each kind is a `Grammar`: the parser and the examples a form shows as its hint, so a hint can't
+promise a notation the parser refuses.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Generic, TypeVar
 
 from backends.errors import Invalid
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Grammar(Generic[T]):
+    """One kind of input: what it is called, how it is written, and the function that reads it.
+
+    `parse` raises `Invalid` (a sentence saying what is wrong, then `hint`) for text it refuses;
+    `examples` are what forms show in an empty field and errors offer as the way to write it.
+    """
+
+    kind: str
+    examples: tuple[str, ...]
+    parse: Callable[[str], T]
+    note: str = ""
+    """What the examples don't show (a bare number is seconds, comments are skipped…)."""
+
+    @property
+    def example(self) -> str:
+        """The examples as an empty field shows them."""
+        return " · ".join(self.examples)
+
+    @property
+    def hint(self) -> str:
+        """How to write it, as the sentence after an error."""
+        first, last = self.examples[:-1], self.examples[-1]
+        listed = f"{', '.join(first)} or {last}" if first else last
+        return f"Write it like {listed}{f' ({self.note})' if self.note else ''}."
+
+    def refuse(self, text: str, why: str = "") -> Invalid:
+        """The error for `text`: it is not one of these (and `why`, when there is more to say)."""
+        return Invalid(f"Not a {self.kind}: {quoted(text)}{f' ({why})' if why else ''}.", self.hint)
+
+    def as_text(self) -> Grammar[str]:
+        """This kind read as the text written, once it parses (for values kept as typed)."""
+
+        def check(text: str) -> str:
+            self.parse(text)
+            return text
+
+        return Grammar(self.kind, self.examples, check, self.note)
+
+
+def quoted(text: str) -> str:
+    """`text` quoted for an error sentence, cut to 40 characters (a pasted blob stays readable)."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def field_error(name: str, exc: Invalid) -> Invalid:
+    """`exc` as said of one field of a form, `name` first ("Wall time: not a duration: …")."""
+    message = exc.message[:1].lower() + exc.message[1:] if exc.message[1:2].islower() else exc.message
+    return Invalid(f"{name}: {message}", exc.hint, exc.cli_hint)
+
 
 _SIZE_UNITS = {
     "": 1, "B": 1,
@@ -18,5 +84,68 @@ def parse_size(text: str) -> int:
     """Bytes in a size such as "512MiB", "2GB" or "1073741824"; Invalid otherwise."""
     match = _SIZE.match(text)
     if not match:
-        raise Invalid(f"Not a size: {text!r}.", "Write it like 512MiB, 2GiB or 1GB.")
-    return int(float(match[1]) * _SIZE_UNITS[(match[2] or "").upper()])
+        raise SIZE.refuse(text)
+    # Exact arithmetic: a float would round 1.1GB, and overflow on a long row of digits.
+    return int(Fraction(match[1]) * _SIZE_UNITS[(match[2] or "").upper()])
+
+
+SIZE: Grammar[int] = Grammar("size", ("512MiB", "2GiB", "1GB"), parse_size)
+"""A byte count: a number with B, KB…PB (powers of 1000) or KiB…PiB (of 1024); bare: bytes."""
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION_PART = re.compile(rf"({_NUMBER})(ms|[smhd])")
+_DURATION = re.compile(rf"^(?:{_NUMBER}(?:ms|[smhd]))+$")
+_SECONDS = re.compile(rf"^{_NUMBER}$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `500ms`, `90s`, `10m`, `1h30m`, `2d` or a bare number of seconds (`1.5`);
+    Invalid otherwise."""
+    written = text.strip()
+    if _SECONDS.match(written):
+        seconds = float(written)
+    elif _DURATION.match(written):
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(written))
+    else:
+        raise DURATION.refuse(text)
+    if not math.isfinite(seconds):
+        raise DURATION.refuse(text, "too long")
+    return seconds
+
+
+def parse_time_limit(text: str) -> float:
+    """Seconds in a duration that limits something, which must be longer than 0 s."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise Invalid(f"Not a time limit: {quoted(text)} (it must be longer than 0 s).", DURATION.hint)
+    return seconds
+
+
+DURATION: Grammar[float] = Grammar(
+    "duration", ("500ms", "30s", "5m", "1h30m"), parse_duration, "a bare number is seconds"
+)
+"""A length of time: numbers with ms, s, m, h or d, one after another; bare: seconds."""
+
+TIME_LIMIT: Grammar[float] = dataclasses.replace(DURATION, parse=parse_time_limit)
+"""A duration that bounds something (a wall time, a timeout): longer than 0 s."""
+
+
+def written_size(size: int) -> str:
+    """`size` bytes as one would write it for `parse_size`: the largest binary unit it is a whole
+    number of ("256MiB"), else bytes."""
+    for unit in ("PiB", "TiB", "GiB", "MiB", "KiB"):
+        scale = _SIZE_UNITS[unit.upper()]
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
+def written_duration(seconds: float) -> str:
+    """`seconds` as one would write it for `parse_duration`: the largest unit it is a whole number
+    of ("7d", "10m", "500ms"), else seconds ("1.5s"); `parse_duration` reads back the same value."""
+    for unit in ("d", "h", "m", "s", "ms"):
+        count = round(seconds / _DURATION_UNITS[unit])
+        if count >= 1 and parse_duration(f"{count}{unit}") == seconds:
+            return f"{count}{unit}"
+    return f"{Decimal(repr(seconds)):f}s"  # repr: the shortest that reads back; never 1e-05

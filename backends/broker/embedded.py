@@ -26,9 +26,10 @@ from backends.broker.auth import ADMIN, Token, tokens_file, tokens_from
 from backends.broker.client import BrokerClient
 from backends.broker.core import Broker, BrokerSettings
 from backends.broker.provider import Provider
-from backends.broker.server import parse_listen, running
+from backends.broker.server import running
 from backends.config import BrokerConfig
 from backends.errors import BerthError
+from backends.parse_addresses import parse_listen
 
 LOCAL_PROVIDER = "local"
 """The name the embedded broker's own provider is paired under."""

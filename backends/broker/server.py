@@ -559,14 +559,6 @@ async def _handshake(
 # Running --------------------------------------------------------------------------------------
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`HOST:PORT` (IPv6 in brackets) -> (host, port); Invalid names what is wrong."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise Invalid(f"--listen {listen!r} is not HOST:PORT.", "For example 127.0.0.1:4080.")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     """A server TLS context from a certificate and key file, or None for plain HTTP."""
     if cert is None and key is None:

@@ -22,6 +22,7 @@ from backends.broker.core import bound_settings
 from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
+from backends.units import written_duration, written_size
 from tui.cli.context import CliContext, changes_state
 from tui.cli.params import Duration, Size, limits_options
 from tui.format import age, table
@@ -97,14 +98,9 @@ def _bound_options(command: F) -> F:
 
 
 def _written(kind: str, value: Any) -> Any:
-    units = {
-        "size": (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)),
-        "duration": (("d", 86400), ("h", 3600), ("m", 60)),
-    }
-    for unit, scale in units.get(kind, ()):
-        if value >= scale and value % scale == 0:
-            return f"{int(value // scale)}{unit}"
-    return f"{value:g}s" if kind == "duration" else value
+    if kind == "size":
+        return written_size(value)
+    return written_duration(value) if kind == "duration" else value
 
 
 @click.group()
@@ -220,7 +216,8 @@ def broker_serve(
     from backends.broker.auth import load_tokens, origins_from
     from backends.broker.core import Broker, BrokerSettings
     from backends.broker.http_guard import HttpLimits
-    from backends.broker.server import parse_listen, running, tls_context
+    from backends.broker.server import running, tls_context
+    from backends.parse_addresses import parse_listen
 
     if tokens and click.get_current_context().get_parameter_source("tokens") == ParameterSource.COMMANDLINE:
         click.echo(

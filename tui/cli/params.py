@@ -7,52 +7,46 @@ from typing import Any, TypeVar
 
 import click
 
-from backends.docker_logs import parse_duration
 from backends.errors import Invalid
-from backends.units import parse_size
+from backends.units import SIZE, TIME_LIMIT, Grammar
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-class Size(click.ParamType[int]):
-    """A byte count as people write it: 64MiB, 1GB, 65536."""
+class Parsed(click.ParamType[T]):
+    """A value read by one of berth's input kinds (a backends `Grammar`): the parser the console's
+    forms use, refusing with the same sentence (click names the option)."""
 
-    name = "size"
+    def __init__(self, grammar: Grammar[T], name: str = "") -> None:
+        self.grammar = grammar
+        self.name = name or grammar.kind
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        """Bytes in `value`."""
-        if isinstance(value, int):
-            return value
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        """`value` read by the grammar's parser (a default given already read is kept)."""
+        if not isinstance(value, str):
+            return value  # type: ignore[return-value]  # click passes converted defaults back in
         try:
-            return parse_size(str(value))
+            return self.grammar.parse(value)
         except Invalid as exc:
-            self.fail(exc.message, param, ctx)
+            self.fail(str(exc), param, ctx)
 
 
-class Duration(click.ParamType[float]):
-    """Seconds, written 2, 1.5, 90s, 10m or 1h30m."""
+def Size() -> Parsed[int]:  # called where a type goes, like click.IntRange()
+    """A byte count as people write it: 64MiB, 1GB, 65536."""
+    return Parsed(SIZE)
 
-    name = "duration"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        """Seconds in `value`."""
-        if isinstance(value, float):
-            return value
-        text = str(value).strip()
-        try:
-            seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
-        except ValueError:
-            self.fail(f"Not a duration: {text!r}. Write it like 30s, 2m or 1.5.", param, ctx)
-        if seconds <= 0:
-            self.fail("The timeout must be longer than 0 s.", param, ctx)
-        return seconds
+def Duration() -> Parsed[float]:
+    """Seconds that limit something, written 500ms, 90s, 10m, 1h30m or 1.5."""
+    return Parsed(TIME_LIMIT, "duration")
 
 
 def limits_options(command: F) -> F:
     """The --fuel, --memory and --timeout options of every verb that runs a module."""
-    command = click.option("--timeout", type=Duration(), help="Stop after this wall time: 30s, 2m, 1.5...")(
-        command
-    )
+    command = click.option(
+        "--timeout", type=Duration(), help="Stop after this wall time: 500ms, 30s, 2m, 1.5..."
+    )(command)
     command = click.option(
         "--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB..."
     )(command)

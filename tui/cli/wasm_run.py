@@ -13,7 +13,8 @@ from typing import BinaryIO
 
 import click
 
-from backends.errors import BerthError, Invalid
+from backends.errors import BerthError
+from backends.parse_pairs import ENV_PAIR, FOLDER
 from backends.wasm.history import TaskHistory
 from backends.wasm.pool import OUTPUT_KEEP
 from backends.wasm.record import TaskRecord, module_label, new_task_id, output_lines, state_for
@@ -21,30 +22,11 @@ from backends.wasm.runtime import run_task
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 from backends.wasm.store import ModuleStore
 from tui.cli.context import CliContext
-from tui.cli.params import Size, limits_options
+from tui.cli.params import Parsed, Size, limits_options
 from tui.read_only import refusal
 
 TIMEOUT_EXIT = 124
 """Exit status after the wall-time limit, as timeout(1) uses."""
-
-
-def _preopen(spec: str, writable: bool) -> Preopen:
-    """HOSTDIR[:GUESTDIR] as a Preopen; the guest sees the host path when GUESTDIR is left out."""
-    host, _, guest = spec.partition(":")
-    if not Path(host).is_dir():
-        raise Invalid(f"No directory {host} to give the module.", "Check the path given to --dir.")
-    return Preopen(str(Path(host).resolve()), guest or host, writable)
-
-
-def _env(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """K=V pairs as (key, value)."""
-    parsed = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise Invalid(f"--env {pair!r} is not KEY=VALUE.", "Write it like --env NAME=value.")
-        parsed.append((key, value))
-    return tuple(parsed)
 
 
 class _Tail:
@@ -128,9 +110,25 @@ def _remember(
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
 @limits_options
 @click.option("--max-output", type=Size(), default="16MiB", show_default=True, help="Most stdout+stderr.")
-@click.option("--env", "env", multiple=True, metavar="K=V", help="An environment variable (repeatable).")
-@click.option("--dir", "dirs", multiple=True, metavar="HOSTDIR[:GUESTDIR]", help="Preopen, read-only.")
-@click.option("--rw-dir", "rw_dirs", multiple=True, metavar="HOSTDIR[:GUESTDIR]", help="Preopen, writable.")
+@click.option(
+    "--env", multiple=True, type=Parsed(ENV_PAIR), metavar="K=V", help="An environment variable (repeatable)."
+)
+@click.option(
+    "--dir",
+    "dirs",
+    multiple=True,
+    type=Parsed(FOLDER),
+    metavar="HOSTDIR[:GUESTDIR]",
+    help="Preopen, read-only.",
+)
+@click.option(
+    "--rw-dir",
+    "rw_dirs",
+    multiple=True,
+    type=Parsed(FOLDER),
+    metavar="HOSTDIR[:GUESTDIR]",
+    help="Preopen, writable.",
+)
 @click.option(
     "--stdin", "stdin", type=click.File("rb"), help="File whose bytes are the module's stdin (- for ours)."
 )
@@ -143,9 +141,9 @@ def wasm_run(
     memory: int | None,
     timeout: float | None,
     max_output: int,
-    env: tuple[str, ...],
-    dirs: tuple[str, ...],
-    rw_dirs: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    dirs: tuple[tuple[str, str], ...],
+    rw_dirs: tuple[tuple[str, str], ...],
     stdin: BinaryIO | None,
 ) -> None:
     """Run MODULE (a .wasm file, a stored sha256: ref, or a wasi/wasm image on --host's Docker)
@@ -163,9 +161,9 @@ def wasm_run(
     spec = TaskSpec(
         module=module,
         args=args,
-        env=_env(env),
+        env=env,
         stdin=stdin.read() if stdin is not None else b"",
-        dirs=tuple(_preopen(d, False) for d in dirs) + tuple(_preopen(d, True) for d in rw_dirs),
+        dirs=tuple(Preopen(*d, False) for d in dirs) + tuple(Preopen(*d, True) for d in rw_dirs),
         limits=Limits(fuel=fuel, memory=memory, timeout=timeout, max_output=max_output),
         name=Path(module).name,
     )

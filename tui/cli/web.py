@@ -27,8 +27,8 @@ def web(obj: CliContext, listen: str) -> None:
     """
     from aiohttp import web as aioweb  # loaded only for this verb
 
-    from backends.broker.server import parse_listen
     from backends.errors import Unreachable
+    from backends.parse_addresses import parse_listen
     from tui import web_server
 
     host, port = parse_listen(listen)

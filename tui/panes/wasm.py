@@ -16,10 +16,10 @@ from textual.app import ComposeResult
 from backends.broker.protocol import Limits as WireLimits
 from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
-from backends.docker_logs import parse_duration
 from backends.errors import BerthError, Invalid
+from backends.parse_pairs import ENV, FOLDERS, parse_env, parse_folders
 from backends.streams import LogLine
-from backends.units import parse_size
+from backends.units import SIZE, TIME_LIMIT, parse_size, parse_time_limit
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe, output_lines
 from backends.wasm.spec import Limits, Preopen, TaskSpec
@@ -44,26 +44,19 @@ NEW_TASK_FIELDS = (
     Field("module", "Module: a .wasm file or a stored sha256:…", "./hello.wasm"),
     Field("image", "…or a wasi/wasm image on this host (instead of a module)", "ghcr.io/me/tool:1"),
     Field("args", "Arguments (shell words)", "--verbose input.txt"),
-    Field("env", "Environment (K=V, space-separated)", "LANG=C.UTF-8"),
+    Field("env", "Environment (K=V, space-separated)", grammar=ENV),
     Field("fuel", "Fuel (empty: no limit)", "1000000000"),
-    Field("memory", "Memory (empty: no limit)", "64MiB"),
-    Field("timeout", "Wall time (empty: no limit)", "30s"),
-    Field("dirs", "Read-only dirs, HOST[:GUEST], comma-separated", "./data:/data"),
-    Field("rw_dirs", "Writable dirs, HOST[:GUEST], comma-separated", "./out:/out"),
+    Field("memory", "Memory (empty: no limit)", grammar=SIZE),
+    Field("timeout", "Wall time (empty: no limit)", grammar=TIME_LIMIT),
+    Field("dirs", "Read-only dirs (HOST[:GUEST], comma-separated)", grammar=FOLDERS),
+    Field("rw_dirs", "Writable dirs (HOST[:GUEST], comma-separated)", grammar=FOLDERS),
     Field("target", "Run on: here, or broker (the Providers pane's broker)", "here", value="here"),
     Field("count", "How many copies (broker)", "1", value="1"),
 )
 
 
 def _preopens(text: str, writable: bool) -> tuple[Preopen, ...]:
-    found = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        host, _, guest = part.partition(":")
-        path = Path(host).expanduser()
-        if not path.is_dir():
-            raise Invalid(f"No folder {host!r} to give the module.")
-        found.append(Preopen(str(path.resolve()), guest or host, writable))
-    return tuple(found)
+    return tuple(Preopen(host, guest, writable) for host, guest in parse_folders(text))
 
 
 def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
@@ -75,33 +68,22 @@ def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
         raise Invalid(f"No module file {module!r}.")
     try:
         args = tuple(shlex.split(values["args"]))
-        env = tuple(tuple(pair.split("=", 1)) for pair in shlex.split(values["env"]))
     except ValueError as exc:
-        raise Invalid(f"Arguments or environment: {exc}.") from None
-    if any(len(pair) != 2 for pair in env):
-        raise Invalid("Write the environment as K=V pairs.")
+        raise Invalid(f"Arguments: {exc}.") from None
     fuel = values["fuel"].replace(",", "").replace("_", "")
     if fuel and not fuel.isdigit():
         raise Invalid(f"Fuel is a whole number, not {values['fuel']!r}.")
-    timeout = None
-    if values["timeout"]:
-        try:
-            timeout = parse_duration(values["timeout"])
-        except ValueError:
-            raise Invalid(
-                f"Not a duration: {values['timeout']!r}.", "Write it like 500ms, 30s or 5m."
-            ) from None
     limits = Limits(
         fuel=int(fuel) if fuel else None,
         memory=parse_size(values["memory"]) if values["memory"] else None,
-        timeout=timeout,
+        timeout=parse_time_limit(values["timeout"]) if values["timeout"] else None,
     )
     return TaskSpec(
         module=str(Path(module).expanduser().resolve())
         if module and not module.startswith("sha256:")
         else module,
         args=args,
-        env=tuple((k, v) for k, v in env),
+        env=parse_env(values["env"]),
         dirs=_preopens(values["dirs"], False) + _preopens(values["rw_dirs"], True),
         limits=limits,
         image=image or None,

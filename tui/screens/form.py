@@ -1,4 +1,4 @@
-"""A small modal form: labelled fields, checked by the caller before it closes."""
+"""A small modal form: labelled fields, checked by their input kind and the caller before it closes."""
 
 from __future__ import annotations
 
@@ -9,20 +9,41 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, TextArea
 
-from backends.errors import BerthError
+from backends.errors import BerthError, Invalid
+from backends.units import Grammar, field_error
 from tui.verbs import bindings
 
 
 @dataclass(frozen=True)
 class Field:
-    """One input of a form: its id (the key of the submitted values), label and hint."""
+    """One input of a form: its id (the key of the submitted values), label and hint.
+
+    A field of one input kind names its `grammar` (backends.units and the parse_* modules): the
+    empty field shows the grammar's examples, and what is typed is read by its parser before the
+    caller sees it, a refusal naming the field (an empty one too when it is `required`; else
+    empty means none). `lines` > 1 makes room for a pasted block (keys): pasted newlines stay,
+    Enter still moves on.
+    """
 
     id: str
     label: str
     placeholder: str = ""
     value: str = ""
+    grammar: Grammar[Any] | None = None
+    required: bool = False
+    lines: int = 1
+
+    @property
+    def hint(self) -> str:
+        """What the empty field shows: its grammar's examples, else the placeholder."""
+        return self.grammar.example if self.grammar else self.placeholder
+
+    @property
+    def name(self) -> str:
+        """How an error names the field: its label, without what the parenthesis adds."""
+        return self.label.split(" (", 1)[0]
 
 
 class FormScreen(ModalScreen[Any]):
@@ -50,19 +71,31 @@ class FormScreen(ModalScreen[Any]):
             yield Label(self.title_text, classes="dialog-title")
             for field in self.fields:
                 yield Label(field.label)
-                yield Input(field.value, placeholder=field.placeholder, id=f"field-{field.id}", compact=True)
+                if field.lines > 1:
+                    area = TextArea(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
+                    area.styles.height = field.lines
+                    yield area
+                else:
+                    yield Input(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
             yield Label("", id="form-error")
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="submit")
                 yield Button("Cancel", id="cancel")
 
+    def inputs(self) -> list[Input | TextArea]:
+        """The fields' widgets, in order."""
+        return [w for f in self.fields if isinstance(w := self.query_one(f"#field-{f.id}"), Input | TextArea)]
+
     def on_mount(self) -> None:
         """Start in the first field."""
-        self.set_focus(self.query(Input).first())
+        self.set_focus(self.inputs()[0])
 
     def values(self) -> dict[str, str]:
         """What is typed in each field, stripped."""
-        return {f.id: self.query_one(f"#field-{f.id}", Input).value.strip() for f in self.fields}
+        return {
+            f.id: (widget.value if isinstance(widget, Input) else widget.text).strip()
+            for f, widget in zip(self.fields, self.inputs(), strict=True)
+        }
 
     def action_enter(self) -> None:
         """Enter moves to the next field and submits from the last one; on a button, presses it."""
@@ -70,8 +103,8 @@ class FormScreen(ModalScreen[Any]):
         if isinstance(focused, Button):
             focused.press()
             return
-        inputs = list(self.query(Input))
-        index = inputs.index(focused) if isinstance(focused, Input) and focused in inputs else len(inputs)
+        inputs = self.inputs()
+        index = inputs.index(focused) if focused in inputs else len(inputs)
         if index + 1 < len(inputs):
             self.set_focus(inputs[index + 1])
         else:
@@ -89,7 +122,7 @@ class FormScreen(ModalScreen[Any]):
         the result, or say what is wrong."""
         # Each field handles its keys in a queue of its own: a burst's last letters may still
         # wait there when its Enter arrives, and the values would be read without them.
-        waiting = [field for field in self.query(Input) if field.message_queue_size]
+        waiting = [field for field in self.inputs() if field.message_queue_size]
         left = len(waiting)
 
         def taken() -> None:
@@ -107,8 +140,15 @@ class FormScreen(ModalScreen[Any]):
     def _check_and_close(self) -> None:
         if self._answered or not self.is_attached:
             return  # a second Enter of the same burst
+        values = self.values()
         try:
-            result = self.submit(self.values())
+            for field in self.fields:
+                if field.grammar and (values[field.id] or field.required):
+                    try:
+                        field.grammar.parse(values[field.id])
+                    except Invalid as exc:
+                        raise field_error(field.name, exc) from None
+            result = self.submit(values)
         except BerthError as exc:
             self.query_one("#form-error", Label).update(f"[$error]{exc}[/]")
             return
