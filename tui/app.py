@@ -41,6 +41,7 @@ from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.screens.picker import PickerScreen
+from tui.verbs import bindings
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
 from tui.widgets.scrollbars import use_whole_cell_scrollbars

@@ -30,6 +30,7 @@ from tui.read_only import refusal
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:

@@ -32,6 +32,7 @@ from tui.panes.wasm_rows import TASK_COLUMNS, task_age, task_row
 from tui.screens.confirm import ConfirmScreen, subject
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
+from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 
 if TYPE_CHECKING:
