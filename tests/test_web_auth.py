@@ -198,15 +198,3 @@ async def test_the_page_loads_nothing_from_elsewhere(tmp_path) -> None:
         for url, body in seen.items():
             if url.endswith(".js"):
                 assert not re.findall(r"https?://", body.decode("utf-8", "replace")), url
-
-
-def test_textual_serve_is_the_release_web_server_was_written_for() -> None:
-    from tui import web_server
-
-    # tui/web_server.py uses textual-serve's static folder and AppService, which are not its
-    # documented API: a new release must be read against it before this number moves.
-    assert web_server.installed_version() == web_server.TEXTUAL_SERVE, (
-        f"textual-serve is now {web_server.installed_version()}, not {web_server.TEXTUAL_SERVE}: "
-        "check tui/web_server.py (AppService, the static files, the page's data attributes) against it"
-    )
-    assert web_server.static_folder().is_dir()

@@ -4,9 +4,8 @@ textual-serve's `Server` serves anyone who reaches its port, lets any site's pag
 WebSocket, and its page loads a font from a public CDN. So berth serves its own small aiohttp app:
 its own page (`tui/web/index.html`: every asset from berth itself), the browser half of
 textual-serve (its static folder: xterm.js, the stylesheet, the font) and one console process per
-WebSocket through textual-serve's `AppService`. Neither the static folder nor `AppService` is
-textual-serve's documented API (that is `Server` alone), so this is the one module that uses
-them, and it checks the version it was written against (`TEXTUAL_SERVE`).
+WebSocket through textual-serve's `AppService`. Neither is textual-serve's documented API (that is
+`Server` alone): tui/private_api.py holds both, checked against the release they were written for.
 
 Who may call it: every request carries the token, as `?token=` (the URL `berth web` printed) or as
 the HttpOnly, SameSite=Strict cookie set in answer to it; a request that carries an `Origin`
@@ -20,21 +19,18 @@ import html
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from importlib import metadata, resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Middleware
-from textual_serve.app_service import AppService
-from textual_serve.download_manager import DownloadManager
 
-from backends.errors import Invalid
+from tui.private_api import TEXTUAL_SERVE, console_service, textual_serve_static, textual_serve_version
 
-TEXTUAL_SERVE = "1.1.3"
-"""The textual-serve release this module was written against (its static files, `AppService`)."""
-STATIC_FILES = ("js/textual.js", "css/xterm.css", "fonts/RobotoMono-VariableFont_wght.ttf")
-"""What the page loads from textual-serve's static folder (the italic font too, but it may go)."""
+if TYPE_CHECKING:
+    from tui.private_api import ConsoleService
+
 MAX_SESSIONS = 16
 """Consoles open at once (each is a berth process); more get HTTP 503."""
 MAX_MESSAGE = 1 << 20
@@ -52,26 +48,9 @@ def make_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def static_folder() -> Path:
-    """textual-serve's static folder, checked to hold what the page loads (Invalid if not)."""
-    folder = Path(str(resources.files("textual_serve") / "static"))
-    missing = [name for name in STATIC_FILES if not (folder / name).is_file()]
-    if missing:
-        raise Invalid(
-            f"textual-serve {installed_version()} lacks {', '.join(missing)} in {folder}.",
-            f"berth web needs textual-serve {TEXTUAL_SERVE}: pip install textual-serve=={TEXTUAL_SERVE}.",
-        )
-    return folder
-
-
-def installed_version() -> str:
-    """The textual-serve release installed here."""
-    return metadata.version("textual-serve")
-
-
 def version_warning() -> str | None:
-    """A sentence when the installed textual-serve is not the one this module was written for."""
-    found = installed_version()
+    """A sentence when the installed textual-serve is not the one `berth web` was written for."""
+    found = textual_serve_version()
     if found == TEXTUAL_SERVE:
         return None
     return (
@@ -159,7 +138,6 @@ class WebConsole:
         self.command = command
         self.title = title
         self.token = token
-        self.downloads = DownloadManager()  # AppService wants one; berth delivers no files
 
     def build(self) -> web.Application:
         """The app, ready for an `AppRunner`."""
@@ -167,7 +145,7 @@ class WebConsole:
         app[SESSIONS] = set()
         app.router.add_get("/", self.index)
         app.router.add_get("/ws", self.session)
-        app.router.add_static("/static", static_folder(), follow_symlinks=False)
+        app.router.add_static("/static", textual_serve_static(), follow_symlinks=False)
         app.on_shutdown.append(self._close_sessions)
         return app
 
@@ -195,13 +173,7 @@ class WebConsole:
         async def close() -> None:  # the console exited
             await ws.close()
 
-        service = AppService(
-            self.command,
-            write_bytes=ws.send_bytes,
-            write_str=ws.send_str,
-            close=close,
-            download_manager=self.downloads,
-        )
+        service = console_service(self.command, ws.send_bytes, ws.send_str, close)
         sessions.add(ws)
         try:
             await service.start(
@@ -219,7 +191,7 @@ class WebConsole:
         return ws
 
     @staticmethod
-    async def _handle(ws: web.WebSocketResponse, service: AppService, text: str) -> None:
+    async def _handle(ws: web.WebSocketResponse, service: ConsoleService, text: str) -> None:
         """One message from textual.js: `["stdin", str]`, `["resize", {width, height}]`,
         `["ping", str]`, `["blur"]` or `["focus"]`. Anything else is ignored."""
         try:

@@ -15,7 +15,6 @@ started with.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import itertools
@@ -26,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import wasmtime
-from wasmtime import _ffi as ffi  # the C API: stdin bytes and the epoch deadline callback
 
+from backends import private_api  # wasmtime's C API: stdin bytes, the deadline callback, outputs
 from backends.errors import NotFound
 from backends.wasm.spec import TaskResult, TaskSpec
 from backends.wasm.store import InvalidModule, ModuleStore
@@ -162,43 +161,25 @@ class _Run:
 _runs: dict[int, _Run] = {}
 _run_ids = itertools.count(1)  # 0 would reach the callback as a NULL pointer
 
-_DeadlineCallback = ctypes.CFUNCTYPE(
-    ctypes.c_size_t,
-    ctypes.POINTER(ffi.wasmtime_context_t),
-    ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
-)
-_Output = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_ubyte), ctypes.c_size_t)
-# No finalizers: wasmtime calls an output's finalizer from one of its own (tokio) threads some
-# time after the store is gone, and a Python callback arriving while the interpreter exits
-# aborts the process (status 134). `_runs` entries are removed by run_task itself instead.
-_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
+def _expired(run_id: int) -> bool:
+    """The epoch reached a store's deadline: whether its task must stop (else one tick more)."""
+    run = _runs.get(run_id)
+    return run is not None and run.expired()
 
 
-def _deadline(_context: object, data: int | None, delta: ctypes.Array[ctypes.c_uint64], _kind: object) -> int:
-    """The epoch reached a store's deadline: stop its task, or set the deadline one tick on."""
-    run = _runs.get(data or 0)
-    if run is not None and run.expired():
-        error = ffi.wasmtime_error_new(b"stopped by berth")
-        return ctypes.cast(error, ctypes.c_void_p).value or 0
-    delta[0] = 1
-    # `kind` is left as wasmtime passed it: WASMTIME_UPDATE_DEADLINE_CONTINUE (0).
-    return 0
-
-
-def _write(stream: str, data: int | None, buf: ctypes._Pointer[ctypes.c_ubyte], size: int) -> int:
-    """A module wrote `size` bytes at `buf` to `stream`; `data` is its run's id."""
-    run = _runs.get(data or 0)
+def _write(stream: str, run_id: int, chunk: bytes) -> int:
+    """A module wrote `chunk` to `stream`; `run_id` is its run's. The bytes taken, or -errno."""
+    run = _runs.get(run_id)
     if run is None:
-        return size
-    result = run.write(stream, ctypes.string_at(buf, size))
-    return size if result is None else result
+        return len(chunk)
+    result = run.write(stream, chunk)
+    return len(chunk) if result is None else result
 
 
-_on_deadline = _DeadlineCallback(_deadline)
-_on_stdout = _Output(functools.partial(_write, "stdout"))
-_on_stderr = _Output(functools.partial(_write, "stderr"))
+# Called by wasmtime for every store and module: they live as long as the process.
+_on_deadline = private_api.epoch_deadline_callback(_expired)
+_on_stdout = private_api.output_callback(functools.partial(_write, "stdout"))
+_on_stderr = private_api.output_callback(functools.partial(_write, "stderr"))
 
 
 def run_task(
@@ -239,7 +220,7 @@ def run_task(
     if limits.memory is not None:
         wstore.set_limits(memory_size=limits.memory)
     _runs[run_id] = run
-    ffi.wasmtime_store_epoch_deadline_callback(wstore.ptr(), _on_deadline, run_id, _NO_FINALIZER)
+    private_api.set_epoch_deadline_callback(wstore, _on_deadline, run_id)
     wstore.set_epoch_deadline(1)
     if run.deadline is not None or cancel is not None:
         run.start_ticking()
@@ -289,18 +270,12 @@ def _wasi_config(spec: TaskSpec, run_id: int) -> wasmtime.WasiConfig:
     if spec.env:
         wasi.env = spec.env
     if spec.stdin:
-        data = ctypes.create_string_buffer(spec.stdin, len(spec.stdin))
-        vec = ffi.wasm_byte_vec_t()
-        ffi.wasm_byte_vec_new(
-            ctypes.byref(vec), len(spec.stdin), ctypes.cast(data, ctypes.POINTER(ctypes.c_ubyte))
-        )
-        ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))  # takes the copy's ownership
+        private_api.set_stdin_bytes(wasi, spec.stdin)
     for dir in spec.dirs:
         if not os.path.isdir(dir.host):
             raise NotFound(f"No directory {dir.host} to give the module as {dir.guest}.", "Check the path.")
         wasi.preopen_dir(dir.host, dir.guest, fs_mutable=dir.writable)
-    ffi.wasi_config_set_stdout_custom(wasi.ptr(), _on_stdout, run_id, _NO_FINALIZER)
-    ffi.wasi_config_set_stderr_custom(wasi.ptr(), _on_stderr, run_id, _NO_FINALIZER)
+    private_api.set_outputs(wasi, _on_stdout, _on_stderr, run_id)
     return wasi
 
 
