@@ -491,7 +491,13 @@ class LxdBackend:
         return None
 
     async def exec(self, name: str, argv: list[str]) -> ExecResult:
-        """Run `argv` in the instance to its end; its exit code and output.
+        """Run `argv` in the instance to its end; its exit code and output. Recorded as member.exec
+        with the program, never its arguments (they may carry secrets)."""
+        with audited(self.host_name, "member.exec", [name], command=argv[0] if argv else ""):
+            return await self._exec(name, argv)
+
+    async def _exec(self, name: str, argv: list[str]) -> ExecResult:
+        """`exec` without its record.
 
         LXD records the output to files that are read and removed afterwards, so no websocket (and
         none of ws4py's threads) is involved.

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from backends.audit import audited
 from backends.errors import BerthError, Invalid
 from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
 from tui.cli.context import CliContext, changes_state
@@ -150,9 +149,7 @@ def member_exec(obj: CliContext, name: str, command: tuple[str, ...]) -> None:
     """Run a command in the instance; print its output and exit with its exit code."""
 
     async def work(backend: LxdBackend) -> ExecResult:
-        # The program only: its arguments may carry secrets.
-        with audited(backend.host_name, "member.exec", [name], command=command[0]):
-            return await backend.exec(name, list(command))
+        return await backend.exec(name, list(command))
 
     result = _run(obj, work)
     if obj.json:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,7 +22,6 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, Label, Sparkline
 
-from backends.audit import audit
 from backends.compose import run_compose
 from backends.config import Config, HostConfig
 from backends.docker import DockerBackend, short
@@ -37,6 +35,7 @@ from backends.docker_models import (
 )
 from backends.errors import BerthError
 from backends.hosts import HostSession, Sessions
+from backends.shells import container_shell
 from backends.streams import LogLine
 from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, writable
 from tui.format import human_bytes
@@ -644,14 +643,11 @@ class ContainersPane(Widget):
         backend = self._writable(feed)
         if backend is None:
             return
-        docker = shutil.which("docker")
-        if docker is None:
-            self.notify("The docker command is not installed here; a shell needs it.", severity="error")
+        try:
+            argv = container_shell(backend, container.id, container.name)
+        except BerthError as exc:
+            self.notify(str(exc), severity="error")
             return
-        shell = "command -v bash >/dev/null && exec bash || exec sh"
-        # The socket is the forwarded one for an SSH host: the shell goes through berth's tunnel.
-        argv = [docker, "-H", f"unix://{backend.socket_path}", "exec", "-it", container.id, "sh", "-c", shell]
-        audit(feed.host.name, "container.exec", [container.id], names=[container.name])
         await run_in_terminal(self, argv)
 
     def _cursor_project(self) -> tuple[HostFeed, ComposeProject] | None:

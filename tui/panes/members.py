@@ -11,12 +11,12 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 
-from backends.audit import audit
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
 from backends.hosts import Sessions
 from backends.lxd import LxdBackend
 from backends.lxd_models import MemberInstance, MemberSpec
+from backends.shells import member_shell
 from backends.streams import LogLine
 from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, writable
 from tui.format import human_bytes
@@ -433,13 +433,12 @@ class MembersPane(TablePane):
         backend = self._writable(cursor[0]) if cursor is not None else None
         if cursor is None or backend is None:
             return
-        feed, name = cursor
+        name = cursor[1]
         try:
-            argv = backend.shell_argv(name)
+            argv = member_shell(backend, name)
         except BerthError as exc:
             self.notify(str(exc), severity="error")
             return
-        audit(feed.host.name, "member.shell", [name])
         await run_in_terminal(self, argv)
 
     def action_logs(self) -> None:
