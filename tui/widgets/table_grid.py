@@ -147,6 +147,9 @@ class TableGrid(ScrollView, can_focus=True):
         self._versions: dict[str, int] = {}
         self._layout = 0  # bumped when a column's label or width changes: every line is stale then
         self._lines: LRUCache[str, tuple[tuple[object, ...], Strip]] = LRUCache(1024)
+        # Each cell drawn without its line's metadata, by (row key, column): a cell that did not
+        # change is not drawn again when its row is (a stats sample, a cursor move, a sort).
+        self._drawn: LRUCache[tuple[str, int], tuple[tuple[object, ...], list[Segment]]] = LRUCache(8192)
         self._look: _Look | None = None
         self._hover: int | None = None  # the line the mouse is over (HEADER for the header), if any
 
@@ -234,6 +237,8 @@ class TableGrid(ScrollView, can_focus=True):
             self._cells.pop(key, None)
             self._versions.pop(key, None)
             self._lines.discard(key)
+            for index in range(len(self._columns)):
+                self._drawn.discard((key, index))
         self.set_order(remaining)
 
     def set_order(self, keys: Sequence[str]) -> None:
@@ -461,15 +466,29 @@ class TableGrid(ScrollView, can_focus=True):
         # The cursor's colours win over a cell's own (a red status on the cursor row reads as the
         # cursor does), as DataTable's `cursor_foreground_priority="css"` has it.
         post = Style.from_color(highlight.color, highlight.bgcolor)
-        console = self.app.console
-        options = self.app.console_options.update(height=1, no_wrap=True)
+        pre = row_style + highlight
         segments: list[Segment] = []
         for index, (column, text) in enumerate(zip(self._columns, texts, strict=True)):
-            pre = row_style + Style.from_meta({"row": row, "column": index}) + highlight
-            cell = Styled(Padding(text, (0, PADDING)), pre_style=pre, post_style=post)
-            lines = console.render_lines(cell, options.update_width(column.render_width))
-            segments.extend(lines[0])
+            # The line's metadata (which row and column a click lands on) goes on last: it is the
+            # one thing that differs between the same cell on different lines, and no style of a
+            # cell carries any.
+            meta = Style.from_meta({"row": row, "column": index})
+            drawn = self._cell("" if key is None else key, index, text, column.render_width, pre, post)
+            segments.extend(Segment(segment.text, (segment.style or Style()) + meta) for segment in drawn)
         spare = max(0, width - sum(column.render_width for column in self._columns))
         extend = row_style + highlight + Style.from_meta({"row": row, "column": 0, "out_of_bounds": True})
         segments.append(Segment(" " * spare, extend))
         return Strip(segments)
+
+    def _cell(self, key: str, index: int, text: Text, width: int, pre: Style, post: Style) -> list[Segment]:
+        """Cell `index` of row `key`, padded to `width` under the line's styles (from the cache if
+        it is the same text drawn the same way)."""
+        signature = (text, width, pre, post)
+        cached = self._drawn.get((key, index))
+        if cached is not None and cached[0][0] is text and cached[0][1:] == signature[1:]:
+            return cached[1]
+        cell = Styled(Padding(text, (0, PADDING)), pre_style=pre, post_style=post)
+        options = self.app.console_options.update(height=1, no_wrap=True).update_width(width)
+        segments = self.app.console.render_lines(cell, options)[0]
+        self._drawn[(key, index)] = (signature, segments)
+        return segments
