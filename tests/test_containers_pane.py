@@ -258,7 +258,7 @@ async def test_a_stats_sample_that_changes_no_figure_leaves_the_table_alone(
     # An idle console's samples mostly read as before; rebuilding 300 rows for them was idle CPU.
     c = spawn()
     cpu = [12.5]
-    monkeypatch.setattr("tui.panes.containers.STATS_SECONDS", 0.05)
+    monkeypatch.setattr("tui.models.stats_schedule.STATS_SECONDS", 0.05)
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         table = await select(pilot, app, c)

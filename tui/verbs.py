@@ -33,8 +33,8 @@ WHOLE: Final = "whole"
 Level = Literal["row", "whole"]
 
 CONTAINERS_VIEW = "containers"
-IMAGES_VIEW = "images"
-"""The Containers pane's two views (`v` switches): a verb may work on one of them only."""
+"""The Containers pane's view of containers (`v` switches to the images): a verb of the pane may
+work on it only."""
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,13 @@ VERBS: tuple[Verb, ...] = (
              view=CONTAINERS_VIEW, help="Take the compose project under the cursor down."),
         Verb("containers.view", "v", "switch_view", "Images",
              help="Switch between the containers and the images."),
-        Verb("containers.move", "m", "move", "Move to host", ROW, HOST, view=IMAGES_VIEW,
+    ),
+    # The Containers pane's images view (tui/panes/images_view.py): ids as when the pane held them.
+    *_owned(
+        "images",
+        Verb("containers.move", "m", "move", "Move to host", ROW, HOST,
              help="Stream the images to another host of the inventory."),
-        Verb("containers.prune", "P", "prune", "Prune dangling", WHOLE, HOST, destroys=True, view=IMAGES_VIEW,
+        Verb("containers.prune", "P", "prune", "Prune dangling", WHOLE, HOST, destroys=True,
              help="Remove the host's dangling images, after asking."),
     ),
     # The Members pane (a backup makes an LXD backup on the host; a shell can change anything).

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 
 from backends.config import Config, HostConfig
@@ -16,14 +12,18 @@ from backends.errors import BerthError, Invalid
 from backends.hosts import Sessions
 from backends.lxd import LxdBackend
 from backends.lxd_models import MemberInstance, MemberSpec
+from backends.parse_keys import KEYS, read_keys
 from backends.shells import member_shell
 from backends.streams import LogLine
-from tui.acting import permitted, run_action, run_in_terminal, run_job, shown, writable
+from backends.units import SIZE
+from tui.acting import permitted, run_action, run_in_terminal, run_job, shown
 from tui.format import human_bytes
 from tui.jobs import Job
+from tui.models.host_feed import CONNECTING
+from tui.models.lxd_feed import Instances, LxdFeed, LxdSource
 from tui.panes.container_rows import HOST_COLUMN
+from tui.panes.engine_pane import EnginePane
 from tui.panes.member_rows import MEMBER_COLUMNS, host_error_row, member_row
-from tui.panes.table_pane import TablePane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
@@ -32,34 +32,16 @@ from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Row
 
-POLL_SECONDS = 5.0
-"""How often the list is read again while the pane is on screen (and after every action)."""
-
 NEW_MEMBER_FIELDS = (
     Field("name", "Instance name", "alice"),
     Field("member", "Member", "alice"),
     Field("image", "Image (alias or fingerprint on this host)", "debian/12"),
-    Field("keys", "SSH public key, or .pub files (comma-separated)", "~/keys/alice.pub"),
+    Field("keys", "SSH public keys (pasted, or .pub files comma-separated)", grammar=KEYS, lines=3),
     Field("cpu", "CPUs (optional)", "2"),
     Field("memory", "Memory (optional)", "1GiB"),
-    Field("disk", "Root disk size (optional)", "10GiB"),
+    Field("disk", "Root disk size (optional)", grammar=SIZE),
     Field("contact", "Contact (optional)", "alice@example.org"),
 )
-
-
-def read_keys(text: str) -> tuple[str, ...]:
-    """Key lines from a form field: a pasted key, or comma-separated paths of .pub files."""
-    if not text:
-        return ()
-    if text.startswith(("ssh-", "ecdsa-", "sk-")):
-        return (text,)
-    keys: list[str] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        path = Path(part).expanduser()
-        if not path.is_file():
-            raise Invalid(f"No key file {part!r}.", "Paste the key itself, or give .pub files.")
-        keys += [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    return tuple(keys)
 
 
 def member_spec(values: dict[str, str]) -> MemberSpec:
@@ -82,26 +64,12 @@ def member_spec(values: dict[str, str]) -> MemberSpec:
     )
 
 
-CONNECTING = "Connecting…"
-
-
-@dataclass(eq=False)
-class MemberFeed:
-    """One host's LXD as the pane reads it: its backend once reached, its instances, and why they
-    cannot be read (until the first read: that it has not been, so the first read, even of no
-    instance at all, replaces the "Connecting…" line)."""
-
-    host: HostConfig
-    backend: LxdBackend | None = None
-    instances: dict[str, MemberInstance] = field(default_factory=dict)
-    offline: str = CONNECTING
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set to have the host read again at once."""
-
-
-class MembersPane(TablePane):
+class MembersPane(EnginePane[LxdBackend, Instances]):
     """Member instances of one host (or, in the all-hosts view, of every host, with a HOST
-    column), grouped by member; actions apply to the marked rows, each on its own host."""
+    column), grouped by member; actions apply to the marked rows, each on its own host.
+
+    A thin view over each host's LXD feed (tui/models/lxd_feed.py), which reads the list when the
+    pane shows, after each action, and every 5 s while it is shown (never while hidden)."""
 
     TABLE_ID = "members-table"
     BINDINGS = bindings("members")
@@ -116,17 +84,26 @@ class MembersPane(TablePane):
     ) -> None:
         """`host` is the one whose members are shown, and where `n` and `I` make instances;
         `all_hosts` (the all-hosts view) shows those hosts' members instead, `host` among them."""
-        super().__init__(id="pane-members", classes="pane members")
+        super().__init__(
+            LxdSource(),
+            list(all_hosts) or [host],
+            host,
+            config,
+            sessions,
+            all_hosts=bool(all_hosts),
+            id="pane-members",
+            classes="pane members",
+        )
         self.host = host
-        self.config = config
-        self.sessions = sessions
-        self.all_hosts = bool(all_hosts)
-        self.feeds = [MemberFeed(h) for h in all_hosts] or [MemberFeed(host)]
-        self.home = next((f for f in self.feeds if f.host.name == host.name), self.feeds[0])
-        """The feed of `host`: where new instances go."""
-        self.where: dict[str, tuple[MemberFeed, str]] = {}
+        self.instances: dict[str, Instances] = {}
+        """Host name -> its instances, as last read."""
+        self.where: dict[str, tuple[LxdFeed, str]] = {}
         """Row key -> the host feed and instance name it stands for."""
-        self.reads = 0
+
+    @property
+    def reads(self) -> int:
+        """Whole reads of a host's instances so far, every host's."""
+        return self.updates
 
     def compose(self) -> ComposeResult:
         """The instances table, grouped by member (a HOST column first in the all-hosts view)."""
@@ -140,109 +117,48 @@ class MembersPane(TablePane):
             empty_message=CONNECTING,
         )
 
-    def on_mount(self) -> None:
-        """Reach each host's LXD and keep the list current."""
-        for feed in self.feeds:
-            self.watch_instances(feed)
-
-    async def on_unmount(self) -> None:
-        """Close the connections to LXD."""
-        self.workers.cancel_group(self, "lxd")
-        for feed in self.feeds:
-            if feed.backend is not None:
-                await feed.backend.close()
-
-    @property
-    def offline(self) -> str:
-        """Why `host`'s instances cannot be read ("" when they can)."""
-        return self.home.offline
-
     # Live data ---------------------------------------------------------------------------------
 
-    @work(group="lxd", exit_on_error=False)
-    async def watch_instances(self, feed: MemberFeed) -> None:
-        """Read a host's instances when the pane shows, after each action, and every 5 s while it
-        is shown.
+    def wants_data(self) -> bool:
+        """Only while on show: most starts never show this pane, and then cost LXD nothing."""
+        return shown(self)
 
-        The next read is scheduled only after the last one ended, so a slow host never piles
-        reads up (nor holds the other hosts' up: each host has its own reader).
-        """
-        session = self.sessions.get(feed.host)
-        while True:
-            # Hidden: no LXD traffic at all (most starts never show this pane).
-            while not feed.wake.is_set() and not shown(self):
-                await asyncio.sleep(1.0)
-            feed.wake.clear()
-            version = session.version
-            if feed.backend is None:
-                try:
-                    feed.backend = await LxdBackend.for_session(session)
-                except BerthError as exc:
-                    self._set_offline(feed, str(exc))
-                    # A reconnect or a trusted key wakes us; a local LXD may simply start later.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(session.changed(version), POLL_SECONDS)
-                    continue
-            try:
-                found = await feed.backend.members()
-            except BerthError as exc:
-                self._set_offline(feed, str(exc))
-            else:
-                feed.instances = {i.name: i for i in found}
-                self._set_offline(feed, "")
-                self.reads += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(feed.wake.wait(), POLL_SECONDS)
+    def apply_update(self, feed: LxdFeed, update: Instances) -> None:
+        """A whole read of `feed`'s host: draw it."""
+        self.instances[feed.host.name] = update
+        self.redraw()
 
-    def refresh_now(self) -> None:
-        """Read the lists again at once (after an action)."""
-        for feed in self.feeds:
-            feed.wake.set()
+    def instance(self, feed: LxdFeed, name: str) -> MemberInstance:
+        """Instance `name` of `feed`'s host, as last read."""
+        return self.instances[feed.host.name][name]
 
-    def _key(self, feed: MemberFeed, name: str) -> str:
-        return f"{feed.host.name}/{name}" if self.all_hosts else name
+    def empty_text(self, where: str) -> str:
+        """What the table says with no instance."""
+        return f"No instances on {where}; n makes one."
 
-    def _show(self) -> None:
+    def error_row(self, host: str, error: str) -> Row:
+        """The all-hosts view's row for a host whose LXD cannot be read (why, in MEMBER)."""
+        return host_error_row(host, error)
+
+    def redraw(self) -> None:
         """Draw every host's instances; in the all-hosts view a host that cannot be read has a
         row saying so (one host alone says it where its rows would be)."""
-        rows: dict[str, Row] = {}
+        rows = self.error_rows()
         self.where = {}
-        for feed in self.feeds:
-            if self.all_hosts and feed.offline and feed.offline != CONNECTING:
-                rows[self._key(feed, "!")] = host_error_row(feed.host.name, feed.offline)
-            for name, instance in feed.instances.items():
-                key = self._key(feed, name)
+        for feed in self.feeds.values():
+            for name, instance in self.instances.get(feed.host.name, {}).items():
+                key = self.key(feed.host.name, name)
                 self.where[key] = (feed, name)
                 rows[key] = member_row(instance, feed.host.name if self.all_hosts else None)
         self.table.update_rows(rows)
 
-    def _set_offline(self, feed: MemberFeed, why: str) -> None:
-        changed = why != feed.offline
-        feed.offline = why
-        if changed and feed is self.home:
-            self.set_class(bool(why), "-offline")
-            self.table.empty_message = why or f"No instances on {self.host.name}; n makes one."
-        if self.all_hosts and changed and not why:
-            self.table.empty_message = "No instances on any host; n makes one."
-        self._show()
-
     # Guards and running --------------------------------------------------------------------------
-
-    def acting_hosts(self) -> list[HostConfig]:
-        """The hosts the verbs act on (for read-only mode)."""
-        return [feed.host for feed in self.feeds]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """No verb that changes state in read-only mode."""
         return permitted(self, action, parameters)
 
-    def _writable(self, feed: MemberFeed) -> LxdBackend | None:
-        """The backend to act through on `feed`'s host; None (and a notification saying why) when
-        acting is not allowed there."""
-        why_not = feed.offline or f"No LXD on {feed.host.name}."
-        return writable(self, self.config, feed.host, feed.backend, why_not)
-
-    def targets(self) -> list[tuple[MemberFeed, str]]:
+    def targets(self) -> list[tuple[LxdFeed, str]]:
         """The marked instances, else the one under the cursor (a member heading: all of theirs),
         each with the host feed it is on."""
         return [self.where[key] for key in self.table.selected_ids() if key in self.where]
@@ -255,7 +171,7 @@ class MembersPane(TablePane):
 
     def action_new(self) -> None:
         """The new-member form; the instance is made (with its keys and limits) when it closes."""
-        backend = self._writable(self.home)
+        backend = self.writable(self.home)
         if backend is None:
             return
 
@@ -282,24 +198,13 @@ class MembersPane(TablePane):
         """Freeze running targets, unfreeze frozen ones."""
         self._each("freeze/unfreeze", lambda i: "unfreeze" if i.state == "Frozen" else "freeze")
 
-    def _backends(self, chosen: Sequence[tuple[MemberFeed, str]]) -> dict[str, LxdBackend] | None:
-        """The backend of each host among `chosen`, by host name; None (and a notification) if
-        one of them may not be acted on."""
-        backends: dict[str, LxdBackend] = {}
-        for feed in {id(f): f for f, _name in chosen}.values():
-            backend = self._writable(feed)
-            if backend is None:
-                return None
-            backends[feed.host.name] = backend
-        return backends
-
     def _each(self, label: str, action_for: Callable[[MemberInstance], str]) -> None:
         """Apply `action_for(instance)` to each target on its host, one after the other."""
         chosen = self.targets()
-        backends = self._backends(chosen)
+        backends = self.writable_all(f for f, _name in chosen)
         if backends is None or not chosen:
             return
-        actions = [(backends[f.host.name], name, action_for(f.instances[name])) for f, name in chosen]
+        actions = [(backends[f.host.name], name, action_for(self.instance(f, name))) for f, name in chosen]
 
         async def job() -> None:
             for backend, name, action in actions:
@@ -310,14 +215,14 @@ class MembersPane(TablePane):
     def action_delete(self) -> None:
         """Delete the targets, after a question naming them and their snapshots."""
         chosen = self.targets()
-        backends = self._backends(chosen)
+        backends = self.writable_all(f for f, _name in chosen)
         if backends is None or not chosen:
             return
         names = [name for _f, name in chosen]
+        about = [(name, f.host.name, self.instance(f, name)) for f, name in chosen]
         shown = [
-            f"{name} on {f.host.name} ({f.instances[name].member or 'unowned'}, "
-            f"{f.instances[name].snapshots} snapshots)"
-            for f, name in chosen
+            f"{name} on {host} ({instance.member or 'unowned'}, {instance.snapshots} snapshots)"
+            for name, host, instance in about
         ]
         hosts = ", ".join(dict.fromkeys(f.host.name for f, _name in chosen))
 
@@ -334,10 +239,10 @@ class MembersPane(TablePane):
             ),
         )
 
-    def _cursor(self) -> tuple[MemberFeed, str] | None:
+    def _cursor(self) -> tuple[LxdFeed, str] | None:
         key = self.table.cursor_id()
         found = self.where.get(key or "")
-        return found if found is not None and found[1] in found[0].instances else None
+        return found if found is not None and found[1] in self.instances.get(found[0].host.name, {}) else None
 
     def action_details(self, what: str) -> None:
         """The keys, forwards or snapshots of the instance under the cursor (to look at them is
@@ -356,7 +261,7 @@ class MembersPane(TablePane):
     def action_backup(self) -> None:
         """Export the instance under the cursor to a file (streamed, with progress)."""
         cursor = self._cursor()
-        backend = self._writable(cursor[0]) if cursor is not None else None
+        backend = self.writable(cursor[0]) if cursor is not None else None
         if cursor is None or backend is None:
             return
         feed, name = cursor
@@ -389,7 +294,7 @@ class MembersPane(TablePane):
 
     def action_import_backup(self) -> None:
         """Make an instance on `host` from a backup file (under its own name or a new one)."""
-        backend = self._writable(self.home)
+        backend = self.writable(self.home)
         if backend is None:
             return
 
@@ -430,7 +335,7 @@ class MembersPane(TablePane):
     async def action_shell(self) -> None:
         """A shell in the instance under the cursor: the console steps aside until it exits."""
         cursor = self._cursor()
-        backend = self._writable(cursor[0]) if cursor is not None else None
+        backend = self.writable(cursor[0]) if cursor is not None else None
         if cursor is None or backend is None:
             return
         name = cursor[1]

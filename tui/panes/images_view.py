@@ -1,0 +1,186 @@
+"""The images of the Containers pane's hosts (`v` shows them): a view over the pane's Docker
+feeds, with the verbs that act on images (move to another host, remove, prune the dangling)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.app import ComposeResult
+
+from backends.docker import DockerBackend
+from backends.docker_models import ImageInfo
+from tui.acting import permitted, run_action, run_job
+from tui.format import human_bytes
+from tui.jobs import Job
+from tui.models.host_feed import HostFeed
+from tui.panes.container_rows import HOST_COLUMN, IMAGE_COLUMNS, image_label, image_row
+from tui.panes.engine_pane import EnginePane
+from tui.panes.table_pane import TablePane
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.picker import PickerScreen
+from tui.verbs import bindings
+from tui.widgets.resource_table import ResourceTable
+
+DockerPane = EnginePane[DockerBackend, Any]
+ImageFeed = HostFeed[DockerBackend, Any]
+
+
+class ImagesView(TablePane):
+    """Every image of the hosts of `pane` (rows keyed as the pane keys them); read when shown."""
+
+    TABLE_ID = "images-table"
+    BINDINGS = bindings("images")
+
+    def __init__(self, pane: DockerPane, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pane = pane
+        self.images: dict[str, ImageInfo] = {}
+        """Row key -> image, as last read."""
+
+    def compose(self) -> ComposeResult:
+        """The images table (a HOST column first in the all-hosts view)."""
+        pane = self.pane
+        yield ResourceTable(
+            (HOST_COLUMN, *IMAGE_COLUMNS) if pane.all_hosts else IMAGE_COLUMNS,
+            sort_column="name",
+            id=self.TABLE_ID,
+            groupable=False,
+            empty_message=f"No images on {'any host' if pane.all_hosts else pane.home_host.name}.",
+        )
+
+    def reload(self) -> None:
+        """Read the image lists again (every reachable host's, at once)."""
+        feeds = [f for f in self.pane.feeds.values() if f.backend is not None]
+
+        async def one(feed: ImageFeed) -> dict[str, ImageInfo]:
+            assert feed.backend is not None
+            return {self.pane.key(feed.host.name, i.id): i for i in await feed.backend.images()}
+
+        async def job() -> None:
+            images: dict[str, ImageInfo] = {}
+            for part in await asyncio.gather(*(one(f) for f in feeds)):
+                images.update(part)
+            self.images = images
+            self.table.update_rows({key: image_row(i, host=self.host_of(key)) for key, i in images.items()})
+
+        self._run("images", job)
+
+    def host_of(self, key: str) -> str | None:
+        """The host of image row `key` in the all-hosts view (None on one host's view)."""
+        return key.rpartition("/")[0] if self.pane.all_hosts else None
+
+    def targets(self) -> list[tuple[ImageFeed, ImageInfo]]:
+        """(host feed, image) of the marked images, else of the one under the cursor."""
+        found = []
+        for key in self.table.selected_ids():
+            feed = self.pane.feeds.get(self.host_of(key) or self.pane.home_host.name)
+            if feed is not None and key in self.images:
+                found.append((feed, self.images[key]))
+        return found
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No verb that changes state in read-only mode."""
+        return permitted(self, action, parameters)
+
+    def _run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
+        run_action(self, label, job)
+
+    # Verbs ---------------------------------------------------------------------------------------
+
+    def action_move(self) -> None:
+        """Stream the selected image(s) to another host of the inventory, each by its repo:tags
+        (all of them, so it arrives tagged as it is here; an untagged one by its id)."""
+        chosen = [(feed, image) for feed, image in self.targets() if feed.backend is not None]
+        if not chosen:
+            return
+        pane = self.pane
+        sources = {f.host.name for f, _i in chosen}
+        others = [(h.name, f"{h.name}  {h.url}") for h in pane.config.hosts if h.name not in sources]
+        if not others:
+            self.notify("The inventory has no other host to move images to.", severity="warning")
+            return
+
+        def picked(name: str | None) -> None:
+            target_host = pane.config.host(name) if name else None
+            if target_host is None:
+                return
+
+            for feed, image in chosen:
+                refs = list(image.tags) or [image.id]
+                what = image_label(image)
+
+                async def move(job: Job, feed: ImageFeed = feed, refs: list[str] = refs) -> None:
+                    assert feed.backend is not None
+                    target = await DockerBackend.for_session(pane.sessions.get(target_host))
+                    try:
+                        moved = await feed.backend.move_image(
+                            refs,
+                            target,
+                            lambda sent, size: job.progress(sent, size, f"{human_bytes(sent)} sent"),
+                        )
+                    finally:
+                        await target.close()
+                    job.detail = f"now {moved.removeprefix('sha256:')[:12]} on {target_host.name}"
+
+                run_job(
+                    self,
+                    f"move image {what} to {target_host.name}",
+                    feed.host.name,
+                    move,
+                    unit="bytes",
+                    done=f"{what} is now on {target_host.name}.",
+                )
+
+        self.app.push_screen(PickerScreen("Move image to host", others), picked)
+
+    def ask_remove(self) -> None:
+        """Remove the selected images, after asking (naming them)."""
+        chosen = self.targets()
+        if not chosen or any(self.pane.writable(f) is None for f, _i in chosen):
+            return
+        names = [image_label(image) for _f, image in chosen]
+        hosts = ", ".join(sorted({f.host.name for f, _i in chosen}))
+
+        async def job() -> None:
+            for feed, image in chosen:
+                assert feed.backend is not None
+                await feed.backend.remove_image(image.id)
+            self.notify(f"Removed {len(chosen)} image(s).", timeout=3)
+            self.reload()
+
+        self.app.push_screen(
+            ConfirmScreen(f"Remove {len(chosen)} image(s) on {hosts}?", names, "Remove"),
+            lambda answer: self._run("remove image", job) if answer and answer[0] else None,
+        )
+
+    def action_prune(self) -> None:
+        """Remove dangling images of the host under the cursor, after asking."""
+        pane = self.pane
+        chosen = self.targets()
+        feed = chosen[0][0] if chosen else pane.feeds[pane.home_host.name]
+        backend = pane.writable(feed)
+        if backend is None:
+            return
+        dangling = [
+            k.rpartition("/")[2] if pane.all_hosts else k
+            for k, row in self.table.rows.items()
+            if not row.cells.get("tags") and (not pane.all_hosts or k.startswith(f"{feed.host.name}/"))
+        ]
+
+        async def job() -> None:
+            count, reclaimed = await backend.prune_images()
+            self.notify(
+                f"Pruned {count} dangling image(s) on {feed.host.name}, {human_bytes(reclaimed)} reclaimed."
+            )
+            self.reload()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Remove the dangling images on {feed.host.name}?",
+                [d.removeprefix("sha256:")[:12] for d in dangling] or ["(none listed)"],
+                "Prune",
+            ),
+            lambda answer: self._run("prune", job) if answer and answer[0] else None,
+        )
