@@ -1,9 +1,17 @@
-"""backends/ is the engine and must never pull in the UI toolkits (DESIGN: rules of the house)."""
+"""backends/ is the engine and must never pull in the UI toolkits (DESIGN: rules of the house); a
+start loads only what it needs (the quick verbs and the console's first screen)."""
 
+import os
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from cli_helpers import BERTH
+from docker_helpers import Spawn
+from engines.dockerd import DockerEngine
+from engines.lxd import LxdEngine
 
 import backends
 
@@ -27,3 +35,88 @@ def test_every_backend_module_imports_without_textual_or_rich() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "", f"backends loaded UI modules: {result.stdout.strip()}"
+
+
+# --- what a start loads (issue 16: start-up) ----------------------------------------------------
+
+SLOW_TO_LOAD = ("aiohttp", "wasmtime", "pylxd", "asyncssh", "msgspec")
+"""Libraries that cost tens of milliseconds each to import: loaded on first use only."""
+
+
+def loaded_by(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages `python -X importtime ARGV...` imported, from its import trace."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        timeout=120,
+    )
+    trace = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert trace, f"no import trace: {result.stderr[-2000:]}"
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in trace}
+
+
+@pytest.mark.parametrize("verb", [["--version"], ["config", "path"]])
+def test_quick_verbs_load_none_of_the_slow_libraries(verb: list[str], tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    loaded = loaded_by([BERTH, "--config", str(config), *verb])
+    assert "click" in loaded and "backends" in loaded  # the trace is of the real command
+    slow = sorted(loaded & set(SLOW_TO_LOAD))
+    assert not slow, f"berth {' '.join(verb)} loaded {slow}"
+    assert "textual" not in loaded
+
+
+FIRST_SCREEN = """
+import asyncio, sys, time
+from pathlib import Path
+
+from backends.config import Config, HostConfig, UiConfig
+from tui.app import BerthApp
+
+docker_socket, lxd_socket, name, folder, watched = sys.argv[1:]
+
+
+async def main() -> None:
+    host = HostConfig("local", docker_socket=docker_socket, lxd_socket=lxd_socket)
+    app = BerthApp(Config(ui=UiConfig(), hosts=[host], path=Path(folder) / "config.toml"))
+    async with app.run_test(size=(160, 50)) as pilot:
+        deadline = time.monotonic() + 60
+        while name not in app.export_screenshot():
+            assert time.monotonic() < deadline, "the container's name never showed"
+            await pilot.pause(0.05)
+        await pilot.pause(2.0)  # and a while after: nothing loads them behind the first screen either
+        print(",".join(sorted({m.split(".")[0] for m in sys.modules} & set(watched.split(",")))))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.engines
+def test_the_consoles_first_screen_loads_no_lxd_ssh_or_wasm_library(
+    dockerd: DockerEngine, lxd: LxdEngine, spawn: Spawn, tmp_path: Path
+) -> None:
+    """The Containers pane of a local host shows its rows (the host has an LXD too) without
+    pylxd, asyncssh or wasmtime: the Members, Wasm and Providers panes load them when shown."""
+    container = spawn()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FIRST_SCREEN,
+            str(dockerd.socket),
+            str(lxd.socket),
+            container.name,
+            str(tmp_path),
+            "pylxd,asyncssh,wasmtime,docker",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "", f"the first screen loaded {result.stdout.strip()}"

@@ -181,6 +181,7 @@ class BerthApp(App[None]):
         # Everything loaded so far lives as long as the app: keep it out of the collector's full
         # passes, which otherwise cost 25-45 ms each here and stall keys during a log flood.
         gc.freeze()
+        gc.enable()  # `berth` starts the console with the collector off (tui.cli): on from now
 
     # Hosts -------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ is shown), so `berth config path` does not load what `berth broker serve` needs.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -94,6 +95,9 @@ def cli(
     """
     ctx.obj = CliContext(config_path or paths.config_file(), host, as_json, accept_new, read_only)
     if ctx.invoked_subcommand is None:
+        # No collector passes while the console loads (~10 % of its start): what it loads lives as
+        # long as it does; once its frame is up the app freezes all that and turns the collector on.
+        gc.disable()
         from tui.app import BerthApp  # Textual loads only when the console is wanted
 
         app = BerthApp(ctx.obj.load(), host, read_only=read_only)
