@@ -292,7 +292,14 @@ class TableGrid(ScrollView, can_focus=True):
 
     def scroll_to_cursor(self, animate: bool = False) -> None:
         """Scroll the cursor row into view below the header (only up or down)."""
-        if not self._order:
+        if not self.size.height:
+            # Not laid out yet (rows given before the first frame): once it is, if it then shows.
+            self.call_after_refresh(self._scroll_to_cursor, animate)
+        else:
+            self._scroll_to_cursor(animate)
+
+    def _scroll_to_cursor(self, animate: bool) -> None:
+        if not self._order or not self.size.height:
             return
         width = self.scrollable_content_region.width
         region = Region(int(self.scroll_x), self.header_height + self.cursor_row, width, 1)
