@@ -25,7 +25,7 @@ class HelpRow:
     description: str
     binding_id: str
     help: str = ""
-    """The verb's sentence (`tui.verbs`), shown under the table while its row is highlighted."""
+    """The verb's sentence (`tui.verbs`), shown while its row is highlighted."""
 
 
 def binding_rows(section: str, bindings: list[Binding], keymap: dict[str, str]) -> list[HelpRow]:
@@ -65,12 +65,8 @@ class HelpTable(DataTable[object]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """A table of every binding and `:` command, and under it the sentence of the verb on the
-    highlighted row; `escape`, `q` or `?` closes it."""
-
-    DEFAULT_CSS = """
-    HelpScreen #help-sentence { width: 100%; color: $text-muted; }
-    """
+    """A table of every binding and `:` command, and in its lower edge the sentence of the verb
+    on the highlighted row; `escape`, `q` or `?` closes it."""
 
     BINDINGS = bindings("help")
 
@@ -85,11 +81,6 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label("Keys and commands", classes="dialog-title")
             yield HelpTable(cursor_type="row", zebra_stripes=True)
-            # Hidden until a row with a sentence is highlighted (the first row is a heading), then
-            # kept, so the table does not change height as the cursor passes headings.
-            sentence = Label(id="help-sentence")
-            sentence.display = False
-            yield sentence
 
     def on_mount(self) -> None:
         """Fill the table."""
@@ -109,10 +100,9 @@ class HelpScreen(ModalScreen[None]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Say what the highlighted row's verb does."""
-        sentence = self.sentences.get(event.row_key, "")
-        label = self.query_one("#help-sentence", Label)
-        label.update(sentence)
-        label.display = label.display or bool(sentence)
+        # In the dialog's lower edge: a line of its own would take a row from the table whenever
+        # it appeared, under a cursor paging towards the end.
+        self.query_one(".dialog").border_subtitle = Text(self.sentences.get(event.row_key, ""))
 
     def action_close(self) -> None:
         """Back to where you were."""
