@@ -3,89 +3,39 @@ feeds, with the verbs that act on images (move to another host, remove, prune th
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-from textual.app import ComposeResult
 
 from backends.docker import DockerBackend
 from backends.docker_models import ImageInfo
-from tui.acting import permitted, run_action, run_job
+from tui.acting import run_job
 from tui.format import human_bytes
 from tui.jobs import Job
 from tui.models.host_feed import HostFeed
-from tui.panes.container_rows import HOST_COLUMN, IMAGE_COLUMNS, image_label, image_row
-from tui.panes.engine_pane import EnginePane
-from tui.panes.table_pane import TablePane
+from tui.panes.container_rows import IMAGE_COLUMNS, image_label, image_row
+from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.picker import PickerScreen
 from tui.verbs import bindings
-from tui.widgets.resource_table import ResourceTable
+from tui.widgets.table_model import Row
 
-DockerPane = EnginePane[DockerBackend, Any]
 ImageFeed = HostFeed[DockerBackend, Any]
 
 
-class ImagesView(TablePane):
-    """Every image of the hosts of `pane` (rows keyed as the pane keys them); read when shown."""
+class ImagesView(ResourceView[DockerBackend, ImageInfo]):
+    """Every image of the pane's hosts; read when shown and after each verb."""
 
     TABLE_ID = "images-table"
+    COLUMNS = IMAGE_COLUMNS
+    NOUN = "images"
     BINDINGS = bindings("images")
 
-    def __init__(self, pane: DockerPane, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pane = pane
-        self.images: dict[str, ImageInfo] = {}
-        """Row key -> image, as last read."""
+    async def read(self, backend: DockerBackend) -> dict[str, ImageInfo]:
+        """The host's images by id, each with how many containers use it."""
+        return {image.id: image for image in await backend.images()}
 
-    def compose(self) -> ComposeResult:
-        """The images table (a HOST column first in the all-hosts view)."""
-        pane = self.pane
-        yield ResourceTable(
-            (HOST_COLUMN, *IMAGE_COLUMNS) if pane.all_hosts else IMAGE_COLUMNS,
-            sort_column="name",
-            id=self.TABLE_ID,
-            groupable=False,
-            empty_message=f"No images on {'any host' if pane.all_hosts else pane.home_host.name}.",
-        )
-
-    def reload(self) -> None:
-        """Read the image lists again (every reachable host's, at once)."""
-        feeds = [f for f in self.pane.feeds.values() if f.backend is not None]
-
-        async def one(feed: ImageFeed) -> dict[str, ImageInfo]:
-            assert feed.backend is not None
-            return {self.pane.key(feed.host.name, i.id): i for i in await feed.backend.images()}
-
-        async def job() -> None:
-            images: dict[str, ImageInfo] = {}
-            for part in await asyncio.gather(*(one(f) for f in feeds)):
-                images.update(part)
-            self.images = images
-            self.table.update_rows({key: image_row(i, host=self.host_of(key)) for key, i in images.items()})
-
-        self._run("images", job)
-
-    def host_of(self, key: str) -> str | None:
-        """The host of image row `key` in the all-hosts view (None on one host's view)."""
-        return key.rpartition("/")[0] if self.pane.all_hosts else None
-
-    def targets(self) -> list[tuple[ImageFeed, ImageInfo]]:
-        """(host feed, image) of the marked images, else of the one under the cursor."""
-        found = []
-        for key in self.table.selected_ids():
-            feed = self.pane.feeds.get(self.host_of(key) or self.pane.home_host.name)
-            if feed is not None and key in self.images:
-                found.append((feed, self.images[key]))
-        return found
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """No verb that changes state in read-only mode."""
-        return permitted(self, action, parameters)
-
-    def _run(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
-        run_action(self, label, job)
+    def row(self, item: ImageInfo, host: str | None) -> Row:
+        """One image's row."""
+        return image_row(item, host=host)
 
     # Verbs ---------------------------------------------------------------------------------------
 
@@ -152,7 +102,7 @@ class ImagesView(TablePane):
 
         self.app.push_screen(
             ConfirmScreen(f"Remove {len(chosen)} image(s) on {hosts}?", names, "Remove"),
-            lambda answer: self._run("remove image", job) if answer and answer[0] else None,
+            lambda answer: self.run_call("remove image", job) if answer and answer[0] else None,
         )
 
     def action_prune(self) -> None:
@@ -182,5 +132,5 @@ class ImagesView(TablePane):
                 [d.removeprefix("sha256:")[:12] for d in dangling] or ["(none listed)"],
                 "Prune",
             ),
-            lambda answer: self._run("prune", job) if answer and answer[0] else None,
+            lambda answer: self.run_call("prune", job) if answer and answer[0] else None,
         )

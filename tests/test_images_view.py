@@ -1,0 +1,58 @@
+"""The Containers pane's images view (its own widget, tui/panes/images_view.py) driven with keys
+against a test dockerd of its own: d removes the image under the cursor, P prunes the dangling
+ones, each after asking and naming what goes; the engine says what is left. Its keys show on the
+images view only, and the containers' keys not there."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engines.dockerd import DockerEngine
+from engines.images import import_docker_busybox
+from test_containers_pane import SIZE, make_app, pane, until
+
+from tui.app import BerthApp
+from tui.screens.confirm import ConfirmScreen
+
+
+def footer_keys(app: BerthApp) -> set[str]:
+    """The actions the footer offers now (enabled and shown)."""
+    active = app.screen.active_bindings.values()
+    return {b.binding.action for b in active if b.enabled and b.binding.show}
+
+
+async def test_d_removes_an_image_and_p_prunes_the_dangling_ones_after_asking(
+    make_dockerd: Callable[..., DockerEngine], tmp_path: Path
+) -> None:
+    engine = make_dockerd()
+    client = engine.client()
+    try:
+        # Two imports under one tag: the first is left dangling (<none>); a third to remove.
+        dangling = import_docker_busybox(client, "berth-test/img", "1", extra={"etc/v": b"1"})
+        kept = import_docker_busybox(client, "berth-test/img", "1", extra={"etc/v": b"2"})
+        doomed = import_docker_busybox(client, "berth-test/doomed", "1", extra={"etc/v": b"3"})
+        app = make_app(engine, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+            assert "move" not in footer_keys(app)
+            await pilot.press("v")
+            images = pane(app).images_table
+            await until(pilot, lambda: {dangling, kept, doomed} <= set(images.rows), what="the images")
+            assert {"move", "prune", "remove"} <= footer_keys(app)
+            assert not {"logs", "exec", "top"} & footer_keys(app)  # the containers' verbs are not here
+
+            assert images.move_cursor_to(doomed)
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            assert "berth-test/doomed:1" in str(app.screen.query_one(".targets").render())
+            await pilot.press("y")
+            await until(pilot, lambda: doomed not in images.rows, 10, "the removed image's row to go")
+            assert {i.id for i in client.images.list(all=True)} == {dangling, kept}
+
+            await pilot.press("P")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the prune question")
+            assert dangling.removeprefix("sha256:")[:12] in str(app.screen.query_one(".targets").render())
+            await pilot.press("y")
+            await until(pilot, lambda: dangling not in images.rows, 10, "the pruned image's row to go")
+            assert {i.id for i in client.images.list(all=True)} == {kept}
+    finally:
+        client.close()

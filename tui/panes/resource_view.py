@@ -1,0 +1,98 @@
+"""A view of one kind of resource (images; volumes and networks to come) on the hosts of an
+engine pane: read from every reachable host when shown, rows keyed as the pane keys them.
+
+A subclass names its columns and its noun, says how to read the resources from a backend and how
+one reads as a row, and adds its verbs; targets, the host of a row and running a call off the UI
+are here. It draws no connection state of its own: that is the pane's (`EnginePane`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from textual.app import ComposeResult
+
+from tui.acting import permitted, run_action
+from tui.models.host_feed import Backend, HostFeed
+from tui.panes.container_rows import HOST_COLUMN
+from tui.panes.engine_pane import EnginePane
+from tui.panes.table_pane import TablePane
+from tui.widgets.resource_table import ResourceTable
+from tui.widgets.table_model import Column, Row
+
+B = TypeVar("B", bound=Backend)
+T = TypeVar("T")
+
+
+class ResourceView(TablePane, Generic[B, T]):
+    """The resources of kind T on the hosts of `pane`, as last read (`items`, by row key)."""
+
+    COLUMNS: ClassVar[Sequence[Column]]
+    NOUN: ClassVar[str]
+    """What the resources are called in sentences ("images")."""
+
+    def __init__(self, pane: EnginePane[B, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pane = pane
+        self.items: dict[str, T] = {}
+        """Row key -> resource, as last read."""
+
+    def compose(self) -> ComposeResult:
+        """The table (a HOST column first in the all-hosts view)."""
+        pane = self.pane
+        yield ResourceTable(
+            (HOST_COLUMN, *self.COLUMNS) if pane.all_hosts else self.COLUMNS,
+            sort_column="name",
+            id=self.TABLE_ID,
+            groupable=False,
+            empty_message=f"No {self.NOUN} on {'any host' if pane.all_hosts else pane.home_host.name}.",
+        )
+
+    async def read(self, backend: B) -> dict[str, T]:
+        """The resources of one host by id."""
+        raise NotImplementedError
+
+    def row(self, item: T, host: str | None) -> Row:
+        """How one resource reads (with a host cell in the all-hosts view)."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        """Read the resources again (every reachable host's, at once)."""
+        feeds = [f for f in self.pane.feeds.values() if f.backend is not None]
+
+        async def one(feed: HostFeed[B, Any]) -> dict[str, T]:
+            assert feed.backend is not None
+            found = await self.read(feed.backend)
+            return {self.pane.key(feed.host.name, rid): item for rid, item in found.items()}
+
+        async def job() -> None:
+            items: dict[str, T] = {}
+            for part in await asyncio.gather(*(one(f) for f in feeds)):
+                items.update(part)
+            self.items = items
+            self.table.update_rows({key: self.row(item, self.host_of(key)) for key, item in items.items()})
+
+        self.run_call(self.NOUN, job)
+
+    def host_of(self, key: str) -> str | None:
+        """The host of row `key` in the all-hosts view (None on one host's view)."""
+        return key.rpartition("/")[0] if self.pane.all_hosts else None
+
+    def targets(self) -> list[tuple[HostFeed[B, Any], T]]:
+        """(host feed, resource) of the marked rows, else of the one under the cursor."""
+        found = []
+        for key in self.table.selected_ids():
+            feed = self.pane.feeds.get(self.host_of(key) or self.pane.home_host.name)
+            if feed is not None and key in self.items:
+                found.append((feed, self.items[key]))
+        return found
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No verb that changes state in read-only mode."""
+        return permitted(self, action, parameters)
+
+    def run_call(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
+        """Run an engine call off the UI; a failure becomes one notification."""
+        run_action(self, label, job)
