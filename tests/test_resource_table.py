@@ -603,3 +603,42 @@ async def test_a_cell_that_fits_its_auto_width_column_redraws_only_its_row() -> 
         assert grid.render_widths()["note"] > width
         assert cell(app.table, "b", "note") == "Up 1 minute (healthy)"
         assert "Up 1 minute (healthy)" in terminal.line_of("beta")
+
+
+async def test_keys_move_the_cursor_and_scroll_the_rows_and_columns_on_screen() -> None:
+    # The grid's keys: up/down, page up/down and ctrl+home/ctrl+end move the cursor and bring its
+    # row on screen under the header; home/end (and left/right) scroll sideways; enter activates.
+    columns = [*COLUMNS, Column("note", "Note")]
+    fleet = {
+        f"x{i:02d}": Row({**container(f"box-{i:02d}", mem=i).cells, "note": f"{'.' * 90}end-{i:02d}"})
+        for i in range(60)
+    }
+    app = Host(ResourceTable(columns), fleet)
+    terminal = Terminal(app, SIZE)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.table
+        assert terminal.lines()[0].split() == ["Name", "▲", "Status", "Mem", "Note"]
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert table.cursor_id() == "x59" and "box-59" in terminal.lines()[-2]  # above the scrollbar
+        assert "Name ▲" in terminal.lines()[0]  # the header stays on top
+        await pilot.press("ctrl+home")
+        await pilot.pause()
+        assert table.cursor_id() == "x00" and "box-00" in terminal.lines()[1]
+        await pilot.press("pagedown")
+        await pilot.pause()
+        shown = [line for line in terminal.lines() if "box-" in line]
+        assert table.cursor_id() == "x28" and "box-28" in shown[0]  # a page on: 28 rows fit on screen
+        await pilot.press("pageup", "down")
+        await pilot.pause()
+        assert table.cursor_id() == "x01" and "box-00" in terminal.lines()[1]
+        assert "end-01" not in terminal.line_of("box-01")
+        await pilot.press("end")
+        await pilot.pause()
+        assert "end-01" in terminal.lines()[2] and table.cursor_id() == "x01"  # scrolled, not moved
+        await pilot.press("home")
+        await pilot.pause()
+        assert "box-01" in terminal.lines()[2]
+        await pilot.press("enter")
+        assert ("activated", "x01") in app.messages
