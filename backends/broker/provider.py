@@ -20,12 +20,9 @@ import os
 import random
 import shutil
 import socket
-import subprocess
 import tempfile
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +35,13 @@ from backends.broker import keys
 from backends.broker import protocol as p
 from backends.errors import BerthError
 from backends.wasm.blobs import blob_path, put_blob
-from backends.wasm.pool import join_workers, spawn_worker
+from backends.wasm.fleet import FleetHooks, WorkerFleet
 from backends.wasm.record import describe
 from backends.wasm.spec import Limits, Preopen, TaskResult, TaskSpec
 
 PER_WORKER = 2
-"""Tasks a worker process holds at once: one running, the next one ready behind it."""
-BACKLOG_PER_WORKER = 8
-"""Most tasks a worker process is handed at once while more wait here (at most half its share):
-one pipe message and one wake-up for several short tasks instead of one each."""
+"""Tasks a worker process holds at least: one running, the next one ready behind it (the broker
+hands two per worker); more while a backlog waits, as `WorkerFleet` says."""
 BACKOFF = (0.2, 8.0)
 """Seconds before reconnecting to a broker that could not be reached: the first, doubling to the last."""
 REFUSED_RETRY = 2.0
@@ -54,8 +49,6 @@ REFUSED_RETRY = 2.0
 JITTER = 0.5
 """Every pause is stretched by up to this share, so providers that lost one broker don't come back
 in step."""
-RESPAWN_DELAY = 1.0
-"""Seconds before trying again to start a worker process that could not be started."""
 TEXT = aiohttp.WSMsgType.TEXT
 OUTPUT_CAP = 1024 * 1024
 """Output bytes per stream a result carries when the task set no `max_output` of its own."""
@@ -74,20 +67,10 @@ def default_store() -> Path:
 
 
 @dataclass(eq=False)
-class _Worker:
-    process: subprocess.Popen[bytes]
-    conn: Connection
-    jobs: list[str] = field(default_factory=list)
-
-
-@dataclass(eq=False)
 class _Running:
     job: p.Job
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
-    worker: _Worker | None = None
-    started: bool = False
-    """The worker process began running it (it said "started")."""
     sandbox: Path | None = None
     """The folder the module sees as `/`, when the job brings files or wants one back."""
     clipped: bool = False
@@ -117,16 +100,15 @@ class Provider:
         self.done = 0
         self.refusals = 0
         self.admitted = asyncio.Event()
-        self._workers: list[_Worker] = []
-        self._jobs: dict[str, _Running] = {}
-        self._waiting: deque[str] = deque()  # jobs for a free worker, in arrival order
+        hooks = FleetHooks(self._spec_for, self._output, self._report, self._lost, settled=self._settled)
+        self._fleet = WorkerFleet(hooks, self.size, self.store, PER_WORKER, self.on_log)
+        self._jobs: dict[str, _Running] = {}  # each lacking its module, or in the fleet
         self._lacking: dict[str, list[str]] = {}  # module ref -> jobs waiting for its bytes
         self._outcomes: list[p.Outcome] = []
-        self._handing_back: set[str] = set()  # queued in a worker when draining began: cancelled there
+        self._handing_back: set[str] = set()  # not started when draining began: cancelled in the fleet
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._draining = False
         self._stopped = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._frame = p.MIN_FRAME - FRAME_SLACK  # most bytes a frame to the broker may hold
 
     def on_log(self, line: str) -> None:
@@ -138,9 +120,7 @@ class Provider:
 
     async def run(self) -> None:
         """Serve the broker until drained: connect, run tasks, reconnect when the link breaks."""
-        self._loop = asyncio.get_running_loop()
-        for _ in range(self.size):
-            self._spawn()
+        self._fleet.start()
         backoff = BACKOFF[0]
         try:
             async with aiohttp.ClientSession() as session:
@@ -171,7 +151,7 @@ class Provider:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopped.wait(), pause * (1 + JITTER * random.random()))
         finally:
-            self._stop_workers()
+            await self._fleet.stop()
 
     def drain(self) -> None:
         """Finish the running tasks, hand back the rest, then end `run()`."""
@@ -180,23 +160,16 @@ class Provider:
         self._draining = True
         self.on_log("draining: finishing the running tasks, taking no new ones")
         # First, so the broker hands nothing more to us before it gets the tasks we hand back.
-        self._send(p.Heartbeat(self._busy(), self.size, draining=True))
-        for job_id in list(self._waiting):
-            self._decline(job_id)
-        self._waiting.clear()
+        self._send(p.Heartbeat(self._fleet.busy, self.size, draining=True))
         for job_ids in self._lacking.values():
             for job_id in job_ids:
                 self._decline(job_id)
         self._lacking.clear()
-        # A worker holds a task behind its running one: stop it there too, and hand it back
+        # Cancel what has not started, queued or behind a worker's running task, and hand it back
         # (`_report` turns its "cancelled" into "declined"), so draining waits for one task only.
-        for w in self._workers:
-            for job_id in w.jobs:
-                running = self._jobs.get(job_id)
-                if running is not None and not running.started:
-                    self._handing_back.add(job_id)
-                    with contextlib.suppress(OSError):
-                        w.conn.send(("cancel", job_id))
+        for job_id in self._fleet.unstarted():
+            self._handing_back.add(job_id)
+            self._fleet.cancel(job_id)
         self._send_outcomes()
         self._check_drained()
 
@@ -236,7 +209,7 @@ class Provider:
 
     async def _heartbeats(self, every: float) -> None:
         while True:
-            self._send(p.Heartbeat(self._busy(), self.size, self._draining))
+            self._send(p.Heartbeat(self._fleet.busy, self.size, self._draining))
             await asyncio.sleep(every)
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -280,8 +253,9 @@ class Provider:
         except OSError as exc:
             self._fail_lacking(ref, f"the provider cannot keep the module {ref}: {_why(exc)}")
         else:
-            self._waiting.extend(self._lacking.pop(ref, []))
-        self._dispatch()
+            for job_id in self._lacking.pop(ref, []):
+                self._fleet.run(job_id)
+        self._send_outcomes()
 
     def _fail_lacking(self, ref: str, message: str) -> None:
         for job_id in self._lacking.pop(ref, []):
@@ -304,44 +278,20 @@ class Provider:
             if self._draining:
                 self._decline(job.id)
             elif have:
-                self._waiting.append(job.id)
+                self._fleet.run(job.id)
             else:
                 first = job.module not in self._lacking
                 self._lacking.setdefault(job.module, []).append(job.id)
                 if first:
                     self._send(p.Need(job.module))
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        """Hand waiting tasks to the workers, each time to the one holding fewest, in one pipe
-        message per worker; a task that cannot be prepared fails alone and takes no place."""
-        if self._waiting and self._workers:
-            share = len(self._waiting) // len(self._workers)
-            depth = PER_WORKER + min(BACKLOG_PER_WORKER - PER_WORKER, share // 2)
-            batches: dict[_Worker, list[tuple[str, TaskSpec]]] = {}
-            while self._waiting:
-                w = min(self._workers, key=lambda w: len(w.jobs))
-                if len(w.jobs) >= depth:
-                    break
-                running = self._jobs.get(self._waiting.popleft())
-                if running is None:
-                    continue
-                spec = self._prepare(running)
-                if spec is None:
-                    continue
-                running.worker = w
-                w.jobs.append(running.job.id)
-                batches.setdefault(w, []).append((running.job.id, spec))
-            for w, batch in batches.items():
-                try:
-                    w.conn.send(("run", batch))
-                except OSError:
-                    self._worker_died(w)
         self._send_outcomes()
 
-    def _prepare(self, running: _Running) -> TaskSpec | None:
-        """The task's spec, or None when it cannot be made: then the task has failed alone (its
-        result says why, its folder is gone)."""
+    def _spec_for(self, job_id: str) -> TaskSpec | None:
+        """The task's spec, as the fleet hands it to a worker; None when it cannot be made: then
+        the task has failed alone (its result says why, its folder is gone)."""
+        running = self._jobs.get(job_id)
+        if running is None:
+            return None
         try:
             return self._spec(running)
         except _TaskFailed as exc:
@@ -384,44 +334,12 @@ class Provider:
         if running is None:
             return
         self._handing_back.discard(job_id)  # the broker's cancel: reported as cancelled
-        if running.worker is not None:
-            with contextlib.suppress(OSError):
-                running.worker.conn.send(("cancel", job_id))
+        if self._fleet.cancel(job_id):
             return
-        with contextlib.suppress(ValueError):
-            self._waiting.remove(job_id)
         for waiting in self._lacking.values():
             with contextlib.suppress(ValueError):
                 waiting.remove(job_id)
         self._report(job_id, TaskResult("cancelled", message="cancelled before it started"))
-
-    def _on_readable(self, w: _Worker) -> None:
-        while True:
-            # Only the pipe's own errors mean the worker is gone; what a message leads to is
-            # handled (and fails only its task) in _from_worker.
-            try:
-                if not w.conn.poll():
-                    break
-                message = w.conn.recv()
-            except (EOFError, OSError):
-                self._worker_died(w)
-                break
-            self._from_worker(w, message)
-        self._send_outcomes()
-        self._dispatch()
-        self._check_drained()
-
-    def _from_worker(self, w: _Worker, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "out":
-            self._output(message[1], message[2], message[3])
-        elif kind == "started":
-            if (running := self._jobs.get(message[1])) is not None:
-                running.started = True
-        elif kind == "done":
-            with contextlib.suppress(ValueError):
-                w.jobs.remove(message[1])
-            self._report(message[1], message[2])
 
     def _output(self, job_id: str, stream: str, data: bytes) -> None:
         running = self._jobs.get(job_id)
@@ -498,6 +416,12 @@ class Provider:
         self.done += 1
         self._outcomes.append(p.Outcome(job_id, running.job.attempt, ERROR, message=_bounded(why)))
 
+    def _lost(self, job_id: str, why: str) -> None:
+        """Its worker died running it: the broker tries it elsewhere ("lost")."""
+        running = self._forget(job_id)
+        if running is not None:
+            self._outcomes.append(p.Outcome(job_id, running.job.attempt, "lost", message=_bounded(why)))
+
     def _decline(self, job_id: str) -> None:
         running = self._forget(job_id)
         if running is not None:
@@ -533,15 +457,16 @@ class Provider:
         """The link broke: the broker has re-queued everything we held, so stop it all here."""
         for job_id in list(self._jobs):
             self._cancel(job_id)
-        self._waiting.clear()
         self._lacking.clear()
         self._outcomes.clear()
 
-    def _busy(self) -> int:
-        return sum(min(len(w.jobs), 1) for w in self._workers)
+    def _settled(self) -> None:
+        """The fleet has read its workers: send the results gathered; end a drain that is done."""
+        self._send_outcomes()
+        self._check_drained()
 
     def _check_drained(self) -> None:
-        if self._draining and not any(w.jobs for w in self._workers):
+        if self._draining and not self._fleet.pending:
             self._send_outcomes()
             if self._ws is not None and not self._ws.closed:
                 ws = self._ws
@@ -549,55 +474,6 @@ class Provider:
                     0.05, lambda: asyncio.ensure_future(_quietly(ws.close()))
                 )
             self._stopped.set()
-
-    # Worker processes -------------------------------------------------------------------------
-
-    def _spawn(self) -> None:
-        process, conn = spawn_worker(self.store)
-        w = _Worker(process, conn)
-        self._workers.append(w)
-        assert self._loop is not None
-        self._loop.add_reader(conn.fileno(), self._on_readable, w)
-
-    def _worker_died(self, w: _Worker) -> None:
-        assert self._loop is not None
-        with contextlib.suppress(OSError, ValueError):
-            self._loop.remove_reader(w.conn.fileno())
-        with contextlib.suppress(ValueError):
-            self._workers.remove(w)
-        code = w.process.poll()
-        w.conn.close()
-        for job_id in w.jobs:
-            running = self._forget(job_id)
-            if running is not None:
-                message = f"the worker process died (exit code {code})"
-                self._outcomes.append(p.Outcome(job_id, running.job.attempt, "lost", message=message))
-        self.on_log(f"a worker process died (exit code {code}); starting another")
-        self._respawn()
-
-    def _respawn(self) -> None:
-        """Start a worker in place of one that died; if that fails, try again a little later."""
-        if self._draining or len(self._workers) >= self.size:
-            return
-        try:
-            self._spawn()
-        except OSError as exc:
-            self.on_log(f"cannot start a worker process: {_why(exc)}; trying again in {RESPAWN_DELAY:g} s")
-            assert self._loop is not None
-            self._loop.call_later(RESPAWN_DELAY, self._respawn)
-            return
-        self._dispatch()
-
-    def _stop_workers(self) -> None:
-        assert self._loop is not None
-        for w in self._workers:
-            with contextlib.suppress(OSError, ValueError):
-                self._loop.remove_reader(w.conn.fileno())
-            with contextlib.suppress(OSError):
-                w.conn.send(("stop",))
-        # Blocking, briefly: this runs as the provider process ends.
-        join_workers([(w.process, w.conn) for w in self._workers])
-        self._workers.clear()
 
 
 class _TaskFailed(Exception):

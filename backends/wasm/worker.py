@@ -1,4 +1,5 @@
-"""What runs inside one of the pool's worker processes: tasks, one at a time, with live output.
+"""What runs inside one of the fleet's worker processes (fleet.py, for the local pool and a
+provider alike): tasks, one at a time, with live output.
 
 Started as `python -m backends.wasm.worker FD [STORE_ROOT]`, FD being its end of a socket pair.
 
@@ -94,7 +95,7 @@ def serve(conn: Connection, store_root: str | None) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Serve the pool on the socket whose fd is `argv[0]`, with the module store at `argv[1]`."""
+    """Serve the fleet on the socket whose fd is `argv[0]`, with the module store at `argv[1]`."""
     serve(Connection(int(argv[0])), argv[1] if len(argv) > 1 and argv[1] else None)
 
 
