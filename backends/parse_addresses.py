@@ -12,10 +12,13 @@ from backends.units import Grammar
 
 _SSH_URL = re.compile(
     r"^ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
-    r"(?::(?P<port>\d{1,5}))?/?$"
+    r"(?::(?P<port>\d{1,5}))?/?$",
+    re.ASCII,
 )
 # An empty host is the loopback; IPv6 goes in brackets, though the last colon alone ends it too.
-_LISTEN = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*|[0-9A-Fa-f:.]*):(?P<port>\d{1,5})$")
+_LISTEN = re.compile(
+    r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*|[0-9A-Fa-f:.]*):(?P<port>\d{1,5})$", re.ASCII
+)
 
 
 @dataclass
@@ -61,7 +64,7 @@ HOST_URL: Grammar[SshTarget | None] = Grammar(
 def parse_port(text: str) -> int:
     """A TCP/UDP port number, 1 to 65535; Invalid otherwise."""
     written = text.strip()
-    if not written.isdecimal() or not 0 < int(written) < 65536:
+    if not (written.isascii() and written.isdecimal()) or not 0 < int(written) < 65536:
         raise PORT.refuse(text)
     return int(written)
 

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from backends.errors import Invalid
-from backends.units import Grammar, quoted
+from backends.units import Grammar
 
 
 def parse_env_pair(text: str) -> tuple[str, str]:
@@ -43,7 +43,7 @@ def parse_folder(text: str) -> tuple[str, str]:
     host, _, guest = text.strip().partition(":")
     path = Path(host).expanduser()
     if not host or not path.is_dir():
-        raise Invalid(f"No folder {quoted(host)} to give the task.", FOLDER.hint)
+        raise Invalid(f"No folder {host!r} to give the task.", FOLDER.hint)  # a path: never cut
     return str(path.resolve()), guest or host
 
 

@@ -2,7 +2,9 @@
 "30s", "1h30m"), each read by one parser that the command line and the forms share.
 
 Each kind is a `Grammar`: the parser and the examples a form shows as its hint, so a hint can't
-promise a notation the parser refuses.
+promise a notation the parser refuses. The other kinds, each with its grammar: SSH keys in
+parse_keys.py, host URLs, listen addresses and ports in parse_addresses.py, env pairs and
+folders in parse_pairs.py.
 """
 
 from __future__ import annotations
@@ -67,9 +69,9 @@ def quoted(text: str) -> str:
 
 
 def field_error(name: str, exc: Invalid) -> Invalid:
-    """`exc` as said of one field of a form, `name` first ("Wall time: not a duration: …")."""
-    message = exc.message[:1].lower() + exc.message[1:] if exc.message[1:2].islower() else exc.message
-    return Invalid(f"{name}: {message}", exc.hint, exc.cli_hint)
+    """`exc` said of one field of a form, `name` first ("Wall time: Not a duration: …"), as click
+    names an option before the same sentence."""
+    return Invalid(f"{name}: {exc.message}", exc.hint, exc.cli_hint)
 
 
 _SIZE_UNITS = {
@@ -77,7 +79,7 @@ _SIZE_UNITS = {
     "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5,
     "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5,
 }  # fmt: skip
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE | re.ASCII)
 
 
 def parse_size(text: str) -> int:
@@ -94,9 +96,10 @@ SIZE: Grammar[int] = Grammar("size", ("512MiB", "2GiB", "1GB"), parse_size)
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_DURATION_PART = re.compile(rf"({_NUMBER})(ms|[smhd])")
-_DURATION = re.compile(rf"^(?:{_NUMBER}(?:ms|[smhd]))+$")
-_SECONDS = re.compile(rf"^{_NUMBER}$")
+# ASCII: \d would take other scripts' digits, which float() reads too.
+_DURATION_PART = re.compile(rf"({_NUMBER})(ms|[smhd])", re.ASCII)
+_DURATION = re.compile(rf"^(?:{_NUMBER}(?:ms|[smhd]))+$", re.ASCII)
+_SECONDS = re.compile(rf"^{_NUMBER}$", re.ASCII)
 
 
 def parse_duration(text: str) -> float:

@@ -2,7 +2,7 @@
 
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from tui.screens.form import FormScreen
 
@@ -12,7 +12,12 @@ async def fill_form(pilot: Pilot[None], app: App[None], **values: str) -> None:
     form = app.screen
     assert isinstance(form, FormScreen)
     for field, value in values.items():
-        form.query_one(f"#field-{field}", Input).value = value
+        widget = form.query_one(f"#field-{field}")
+        if isinstance(widget, TextArea):  # a field for pasted blocks
+            widget.text = value
+        else:
+            assert isinstance(widget, Input)
+            widget.value = value
     form.set_focus(form.query(Input).last())
     await pilot.press("enter")
     await pilot.pause()

@@ -13,7 +13,9 @@ import click
 from backends.config import HostConfig, add_host
 from backends.config_changes import save_host
 from backends.hosts import HostState, probe_host
+from backends.parse_addresses import HOST_URL
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state
+from tui.cli.params import Parsed
 from tui.format import table
 
 
@@ -68,7 +70,7 @@ def hosts(ctx: click.Context) -> None:
 
 @hosts.command("add")
 @click.argument("name")
-@click.argument("url")
+@click.argument("url", type=Parsed(HOST_URL.as_text(), "url"))
 @click.option(
     "--identity", type=click.Path(dir_okay=False, path_type=Path), help="Private key file to log in with."
 )

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from backends.errors import BerthError, Invalid
+from backends.errors import Invalid
 from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
+from backends.parse_addresses import PORT
+from backends.parse_keys import read_key_file
 from tui.cli.context import CliContext, changes_state
+from tui.cli.params import Parsed
 from tui.format import age, human_bytes, table
 
 if TYPE_CHECKING:
@@ -33,18 +36,6 @@ def _run(obj: CliContext, work: Callable[[LxdBackend], Awaitable[T]]) -> T:
 def _say(obj: CliContext, text: str, data: dict[str, Any]) -> None:
     """Report what was done: `data` as JSON with --json, else the sentence."""
     click.echo(json.dumps(data) if obj.json else text)
-
-
-def _key_lines(path: Path) -> list[str]:
-    """The key lines of a .pub or authorized_keys file (blank lines and comments left out)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BerthError(f"Could not read {path}: {exc.strerror or exc}.") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    if not lines:
-        raise Invalid(f"{path} holds no SSH public key.", "Give a .pub file.")
-    return lines
 
 
 def _progress(obj: CliContext) -> Callable[[str], None] | None:
@@ -129,7 +120,7 @@ def member_create(
     profile: str,
 ) -> None:
     """Create and start a member's instance with their SSH keys installed for root."""
-    keys = tuple(line for path in key_files for line in _key_lines(path))
+    keys = tuple(line for path in key_files for line in read_key_file(path))
     spec = MemberSpec(name, who, image, keys, contact, profile, cpu, memory, disk)
 
     async def work(backend: LxdBackend) -> tuple[str, MemberInstance]:
@@ -224,8 +215,8 @@ def member_import(obj: CliContext, file: Path, name: str | None) -> None:
 
 @member.command("forward")
 @click.argument("name")
-@click.argument("host_port", type=click.IntRange(1, 65535), metavar="HOSTPORT")
-@click.argument("port", type=click.IntRange(1, 65535))
+@click.argument("host_port", type=Parsed(PORT), metavar="HOSTPORT")
+@click.argument("port", type=Parsed(PORT))
 @click.option("--udp", is_flag=True, help="Forward UDP instead of TCP.")
 @click.option(
     "--listen", default="0.0.0.0", show_default=True, metavar="ADDR", help="Host address to listen on."
@@ -255,7 +246,7 @@ def member_keys(obj: CliContext, name: str, add_file: Path | None) -> None:
     """List root's SSH keys in the instance; with --add, add a key file's keys first."""
     if add_file:
         obj.refuse_if_read_only()  # listing keys is looking; adding one is not
-    adding = _key_lines(add_file) if add_file else []
+    adding = read_key_file(add_file) if add_file else []
 
     async def work(backend: LxdBackend) -> list[str]:
         for line in adding:

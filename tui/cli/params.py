@@ -1,4 +1,5 @@
-"""Click parameter types and options shared by the verbs that run modules (wasm run, the broker's)."""
+"""Click parameter types read by berth's input kinds (backends' grammars), and the limit options
+shared by the verbs that run modules (wasm run, the broker's)."""
 
 from __future__ import annotations
 

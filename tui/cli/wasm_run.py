@@ -7,9 +7,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -25,6 +26,7 @@ from tui.cli.context import CliContext
 from tui.cli.params import Parsed, Size, limits_options
 from tui.read_only import refusal
 
+F = TypeVar("F", bound=Callable[..., Any])
 TIMEOUT_EXIT = 124
 """Exit status after the wall-time limit, as timeout(1) uses."""
 
@@ -105,6 +107,13 @@ def _remember(
         click.echo(f"berth: task {record.id} ran but is not in the task history: {exc.message}", err=True)
 
 
+def _folder_option(flag: str, name: str, how: str) -> Callable[[F], F]:
+    """A repeatable option giving the module a folder of ours, HOSTDIR[:GUESTDIR]."""
+    return click.option(
+        flag, name, multiple=True, type=Parsed(FOLDER), metavar="HOSTDIR[:GUESTDIR]", help=f"Preopen, {how}."
+    )
+
+
 @click.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("module")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
@@ -113,22 +122,8 @@ def _remember(
 @click.option(
     "--env", multiple=True, type=Parsed(ENV_PAIR), metavar="K=V", help="An environment variable (repeatable)."
 )
-@click.option(
-    "--dir",
-    "dirs",
-    multiple=True,
-    type=Parsed(FOLDER),
-    metavar="HOSTDIR[:GUESTDIR]",
-    help="Preopen, read-only.",
-)
-@click.option(
-    "--rw-dir",
-    "rw_dirs",
-    multiple=True,
-    type=Parsed(FOLDER),
-    metavar="HOSTDIR[:GUESTDIR]",
-    help="Preopen, writable.",
-)
+@_folder_option("--dir", "dirs", "read-only")
+@_folder_option("--rw-dir", "rw_dirs", "writable")
 @click.option(
     "--stdin", "stdin", type=click.File("rb"), help="File whose bytes are the module's stdin (- for ours)."
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
@@ -150,7 +151,8 @@ class FormScreen(ModalScreen[Any]):
                         raise field_error(field.name, exc) from None
             result = self.submit(values)
         except BerthError as exc:
-            self.query_one("#form-error", Label).update(f"[$error]{exc}[/]")
+            # What was typed may hold [ ]: shown as text, not as markup.
+            self.query_one("#form-error", Label).update(f"[$error]{escape(str(exc))}[/]")
             return
         self._answered = True
         self.dismiss(result)

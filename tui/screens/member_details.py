@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,6 +14,8 @@ from textual.widgets import Label
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
 from backends.lxd import LxdBackend
+from backends.parse_addresses import PORT, PROTOCOL, parse_port, parse_protocol
+from backends.parse_keys import KEYS, read_keys
 from tui.acting import permitted, run_action
 from tui.panes.member_rows import (
     FORWARD_COLUMNS,
@@ -29,13 +30,6 @@ from tui.screens.form import Field, FormScreen
 from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
-
-
-def parse_port(text: str, what: str) -> int:
-    """A TCP/UDP port number from a form field, or `Invalid` naming the field."""
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise Invalid(f"{what} must be a port number from 1 to 65535, not {text!r}.")
-    return int(text)
 
 
 class DetailScreen(ModalScreen[None]):
@@ -141,32 +135,27 @@ class KeysScreen(DetailScreen):
     def action_add(self) -> None:
         """Ask for a key (its text, or a .pub file to read) and add it."""
 
-        def submit(values: dict[str, str]) -> str:
-            text = values["key"]
-            path = Path(text).expanduser()
-            if text and not text.startswith(("ssh-", "ecdsa-", "sk-")) and path.is_file():
-                text = path.read_text().strip()
-            if not text:
+        def submit(values: dict[str, str]) -> tuple[str, ...]:
+            keys = read_keys(values["key"])
+            if not keys:
                 raise Invalid("Paste a public key or give the path of a .pub file.")
-            return text
+            return keys
 
-        def chosen(key: str | None) -> None:
-            if key:
+        def chosen(keys: tuple[str, ...] | None) -> None:
+            if keys:
+                several = len(keys) > 1
                 self.run(
-                    f"add a key to {self.instance}",
-                    lambda: self.backend.add_key(self.instance, key),
-                    "Key added",
+                    f"add {len(keys) if several else 'a'} key{'s' * several} to {self.instance}",
+                    lambda: self._add(keys),
+                    f"{len(keys)} keys added" if several else "Key added",
                 )
 
-        self.app.push_screen(
-            FormScreen(
-                "Add SSH key",
-                [Field("key", "Public key, or a .pub file", "ssh-ed25519 AAAA… me@laptop")],
-                submit,
-                "Add",
-            ),
-            chosen,
-        )
+        field = Field("key", "Public keys (pasted, or a .pub file)", grammar=KEYS, lines=3)
+        self.app.push_screen(FormScreen("Add SSH key", [field], submit, "Add"), chosen)
+
+    async def _add(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            await self.backend.add_key(self.instance, key)
 
     def action_remove(self) -> None:
         """Remove the key under the cursor (or the marked ones), after asking."""
@@ -200,13 +189,10 @@ class ForwardsScreen(DetailScreen):
         """Ask for host port, container port, protocol and listen address; add the forward."""
 
         def submit(values: dict[str, str]) -> tuple[int, int, str, str]:
-            protocol = values["protocol"].lower() or "tcp"
-            if protocol not in ("tcp", "udp"):
-                raise Invalid(f"Protocol must be tcp or udp, not {protocol!r}.")
             return (
-                parse_port(values["host_port"], "The host port"),
-                parse_port(values["port"], "The container port"),
-                protocol,
+                parse_port(values["host_port"]),
+                parse_port(values["port"]),
+                parse_protocol(values["protocol"]),
                 values["listen"] or "0.0.0.0",
             )
 
@@ -223,9 +209,9 @@ class ForwardsScreen(DetailScreen):
                 )
 
         fields = [
-            Field("host_port", "Host port", "2222"),
-            Field("port", "Container port", "22"),
-            Field("protocol", "Protocol", "tcp or udp", "tcp"),
+            Field("host_port", "Host port", grammar=PORT, required=True),
+            Field("port", "Container port", grammar=PORT, required=True),
+            Field("protocol", "Protocol", value="tcp", grammar=PROTOCOL),
             Field("listen", "Listen address on the host", "0.0.0.0", "0.0.0.0"),
         ]
         self.app.push_screen(FormScreen("Add port forward", fields, submit, "Add"), chosen)

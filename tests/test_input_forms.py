@@ -1,0 +1,163 @@
+"""The forms and the `berth` command read input with the same parser (issue 16 item 3): a form's
+hint is its grammar's examples, what a hint offers is taken, and the console and the command line
+refuse the same bad input with the same sentence. Driven by keys (Pilot) and the installed berth;
+checked in the task pool and in the test LXD."""
+
+import uuid
+from pathlib import Path
+
+import pylxd
+import pytest
+from cli_helpers import berth
+from engines.lxd import LxdEngine
+from engines.sshd import keygen
+from pilot_helpers import fill_form
+from test_app import toasts
+from test_cli_members import inventory  # noqa: F401  (fixture)
+from test_containers_pane import until
+from test_members_pane import client, made, members_app, pane, wait  # noqa: F401  (fixtures)
+from test_wasm_pane import wasm_app
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, TextArea
+
+from tui.app import BerthApp
+from tui.panes.wasm import WasmPane
+from tui.screens.form import FormScreen
+from tui.screens.logs import LogScreen
+from tui.screens.member_details import KeysScreen
+
+SIZE = (160, 40)
+
+
+def form_error(app: BerthApp) -> str:
+    """The sentence under the form's fields."""
+    return str(app.screen.query_one("#form-error", Label).render())
+
+
+async def type_into(pilot: Pilot[None], app: BerthApp, field: str, text: str) -> None:
+    """Focus a field of the form on screen and type `text` into it, key by key."""
+    widget = app.screen.query_one(f"#field-{field}")
+    widget.focus()
+    await pilot.pause()
+    await pilot.press(*text)
+
+
+async def open_new_task_form(pilot: Pilot[None], app: BerthApp) -> FormScreen:
+    await pilot.press("3")
+    wasm = app.query_one(WasmPane)
+    await until(pilot, lambda: wasm.pool is not None, timeout=30, what=wasm.table.empty_message)
+    await pilot.press("n")
+    await pilot.pause()
+    assert isinstance(app.screen, FormScreen)
+    return app.screen
+
+
+async def test_500ms_typed_as_the_hint_says_limits_the_task(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    app = wasm_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_new_task_form(pilot, app)
+        await type_into(pilot, app, "module", str(wasm_programs["slow"]))  # ticks for 1 s
+        await type_into(pilot, app, "timeout", "500ms")
+        # Enter moves on through the fields after it, then runs the task from the last one.
+        await pilot.press(*["enter"] * (len(form.fields) - [f.id for f in form.fields].index("timeout")))
+        await pilot.pause()
+        assert not isinstance(app.screen, FormScreen), form_error(app)
+        await until(pilot, lambda: isinstance(app.screen, LogScreen), what="the task's output")
+        records = app.query_one(WasmPane).records
+        await until(pilot, lambda: any(r.state != "running" for r in records.values()), timeout=15)
+        (record,) = records.values()
+        assert record.spec.limits.timeout == 0.5
+        assert record.result is not None and record.result.kind == "timeout", record.result
+        assert record.result.message == "timed out after 0.5 s"
+
+        # The wall-time field's hint is the duration grammar's examples, 500ms first. (Imported
+        # here: the bug above shows on code that has no grammars yet.)
+        from backends.units import DURATION, TIME_LIMIT
+
+        await pilot.press("escape", "n")
+        await pilot.pause()
+        hint = app.screen.query_one("#field-timeout", Input).placeholder
+        assert hint == TIME_LIMIT.example == DURATION.example and hint.startswith("500ms")
+
+
+async def test_a_bad_duration_is_refused_by_the_form_and_the_command_alike(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    said = {}
+    for bad in ("5x", "0s"):
+        done = berth(tmp_path / "config.toml", "wasm", "run", str(wasm_programs["hello"]), "--timeout", bad)
+        assert done.returncode == 2, done.stderr
+        said[bad] = done.stderr.partition("Invalid value for '--timeout': ")[2].strip()
+    app = wasm_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_new_task_form(pilot, app)
+        for bad, sentence in said.items():
+            await fill_form(pilot, app, module=str(wasm_programs["hello"]), timeout=bad)
+            assert isinstance(app.screen, FormScreen), f"{bad!r} was taken"
+            assert form_error(app) == f"Wall time: {sentence}"
+        assert not app.query_one(WasmPane).records  # nothing ran
+    from backends.units import TIME_LIMIT  # (here: the drift above shows on code without it)
+
+    assert said["5x"] == str(TIME_LIMIT.refuse("5x"))
+    assert said["0s"].startswith("Not a time limit: '0s' (it must be longer than 0 s).")
+
+
+@pytest.mark.engines
+async def test_pasted_keys_with_a_comment_and_a_blank_line_add_only_the_keys(
+    lxd: LxdEngine,
+    client: pylxd.Client,  # noqa: F811
+    made: list[str],  # noqa: F811
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    name = f"k-{uuid.uuid4().hex[:6]}"
+    made.append(name)
+    client.instances.create({"name": name, "source": {"type": "image", "alias": "busybox"}}, wait=True)
+    first, second = keygen(tmp_path / "alice", "alice@laptop"), keygen(tmp_path / "phone", "alice@phone")
+    pasted = f"# alice's laptop\n{first} alice@laptop\n\n# her phone\n{second} alice@phone\n"
+    bad = tmp_path / "bad.pub"
+    bad.write_text(f"# a comment\n{first} fine\nssh-ed25519 not-a-key me\n")
+    app = members_app(lxd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = pane(app).table
+        await wait(pilot, app, lambda: name in table.rows, what="the instance's row")
+        assert table.move_cursor_to(name)
+        await pilot.press("k")
+        await wait(pilot, app, lambda: isinstance(app.screen, KeysScreen) and app.screen.loads > 0)
+        keys = app.screen
+        assert isinstance(keys, KeysScreen) and not keys.table.rows
+
+        # As a terminal pastes: one Paste event, newlines and all, into the focused field.
+        await pilot.press("a")
+        await pilot.pause()
+        field = app.screen.query_one("#field-key")
+        assert app.focused is field
+        app.post_message(events.Paste(pasted))
+        await pilot.pause()
+        loads = keys.loads
+        await pilot.press("enter")
+        await wait(pilot, app, lambda: keys.loads > loads and len(keys.table.rows) == 2, what="2 keys listed")
+        assert "2 keys added" in " ".join(toasts(app))
+        written = client.instances.get(name).files.get("/root/.ssh/authorized_keys").decode()
+        assert written == f"{first} alice@laptop\n{second} alice@phone\n"
+
+        # A file whose third line is no key: refused, naming that line and the file.
+        await pilot.press("a")
+        await pilot.pause()
+        field = app.screen.query_one("#field-key", TextArea)
+        from backends.parse_keys import KEYS  # (here: the bug above shows on code without it)
+
+        assert field.placeholder == KEYS.example and field.text == ""
+        await type_into(pilot, app, "key", str(bad))
+        await pilot.press("enter")
+        await pilot.pause()
+        refusal = form_error(app)
+        assert refusal.startswith(f"Public keys: Not an SSH public key on line 3 of {bad}: "), refusal
+
+    # The command line refuses the same file with the same sentence (the field's name aside).
+    done = berth(inventory, "member", "keys", name, "--add", str(bad))
+    assert (done.returncode, done.stderr) == (2, f"berth: {refusal.removeprefix('Public keys: ')}\n")
