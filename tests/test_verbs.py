@@ -6,6 +6,7 @@ and checked by the keymap, with no other list to update."""
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from test_read_only import footer_ids, toasts, until
@@ -81,7 +82,7 @@ def test_every_binding_of_every_class_is_a_verb_of_the_registry_with_help() -> N
 def purging_pane(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[WasmPane]]:
     """The registry with the new verb, and a Wasm tasks pane that owns it (its BINDINGS from the
     registry, and the verb's one action method), shown by the main screen in place of the usual."""
-    monkeypatch.setattr(verbs, "REGISTRY", Registry((*VERBS, Verb(**{**vars(PURGE), "owner": "purging"}))))
+    monkeypatch.setattr(verbs, "REGISTRY", Registry((*VERBS, replace(PURGE, owner="purging"))))
 
     class PurgingWasmPane(WasmPane):
         BINDINGS = bindings("purging")
