@@ -7,8 +7,11 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from engines.dockerd import DockerEngine
+from test_containers_pane import make_app, pane
 from test_read_only import footer_ids, toasts, until
 from textual.binding import Binding
 from textual.command import CommandPalette
@@ -22,7 +25,9 @@ from backends.config import Config
 from tui import verbs
 from tui.app import BerthApp
 from tui.keymap import binding_sections, check_keymap
+from tui.palette import pane_commands
 from tui.panes.wasm import WasmPane
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen, HelpTable
 from tui.verbs import CONSOLE, VERBS, Registry, Verb, bindings
 
@@ -177,3 +182,29 @@ def test_the_read_only_list_and_the_keymap_check_read_the_registry(purging_pane:
     assert problems == [
         "keymap: 'wasm.purge' destroys something and may not sit on 'j', a key used to move around."
     ]
+
+
+async def test_the_palette_offers_the_verbs_of_the_view_on_show_in_a_pane(
+    dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
+) -> None:
+    """The images view is a widget of its own in the Containers pane, owning its verbs: the
+    palette offers them (under the pane's name) while it is on show, and not otherwise."""
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+        texts = [c.text for c in pane_commands(app)]
+        assert not any(t.startswith(("containers: Move to host", "containers: Prune")) for t in texts)
+        await pilot.press("v")
+        images = pane(app).images_table
+        await until(pilot, lambda: docker_busybox in images.rows, what="the image list")
+        name = str(images.rows[docker_busybox].cells["name"])
+        texts = [c.text for c in pane_commands(app)]
+        assert f"containers: Move to host {name}" in texts and "containers: Prune dangling" in texts
+        assert not any(t.startswith("containers: Logs") for t in texts)
+
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"containers: Prune dangling")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the prune question")
