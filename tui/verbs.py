@@ -50,6 +50,7 @@ class Verb:
     label: str
     """The footer's and help's short label."""
     level: Level = WHOLE
+    """ROW or WHOLE: what it acts on."""
     changes: Scope | None = None
     """HOST or CONSOLE when the verb changes something (refused read-only, written to the audit log)."""
     _: KW_ONLY
@@ -321,7 +322,7 @@ VERBS: tuple[Verb, ...] = (
              help="Copy the match, else the screen."),
     ),
     *_owned("table.filter", Verb("table.filter_cancel", "escape", "cancel", "Cancel filter",
-                                 help="Restore the filter.")),
+                                 help="Close the prompt and put the filter back as it was.")),
     *_owned(
         "table",
         Verb("table.filter", "slash", "open_filter", "Filter",
