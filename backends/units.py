@@ -134,6 +134,22 @@ TIME_LIMIT: Grammar[float] = dataclasses.replace(DURATION, parse=parse_time_limi
 """A duration that bounds something (a wall time, a timeout): longer than 0 s."""
 
 
+_COUNT = re.compile(r"^\d+(?:[,_]\d+)*$", re.ASCII)
+
+
+def parse_count(text: str) -> int:
+    """A whole number of 1 or more, its digits grouped with `,` or `_` if one likes
+    ("1,000,000", "1_000_000"); Invalid otherwise."""
+    written = text.strip()
+    if not _COUNT.match(written) or int(written.replace(",", "").replace("_", "")) < 1:
+        raise COUNT.refuse(text)
+    return int(written.replace(",", "").replace("_", ""))
+
+
+COUNT: Grammar[int] = Grammar("number of 1 or more", ("1000000", "1_000_000", "1,000,000"), parse_count)
+"""A count of something (fuel, copies), 1 or more."""
+
+
 def written_size(size: int) -> str:
     """`size` bytes as one would write it for `parse_size`: the largest binary unit it is a whole
     number of ("256MiB"), else bytes."""

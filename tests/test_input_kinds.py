@@ -17,6 +17,7 @@ from backends.parse_addresses import HOST_URL, LISTEN, PORT, PROTOCOL, SshTarget
 from backends.parse_keys import KEYS, is_pasted, key_lines, read_key_file, read_keys
 from backends.parse_pairs import ENV, ENV_PAIR, FOLDER, FOLDERS, parse_env, parse_folders
 from backends.units import (
+    COUNT,
     DURATION,
     SIZE,
     TIME_LIMIT,
@@ -40,7 +41,7 @@ def refusal(grammar: Grammar[Any], text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "grammar", [SIZE, DURATION, TIME_LIMIT, PORT, PROTOCOL, LISTEN, HOST_URL, ENV_PAIR, ENV]
+    "grammar", [SIZE, DURATION, TIME_LIMIT, COUNT, PORT, PROTOCOL, LISTEN, HOST_URL, ENV_PAIR, ENV]
 )
 def test_every_example_a_hint_offers_is_accepted(grammar: Grammar[Any]) -> None:
     for example in grammar.examples:
@@ -141,6 +142,22 @@ def test_sizes_exact_and_bounded() -> None:
 @given(st.integers(min_value=0, max_value=2**70))
 def test_a_written_size_reads_back_the_same(size: int) -> None:
     assert parse_size(written_size(size)) == size
+
+
+# --- counts -----------------------------------------------------------------------------------
+
+
+def test_counts_group_their_digits_and_start_at_one() -> None:
+    assert [COUNT.parse(t) for t in ("1", "1,000,000", "1_000_000", " 42 ")] == [1, 10**6, 10**6, 42]
+    for bad in ("0", "0_000", "", "-1", "1e3", "1,,0", "1.5", "٣"):
+        assert refusal(COUNT, bad) == (
+            f"Not a number of 1 or more: {bad!r}. Write it like 1000000, 1_000_000 or 1,000,000."
+        )
+
+
+@given(st.integers(min_value=1, max_value=10**30))
+def test_a_count_reads_back_however_grouped(number: int) -> None:
+    assert COUNT.parse(str(number)) == COUNT.parse(f"{number:,}") == COUNT.parse(f"{number:_}") == number
 
 
 # --- addresses --------------------------------------------------------------------------------

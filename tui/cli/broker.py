@@ -22,9 +22,9 @@ from backends.broker.core import bound_settings
 from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
-from backends.units import written_duration, written_size
+from backends.units import COUNT, written_duration, written_size
 from tui.cli.context import CliContext, changes_state
-from tui.cli.params import Duration, Size, limits_options
+from tui.cli.params import Duration, Parsed, Size, limits_options
 from tui.format import age, table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,7 +82,7 @@ def _bound_options(command: F) -> F:
     types: dict[str, click.ParamType[Any]] = {
         "size": Size(),
         "duration": Duration(),
-        "count": click.IntRange(1),
+        "count": Parsed(COUNT, "count"),
     }
     for name, kind, default, help_text in reversed(bound_settings()):
         command = click.option(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from backends.errors import Invalid
-from backends.units import SIZE, TIME_LIMIT, Grammar
+from backends.units import COUNT, SIZE, TIME_LIMIT, Grammar
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -52,5 +52,5 @@ def limits_options(command: F) -> F:
         "--memory", type=Size(), help="Most linear memory the module may have: 64MiB, 1GB..."
     )(command)
     return click.option(
-        "--fuel", type=click.IntRange(min=1), help="Stop after this much fuel (~instructions)."
+        "--fuel", type=Parsed(COUNT, "count"), help="Stop after this much fuel (~instructions)."
     )(command)

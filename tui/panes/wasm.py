@@ -19,7 +19,7 @@ from backends.config import HostConfig
 from backends.errors import BerthError, Invalid
 from backends.parse_pairs import ENV, FOLDERS, parse_env, parse_folders
 from backends.streams import LogLine
-from backends.units import SIZE, TIME_LIMIT, parse_size, parse_time_limit
+from backends.units import COUNT, SIZE, TIME_LIMIT, parse_count, parse_size, parse_time_limit
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe, output_lines
 from backends.wasm.spec import Limits, Preopen, TaskSpec
@@ -46,7 +46,7 @@ NEW_TASK_FIELDS = (
     Field("image", "…or a wasi/wasm image on this host (instead of a module)", "ghcr.io/me/tool:1"),
     Field("args", "Arguments (shell words)", "--verbose input.txt"),
     Field("env", "Environment (K=V, space-separated)", grammar=ENV),
-    Field("fuel", "Fuel (empty: no limit)", "1000000000"),
+    Field("fuel", "Fuel (empty: no limit)", grammar=COUNT),
     Field("memory", "Memory (empty: no limit)", grammar=SIZE),
     Field("timeout", "Wall time (empty: no limit)", grammar=TIME_LIMIT),
     Field("dirs", "Read-only dirs (HOST[:GUEST], comma-separated)", grammar=FOLDERS),
@@ -71,11 +71,8 @@ def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
         args = tuple(shlex.split(values["args"]))
     except ValueError as exc:
         raise Invalid(f"Arguments: {exc}.") from None
-    fuel = values["fuel"].replace(",", "").replace("_", "")
-    if fuel and not fuel.isdigit():
-        raise Invalid(f"Fuel is a whole number, not {values['fuel']!r}.")
     limits = Limits(
-        fuel=int(fuel) if fuel else None,
+        fuel=parse_count(values["fuel"]) if values["fuel"] else None,
         memory=parse_size(values["memory"]) if values["memory"] else None,
         timeout=parse_time_limit(values["timeout"]) if values["timeout"] else None,
     )
