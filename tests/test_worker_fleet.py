@@ -3,8 +3,8 @@ programs (tests/wasm/*.c): batches, a worker killed mid-task, cancel, stop; then
 the local task pool and a provider, each through a worker killed by its PID.
 
 Every process killed or stopped here was started by the test (its fleet, its pool, its provider),
-and is found by its PID: the fleet's `worker_pids()`, or the children of a process the test
-started whose command line runs `backends.wasm.worker`.
+and is found by its PID: the children of the test's process, or of a process it started, whose
+command line runs `backends.wasm.worker`.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ async def test_a_worker_killed_mid_task_loses_that_task_alone_and_another_takes_
     tasks_and_fleet: tuple[Tasks, WorkerFleet], wasm_programs: dict[str, Path]
 ) -> None:
     tasks, fleet = tasks_and_fleet
-    (first_pid,) = fleet.worker_pids()
+    (first_pid,) = workers_of(os.getpid())
     tasks.add(fleet, "slow", TaskSpec(module=str(wasm_programs["slow"])))
     await until(lambda: b"tick 2" in tasks.output.get("slow", b""))
     for i in range(6):  # a backlog: two go to the worker behind the slow one
@@ -207,20 +207,20 @@ async def test_a_worker_killed_mid_task_loses_that_task_alone_and_another_takes_
     for i in range(6):
         assert f"arg 1: {i}\n".encode() in tasks.output[f"echo-{i}"]
         assert tasks.started.count(f"echo-{i}") == 1
-    (second_pid,) = fleet.worker_pids()
+    (second_pid,) = workers_of(os.getpid())
     assert second_pid != first_pid and not alive(first_pid)
 
     tasks.add(fleet, "next", TaskSpec(module=str(wasm_programs["slow"])))
     await until(lambda: tasks.over("next"))
     assert tasks.ended["next"].ok and bytes(tasks.output["next"]) == TICKS
-    assert fleet.worker_pids() == [second_pid]
+    assert workers_of(os.getpid()) == [second_pid]
 
 
 async def test_cancel_a_queued_task_and_a_running_one(
     tasks_and_fleet: tuple[Tasks, WorkerFleet], wasm_programs: dict[str, Path]
 ) -> None:
     tasks, fleet = tasks_and_fleet
-    (pid,) = fleet.worker_pids()
+    (pid,) = workers_of(os.getpid())
     await tasks.begin(fleet, "spin", TaskSpec(module=str(wasm_programs["loop"])))
     tasks.add(fleet, "queued", TaskSpec(module=str(wasm_programs["echo"])))
     await asyncio.sleep(0.1)
@@ -235,14 +235,14 @@ async def test_cancel_a_queued_task_and_a_running_one(
     assert time.monotonic() - asked < 1.0
     assert (tasks.ended["spin"].kind, tasks.ended["spin"].message) == ("cancelled", "cancelled while running")
     assert not fleet.cancel("spin")  # over: the fleet holds it no more
-    assert fleet.worker_pids() == [pid] and fleet.pending == 0
+    assert workers_of(os.getpid()) == [pid] and fleet.pending == 0
 
 
 async def test_a_worker_that_does_not_answer_a_cancel_is_killed_and_replaced(
     tasks_and_fleet: tuple[Tasks, WorkerFleet], wasm_programs: dict[str, Path]
 ) -> None:
     tasks, fleet = tasks_and_fleet
-    (pid,) = fleet.worker_pids()
+    (pid,) = workers_of(os.getpid())
     await tasks.begin(fleet, "stuck", TaskSpec(module=str(wasm_programs["idle"])))
     os.kill(pid, signal.SIGSTOP)  # hung: it reads no cancel
     asked = time.monotonic()
@@ -253,14 +253,14 @@ async def test_a_worker_that_does_not_answer_a_cancel_is_killed_and_replaced(
     assert not alive(pid)
     tasks.add(fleet, "after", TaskSpec(module=str(wasm_programs["echo"])))
     await until(lambda: tasks.over("after"))
-    assert tasks.ended["after"].ok and fleet.worker_pids() != [pid]
+    assert tasks.ended["after"].ok and workers_of(os.getpid()) != [pid]
 
 
 async def test_stop_leaves_no_process_and_never_blocks_the_event_loop(
     store_root: Path, wasm_programs: dict[str, Path]
 ) -> None:
     async with started_fleet(store_root, 2) as (tasks, fleet):
-        pids = fleet.worker_pids()
+        pids = workers_of(os.getpid())
         await tasks.begin(fleet, "running", TaskSpec(module=str(wasm_programs["idle"])))
         os.kill(pids[0], signal.SIGSTOP)  # it cannot hear "stop": it is killed after the grace
 
@@ -271,7 +271,7 @@ async def test_stop_leaves_no_process_and_never_blocks_the_event_loop(
     assert took >= STOP_GRACE * 0.9, took  # it waited for the hung one...
     assert max(gaps) < 0.5, max(gaps)  # ...with the event loop running all along
     assert not any(alive(pid) for pid in pids)
-    assert workers_of(os.getpid()) == [] and fleet.worker_pids() == []
+    assert workers_of(os.getpid()) == []
     assert tasks.ended == {} and tasks.lost == {}  # stopping tells nothing: the user ends its tasks
 
 

@@ -120,9 +120,9 @@ class Provider:
 
     async def run(self) -> None:
         """Serve the broker until drained: connect, run tasks, reconnect when the link breaks."""
-        self._fleet.start()
         backoff = BACKOFF[0]
         try:
+            self._fleet.start()
             async with aiohttp.ClientSession() as session:
                 while not self._draining:
                     refusals = self.refusals

@@ -194,10 +194,6 @@ class WorkerFleet:
         """The tasks held that have not begun: queued, or waiting in a worker behind another."""
         return [t.id for t in self._tasks.values() if not t.started and not t.cancelled]
 
-    def worker_pids(self) -> list[int]:
-        """The process id of every worker running now."""
-        return [w.process.pid for w in self._workers]
-
     # Acting -----------------------------------------------------------------------------------
 
     def run(self, task_id: str) -> None:
