@@ -1,17 +1,23 @@
-"""The engine panes' Textual-free models on their own, against a real dockerd: a host feed reaches
-its engine, delivers its events, says when the engine stopped, retries and comes back; the stats
-schedule samples exactly the containers it is given."""
+"""The engine panes' Textual-free models on their own, against a real dockerd and LXD: a host feed
+reaches its engine, delivers its events, says when the engine stopped, retries and comes back; a
+polled feed reads only while its view wants it (or it is woken); the stats schedule samples
+exactly the containers it is given."""
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import docker
 from docker_helpers import Spawn
 from engines.dockerd import DockerEngine
 from engines.images import import_docker_busybox
+from engines.lxd import LxdEngine, launch_busybox
 
 from backends.config import HostConfig
 from backends.docker import DockerBackend
@@ -19,7 +25,21 @@ from backends.docker_models import ContainerChange
 from backends.hosts import HostSession
 from tui.models.docker_feed import DockerFeed, DockerSource
 from tui.models.host_feed import CONNECTING
+from tui.models.lxd_feed import Instances, LxdFeed, LxdSource
 from tui.models.stats_schedule import StatsSchedule, StatsTarget
+
+
+def test_every_model_loads_without_textual_or_rich() -> None:
+    # Models are what a view draws, testable with no screen: none may pull the UI in.
+    code = (
+        "import importlib, pkgutil, sys, tui.models as m\n"
+        "names = [i.name for i in pkgutil.iter_modules(m.__path__, 'tui.models.')]\n"
+        "for name in names: importlib.import_module(name)\n"
+        "print(len(names), sorted(n for n in ('textual', 'rich') if n in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    count, _, loaded = done.stdout.strip().partition(" ")
+    assert done.returncode == 0 and int(count) >= 4 and loaded == "[]", done.stdout + done.stderr
 
 
 class Seen:
@@ -156,3 +176,52 @@ async def test_the_stats_schedule_samples_exactly_the_ids_it_is_given(
         schedule.forget(f"row-{third.name}")
         assert await schedule.sample([given[0]]) == {f"row-{first.name}"}
         assert f"row-{third.name}" not in schedule.history
+
+
+async def test_a_polled_feed_reads_only_when_wanted_or_woken_and_comes_back(
+    lxd: LxdEngine, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(LxdSource, "every", 0.2)
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    instance = await asyncio.to_thread(launch_busybox, lxd, name, False)
+    socket = tmp_path / "lxd.sock"  # nothing listens there yet: an LXD that is not up
+    host = HostConfig("local", docker_socket=str(tmp_path / "none.sock"), lxd_socket=str(socket))
+    wanted = [False]
+    reads: list[Instances] = []
+    states: list[str] = []
+    feed = LxdFeed(
+        HostSession(host),
+        LxdSource(),
+        on_update=lambda _feed, instances: reads.append(instances),
+        on_state=lambda f: states.append(f.offline),
+        wanted=lambda: wanted[0],
+    )
+    task = asyncio.create_task(feed.run())
+    try:
+        await asyncio.sleep(1.5)
+        assert (reads, states, feed.backend) == ([], [], None)  # not wanted: not even reached
+
+        feed.wake()  # an action asks for a read at once, shown or not
+        await until(lambda: states, what="the read to fail")
+        assert feed.error.startswith("No LXD socket at") and feed.offline == feed.error
+        await asyncio.sleep(1.5)
+        assert len(states) == 1 and not reads  # hidden again: no retry until wanted
+
+        wanted[0] = True
+        await asyncio.sleep(1.0)
+        assert feed.error and not reads  # retried, still down, said once
+        socket.symlink_to(lxd.socket)  # LXD is there now
+        await until(lambda: reads, 10, "the first read once LXD is up")
+        assert name in reads[0] and states[-1] == "" and not feed.error
+        await until(lambda: len(reads) >= 4, 10, "reads every `every` seconds while wanted")
+
+        wanted[0] = False
+        await asyncio.sleep(0.5)  # a read under way may still land
+        settled = len(reads)
+        await asyncio.sleep(1.5)
+        assert len(reads) == settled  # hidden: LXD is left alone
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await feed.close()
+        await asyncio.to_thread(instance.delete, wait=True)

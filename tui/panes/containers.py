@@ -118,11 +118,6 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         self.images_view = ImagesView(self, id="images-view")
 
     @property
-    def host(self) -> HostConfig:
-        """The host on show (the first one in the all-hosts view)."""
-        return self.hosts[0]
-
-    @property
     def stats(self) -> dict[str, deque[StatsPoint]]:
         """Each sampled container's stats history, by row key."""
         return self.schedule.history

@@ -30,9 +30,9 @@ ERROR_KEY = "!"
 
 
 class EnginePane(TablePane, Generic[B, U]):
-    """A table pane over `HostFeed`s of one engine: one per host in `hosts`, `home` among them
-    (where a verb that makes something acts). A subclass draws the rows (`redraw`), takes each
-    update (`apply_update`) and says what an empty table means (`empty_text`)."""
+    """A table pane over `HostFeed`s of one engine, one per host in `hosts` (`home` among them).
+    A subclass takes each update (`apply_update`), draws the rows (`redraw`), says how a host
+    that cannot be read reads (`error_row`) and what an empty table means (`empty_text`)."""
 
     def __init__(
         self,
@@ -49,7 +49,8 @@ class EnginePane(TablePane, Generic[B, U]):
         super().__init__(id=id, classes=classes)
         self.source = source
         self.hosts = list(hosts)
-        self.home_host = home
+        self.host = home
+        """The host whose rows are on show (one of `hosts`), where a verb that makes something acts."""
         self.config = config
         self.sessions = sessions
         self.all_hosts = all_hosts
@@ -58,12 +59,12 @@ class EnginePane(TablePane, Generic[B, U]):
 
     @property
     def home(self) -> HostFeed[B, U]:
-        """The feed of the home host."""
-        return self.feeds.get(self.home_host.name) or next(iter(self.feeds.values()))
+        """The feed of `host`."""
+        return self.feeds.get(self.host.name) or next(iter(self.feeds.values()))
 
     @property
     def offline(self) -> str:
-        """Why the home host's rows are not current ("" when they are)."""
+        """Why `host`'s rows are not current ("" when they are)."""
         return self.home.offline if self.feeds else ""
 
     @property

@@ -109,7 +109,7 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
         """Remove dangling images of the host under the cursor, after asking."""
         pane = self.pane
         chosen = self.targets()
-        feed = chosen[0][0] if chosen else pane.feeds[pane.home_host.name]
+        feed = chosen[0][0] if chosen else pane.feeds[pane.host.name]
         backend = pane.writable(feed)
         if backend is None:
             return

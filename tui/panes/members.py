@@ -94,7 +94,6 @@ class MembersPane(EnginePane[LxdBackend, Instances]):
             id="pane-members",
             classes="pane members",
         )
-        self.host = host
         self.instances: dict[str, Instances] = {}
         """Host name -> its instances, as last read."""
         self.where: dict[str, tuple[LxdFeed, str]] = {}

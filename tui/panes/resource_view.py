@@ -47,7 +47,7 @@ class ResourceView(TablePane, Generic[B, T]):
             sort_column="name",
             id=self.TABLE_ID,
             groupable=False,
-            empty_message=f"No {self.NOUN} on {'any host' if pane.all_hosts else pane.home_host.name}.",
+            empty_message=f"No {self.NOUN} on {'any host' if pane.all_hosts else pane.host.name}.",
         )
 
     async def read(self, backend: B) -> dict[str, T]:
@@ -84,7 +84,7 @@ class ResourceView(TablePane, Generic[B, T]):
         """(host feed, resource) of the marked rows, else of the one under the cursor."""
         found = []
         for key in self.table.selected_ids():
-            feed = self.pane.feeds.get(self.host_of(key) or self.pane.home_host.name)
+            feed = self.pane.feeds.get(self.host_of(key) or self.pane.host.name)
             if feed is not None and key in self.items:
                 found.append((feed, self.items[key]))
         return found
