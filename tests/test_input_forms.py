@@ -21,11 +21,12 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, TextArea
 
+from backends.config import Config, load_config, save_config
 from tui.app import BerthApp
 from tui.panes.wasm import WasmPane
 from tui.screens.form import FormScreen
 from tui.screens.logs import LogScreen
-from tui.screens.member_details import KeysScreen
+from tui.screens.member_details import ForwardsScreen, KeysScreen
 
 SIZE = (160, 40)
 
@@ -74,7 +75,7 @@ async def test_500ms_typed_as_the_hint_says_limits_the_task(
         assert record.result.message == "timed out after 0.5 s"
 
         # The wall-time field's hint is the duration grammar's examples, 500ms first. (Imported
-        # here: the bug above shows on code that has no grammars yet.)
+        # here, so the check above runs on old code.)
         from backends.units import DURATION, TIME_LIMIT
 
         await pilot.press("escape", "n")
@@ -99,10 +100,34 @@ async def test_a_bad_duration_is_refused_by_the_form_and_the_command_alike(
             assert isinstance(app.screen, FormScreen), f"{bad!r} was taken"
             assert form_error(app) == f"Wall time: {sentence}"
         assert not app.query_one(WasmPane).records  # nothing ran
-    from backends.units import TIME_LIMIT  # (here: the drift above shows on code without it)
+    from backends.units import TIME_LIMIT  # (here, so the check above runs on old code)
 
     assert said["5x"] == str(TIME_LIMIT.refuse("5x"))
     assert said["0s"].startswith("Not a time limit: '0s' (it must be longer than 0 s).")
+
+
+async def test_a_bad_host_url_is_refused_by_the_add_host_form_and_berth_hosts_add_alike(
+    offline_config: Config,
+) -> None:
+    assert offline_config.path is not None
+    save_config(offline_config, offline_config.path)
+    done = berth(offline_config.path, "hosts", "add", "web-10", "ops@10.0.0.10")
+    assert done.returncode == 2, done.stderr
+    sentence = done.stderr.partition("Invalid value for 'URL': ")[2].strip()
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host add", "enter")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FormScreen)
+        await pilot.press(*"web-10", "enter", *"ops@10.0.0.10", "enter", "enter", "enter")
+        await pilot.pause()
+        assert app.screen is form and form_error(app) == f"URL: {sentence}"
+        from backends.parse_addresses import HOST_URL  # (here, so the check above runs on old code)
+
+        assert form.query_one("#field-url", Input).placeholder == HOST_URL.example
+    assert sentence.startswith("Not a host URL: expected local or ssh://user@host[:port], got 'ops@")
+    assert load_config(offline_config.path).host("web-10") is None
 
 
 @pytest.mark.engines
@@ -149,7 +174,7 @@ async def test_pasted_keys_with_a_comment_and_a_blank_line_add_only_the_keys(
         await pilot.press("a")
         await pilot.pause()
         field = app.screen.query_one("#field-key", TextArea)
-        from backends.parse_keys import KEYS  # (here: the bug above shows on code without it)
+        from backends.parse_keys import KEYS  # (here, so the check above runs on old code)
 
         assert field.placeholder == KEYS.example and field.text == ""
         await type_into(pilot, app, "key", str(bad))
@@ -158,6 +183,21 @@ async def test_pasted_keys_with_a_comment_and_a_blank_line_add_only_the_keys(
         refusal = form_error(app)
         assert refusal.startswith(f"Public keys: Not an SSH public key on line 3 of {bad}: "), refusal
 
+        # A host port out of range: the forward form and berth member forward say the same.
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        await pilot.press("f")
+        await wait(pilot, app, lambda: isinstance(app.screen, ForwardsScreen) and app.screen.loads > 0)
+        await pilot.press("a")
+        await pilot.pause()
+        await fill_form(pilot, app, host_port="70000", port="22")
+        port_refusal = form_error(app)
+
     # The command line refuses the same file with the same sentence (the field's name aside).
     done = berth(inventory, "member", "keys", name, "--add", str(bad))
     assert (done.returncode, done.stderr) == (2, f"berth: {refusal.removeprefix('Public keys: ')}\n")
+    done = berth(inventory, "member", "forward", name, "70000", "22")
+    assert done.returncode == 2, done.stderr
+    said = done.stderr.partition("Invalid value for 'HOSTPORT': ")[2].strip()
+    assert port_refusal == f"Host port: {said}" and said.startswith("Not a port number: '70000'.")
+    assert not client.instances.get(name).devices  # no forward was made
