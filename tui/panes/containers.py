@@ -1,12 +1,12 @@
 """The Containers pane: Docker containers of one host, or of every host at once, and (`v`)
 their images.
 
-A thin view over the hosts' Docker feeds (tui/models/docker_feed.py, through `EnginePane`): it
-keeps the containers they report, draws them with what is under way on each, asks the stats
-schedule (tui/models/stats_schedule.py) to sample the running ones on screen, and holds the
-container and compose verbs. The images are their own view (tui/panes/images_view.py). Rows are
-keyed by container id on one host and by `host/id` in the all-hosts view, where a host column
-says where each row lives and actions go to the row's own host.
+A thin view over the hosts' Docker feeds (tui/models/docker_feed.py, through `EnginePane`): the
+containers they report are kept by tui/models/container_list.py with what is under way on each;
+the pane draws them, asks the stats schedule (tui/models/stats_schedule.py) to sample the running
+ones on screen, and holds the container and compose verbs. The images are their own view
+(tui/panes/images_view.py). Rows are keyed by container id on one host and by `host/id` in the
+all-hosts view, where a host column says where each row lives and actions go to the row's own host.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
@@ -32,6 +31,7 @@ from backends.shells import container_shell
 from backends.streams import LogLine
 from tui.acting import permitted, run_action, run_in_terminal, run_job, shown
 from tui.jobs import Job
+from tui.models.container_list import ContainerList
 from tui.models.docker_feed import DockerFeed, DockerSource
 from tui.models.host_feed import CONNECTING
 from tui.models.stats_schedule import StatsSchedule, StatsTarget
@@ -57,33 +57,8 @@ STATUS_TICK = 60.0
 PENDING_GRACE = 2.0
 """Seconds a row keeps saying "stopping…" after the engine answered, for its event to arrive (an
 action with nothing to do, such as stopping a stopped container, brings none)."""
-# What a row says while its action is under way, until the engine reports the new state.
-PENDING_LABELS = {"stop": "stopping…", "start": "starting…", "restart": "restarting…"}
 ACTION_VIEWS = action_views("containers")
 """Action name -> the one view (containers or images) its keys make sense on (tui.verbs says)."""
-
-
-@dataclass
-class Pending:
-    """An action under way on one container: what its row says meanwhile, and its state before."""
-
-    verb: str
-    before: ContainerInfo
-
-    @property
-    def label(self) -> str:
-        """What the STATE cell says meanwhile ("restarting…")."""
-        return PENDING_LABELS[self.verb]
-
-    def reached(self, now: ContainerInfo) -> bool:
-        """Whether `now` is the state the action was waiting for."""
-        if self.verb == "stop":
-            return now.state not in ("running", "paused", "restarting")
-        if self.verb == "start":
-            return now.state == "running"
-        # A restart is done when it runs with a new start time (unknown before: the engine's answer says).
-        before = self.before.started_at
-        return now.state == "running" and bool(before) and now.started_at != before
 
 
 class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
@@ -110,12 +85,15 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
             id="pane-containers",
             classes="pane containers",
         )
-        self.containers: dict[str, ContainerInfo] = {}
-        self.where: dict[str, str] = {}  # row key -> host name
+        self.listing = ContainerList(self.key)
         self.schedule = StatsSchedule()
-        self.pending: dict[str, Pending] = {}  # row key -> the action under way there
         self.view = "containers"
         self.images_view = ImagesView(self, id="images-view")
+
+    @property
+    def containers(self) -> dict[str, ContainerInfo]:
+        """Every container on show by row key."""
+        return self.listing.containers
 
     @property
     def stats(self) -> dict[str, deque[StatsPoint]]:
@@ -163,26 +141,9 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
 
     def apply_update(self, feed: DockerFeed, update: ContainerChange) -> None:
         """Bring `feed`'s rows in line with a change of its containers."""
-        name = feed.host.name
-        if update.full:
-            for key in [k for k, h in self.where.items() if h == name]:
-                self._forget(key)
-        for cid, container in update.upserts.items():
-            key = self.key(name, cid)
-            self.containers[key] = container
-            self.where[key] = name
-            pending = self.pending.get(key)
-            if pending is not None and pending.reached(container):
-                del self.pending[key]
-        for cid in update.removed:
-            self._forget(self.key(name, cid))
+        for key in self.listing.apply(feed.host.name, update):
+            self.schedule.forget(key)
         self.redraw()
-
-    def _forget(self, key: str) -> None:
-        self.containers.pop(key, None)
-        self.where.pop(key, None)
-        self.schedule.forget(key)
-        self.pending.pop(key, None)
 
     def empty_text(self, where: str) -> str:
         """What the table says with no container."""
@@ -194,9 +155,9 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
 
     def redraw(self) -> None:
         """Draw every container (with what is under way on it) and the strip."""
-        host_of = self.where.get if self.all_hosts else (lambda _key: None)
+        host_of = self.listing.where.get if self.all_hosts else (lambda _key: None)
         now = time.time()
-        labels = {key: pending.label for key, pending in self.pending.items()}
+        labels = {key: pending.label for key, pending in self.listing.pending.items()}
         rows = {
             key: container_row(c, self.schedule.last(key), host_of(key), now=now, pending=labels.get(key))
             for key, c in self.containers.items()
@@ -241,7 +202,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         if cursor and cursor not in on_screen:
             on_screen.append(cursor)
         return [
-            StatsTarget(key, self.feeds[self.where[key]], self.containers[key].id)
+            StatsTarget(key, self.feeds[self.listing.where[key]], self.containers[key].id)
             for key in on_screen
             if key in self.containers and self.containers[key].state == "running"
         ]
@@ -264,7 +225,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
     def targets(self) -> list[tuple[DockerFeed, ContainerInfo]]:
         """The marked containers, else the one under the cursor (a project header: all its containers)."""
         return [
-            (self.feeds[self.where[key]], self.containers[key])
+            (self.feeds[self.listing.where[key]], self.containers[key])
             for key in self.table.selected_ids()
             if key in self.containers
         ]
@@ -297,8 +258,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         if backends is None or not chosen:
             return
         keys = [self.key(feed.host.name, c.id) for feed, c in chosen]
-        if verb in PENDING_LABELS:
-            self.pending.update({key: Pending(verb, c) for key, (_f, c) in zip(keys, chosen, strict=True)})
+        if self.listing.begin(verb, {key: c for key, (_f, c) in zip(keys, chosen, strict=True)}):
             self.redraw()
 
         async def job() -> None:
@@ -323,18 +283,15 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
     def _settle(self, key: str, *, failed: bool = False) -> None:
         """The engine answered the action under way on row `key`: a failure ends the wait at once;
         otherwise the row waits for the engine's new state, or `PENDING_GRACE` at most."""
-        pending = self.pending.get(key)
-        if pending is None:
+        if key not in self.listing.pending:
             return
-        container = self.containers.get(key)
-        if failed or container is None or pending.reached(container):
-            del self.pending[key]
+        pending = self.listing.settle(key, failed=failed)
+        if pending is None:
             self.redraw()
             return
 
         def give_up() -> None:
-            if self.pending.get(key) is pending:
-                del self.pending[key]
+            if self.listing.give_up(key, pending):
                 self.redraw()
 
         self.set_timer(PENDING_GRACE, give_up)
@@ -464,14 +421,14 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
             keys = [key] if key in self.containers else []
         if not keys or not self.containers[keys[0]].project:
             return None
-        feed = self.feeds[self.where[keys[0]]]
+        feed = self.feeds[self.listing.where[keys[0]]]
         name = self.containers[keys[0]].project
-        mine = [c for k, c in self.containers.items() if self.where[k] == feed.host.name]
+        mine = self.listing.of_host(feed.host.name)
         project = next((p for p in group_projects(mine) if p.name == name), None)
         return (feed, project) if project else None
 
     def _group(self, key: str, container: ContainerInfo) -> str | None:
-        return container_row(container, None, self.where.get(key) if self.all_hosts else None).group
+        return container_row(container, None, self.listing.where.get(key) if self.all_hosts else None).group
 
     def action_compose(self, action: str) -> None:
         """up / down / restart the compose project under the cursor (or of the container there)."""
@@ -513,7 +470,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         key = self.table.cursor_id()
         if not key or key not in self.containers:
             return None
-        return self.feeds[self.where[key]], self.containers[key]
+        return self.feeds[self.listing.where[key]], self.containers[key]
 
     # The images view -----------------------------------------------------------------------------
 
