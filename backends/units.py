@@ -146,7 +146,9 @@ def parse_count(text: str) -> int:
     return int(written.replace(",", "").replace("_", ""))
 
 
-COUNT: Grammar[int] = Grammar("number of 1 or more", ("1000000", "1_000_000", "1,000,000"), parse_count)
+COUNT: Grammar[int] = Grammar(
+    "number of 1 or more", ("1", "64", "1_000_000"), parse_count, "digits may be grouped with , or _"
+)
 """A count of something (fuel, copies), 1 or more."""
 
 

@@ -151,7 +151,8 @@ def test_counts_group_their_digits_and_start_at_one() -> None:
     assert [COUNT.parse(t) for t in ("1", "1,000,000", "1_000_000", " 42 ")] == [1, 10**6, 10**6, 42]
     for bad in ("0", "0_000", "", "-1", "1e3", "1,,0", "1.5", "٣"):
         assert refusal(COUNT, bad) == (
-            f"Not a number of 1 or more: {bad!r}. Write it like 1000000, 1_000_000 or 1,000,000."
+            f"Not a number of 1 or more: {bad!r}. Write it like 1, 64 or 1_000_000 "
+            "(digits may be grouped with , or _)."
         )
 
 

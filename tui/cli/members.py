@@ -15,6 +15,7 @@ from backends.errors import Invalid
 from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
 from backends.parse_addresses import PORT
 from backends.parse_keys import read_key_file
+from backends.units import COUNT
 from tui.cli.context import CliContext, changes_state
 from tui.cli.params import Parsed
 from tui.format import age, human_bytes, table
@@ -100,7 +101,7 @@ def member() -> None:
     metavar="FILE",
     help="SSH public key file for root (repeatable).",
 )
-@click.option("--cpu", type=int, metavar="N", help="CPU limit (limits.cpu).")
+@click.option("--cpu", type=Parsed(COUNT), metavar="N", help="CPU limit (limits.cpu).")
 @click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512MiB (limits.memory).")
 @click.option("--disk", metavar="SIZE", help="Root disk size, e.g. 2GiB.")
 @click.option("--contact", metavar="TEXT", help="How to reach the member.")

@@ -15,7 +15,7 @@ from backends.lxd_models import MemberInstance, MemberSpec
 from backends.parse_keys import KEYS, read_keys
 from backends.shells import member_shell
 from backends.streams import LogLine
-from backends.units import SIZE
+from backends.units import COUNT, SIZE, parse_count
 from tui.acting import permitted, run_action, run_in_terminal, run_job, shown
 from tui.format import human_bytes
 from tui.jobs import Job
@@ -37,7 +37,7 @@ NEW_MEMBER_FIELDS = (
     Field("member", "Member", "alice"),
     Field("image", "Image (alias or fingerprint on this host)", "debian/12"),
     Field("keys", "SSH public keys (pasted, or .pub files comma-separated)", grammar=KEYS, lines=3),
-    Field("cpu", "CPUs (optional)", "2"),
+    Field("cpu", "CPUs (optional)", grammar=COUNT),
     Field("memory", "Memory (optional)", "1GiB"),
     Field("disk", "Root disk size (optional)", grammar=SIZE),
     Field("contact", "Contact (optional)", "alice@example.org"),
@@ -49,16 +49,13 @@ def member_spec(values: dict[str, str]) -> MemberSpec:
     for required in ("name", "member", "image"):
         if not values[required]:
             raise Invalid(f"The {required} is required.")
-    cpu = values["cpu"]
-    if cpu and not cpu.isdigit():
-        raise Invalid(f"CPUs must be a whole number, not {cpu!r}.")
     return MemberSpec(
         values["name"],
         values["member"],
         values["image"],
         keys=read_keys(values["keys"]),
         contact=values["contact"] or None,
-        cpu=int(cpu) if cpu else None,
+        cpu=parse_count(values["cpu"]) if values["cpu"] else None,
         memory=values["memory"] or None,
         disk=values["disk"] or None,
     )
