@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,6 +151,42 @@ COUNT: Grammar[int] = Grammar(
     "number of 1 or more", ("1", "64", "1_000_000"), parse_count, "digits may be grouped with , or _"
 )
 """A count of something (fuel, copies), 1 or more."""
+
+MAX_COPIES = 100_000
+"""The most copies of one task one submission queues (the console's form and `berth submit`)."""
+
+
+def parse_copies(text: str) -> int:
+    """How many copies of a task to queue: a count from 1 to MAX_COPIES; Invalid otherwise."""
+    try:
+        copies = parse_count(text)
+    except Invalid:
+        raise COPIES.refuse(text) from None
+    if copies > MAX_COPIES:
+        raise COPIES.refuse(text, f"at most {MAX_COPIES:,}")
+    return copies
+
+
+COPIES: Grammar[int] = Grammar(
+    f"number of copies from 1 to {MAX_COPIES:,}", ("1", "100", "10_000"), parse_copies
+)
+"""How many copies of one task a submission queues."""
+
+
+def parse_workers(text: str) -> int:
+    """How many worker processes: `max` (one per core of the machine that reads it) or a count."""
+    if text.strip().lower() == "max":
+        return os.cpu_count() or 1
+    try:
+        return parse_count(text)
+    except Invalid:
+        raise WORKERS.refuse(text) from None
+
+
+WORKERS: Grammar[int] = Grammar(
+    "number of worker processes", ("max", "1", "4"), parse_workers, "max: one per core where it runs"
+)
+"""A provider's worker processes; a form for another machine keeps the text (`max` is read there)."""
 
 
 def written_size(size: int) -> str:

@@ -106,6 +106,27 @@ async def test_a_bad_duration_is_refused_by_the_form_and_the_command_alike(
     assert said["0s"].startswith("Not a time limit: '0s' (it must be longer than 0 s).")
 
 
+async def test_too_many_copies_are_refused_by_the_form_and_berth_submit_alike(
+    wasm_programs: dict[str, Path], tmp_path: Path
+) -> None:
+    hello = str(wasm_programs["hello"])
+    said = {}
+    for bad in ("100001", "0", "-3"):
+        done = berth(tmp_path / "config.toml", "submit", "--count", bad, hello)
+        assert done.returncode == 2, done.stderr
+        said[bad] = done.stderr.partition("Invalid value for '--count': ")[2].strip()
+    app = wasm_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_new_task_form(pilot, app)
+        for bad, sentence in said.items():
+            await fill_form(pilot, app, module=hello, target="broker", count=bad)
+            assert isinstance(app.screen, FormScreen), f"{bad!r} was taken"
+            assert form_error(app) == f"How many copies: {sentence}"
+        assert not app.query_one(WasmPane).records  # nothing was queued
+    assert said["100001"].startswith("Not a number of copies from 1 to 100,000: '100001' (at most 100,000).")
+    assert said["0"].startswith("Not a number of copies from 1 to 100,000: '0'.")
+
+
 async def test_a_bad_host_url_is_refused_by_the_add_host_form_and_berth_hosts_add_alike(
     offline_config: Config,
 ) -> None:

@@ -17,10 +17,12 @@ from backends.parse_addresses import HOST_URL, LISTEN, PORT, PROTOCOL, SshTarget
 from backends.parse_keys import KEYS, is_pasted, key_lines, read_key_file, read_keys
 from backends.parse_pairs import ENV, ENV_PAIR, FOLDER, FOLDERS, parse_env, parse_folders
 from backends.units import (
+    COPIES,
     COUNT,
     DURATION,
     SIZE,
     TIME_LIMIT,
+    WORKERS,
     Grammar,
     field_error,
     parse_duration,
@@ -41,7 +43,8 @@ def refusal(grammar: Grammar[Any], text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "grammar", [SIZE, DURATION, TIME_LIMIT, COUNT, PORT, PROTOCOL, LISTEN, HOST_URL, ENV_PAIR, ENV]
+    "grammar",
+    [SIZE, DURATION, TIME_LIMIT, COUNT, COPIES, WORKERS, PORT, PROTOCOL, LISTEN, HOST_URL, ENV_PAIR, ENV],
 )
 def test_every_example_a_hint_offers_is_accepted(grammar: Grammar[Any]) -> None:
     for example in grammar.examples:
@@ -284,3 +287,14 @@ def test_key_files_comma_separated(key_pair: tuple[str, str], tmp_path: Path) ->
 def test_a_form_names_the_field_before_the_parsers_sentence() -> None:
     exc = DURATION.refuse("5x")
     assert str(field_error("Wall time", exc)) == f"Wall time: {exc}"
+
+
+def test_copies_and_workers_are_bounded_counts() -> None:
+    assert COPIES.parse("10_000") == 10_000 and COPIES.parse("100,000") == 100_000
+    assert refusal(COPIES, "100001").startswith("Not a number of copies from 1 to 100,000: '100001' (at most")
+    for bad in ("0", "-1", "1e3", "", "ten"):
+        assert refusal(COPIES, bad).startswith("Not a number of copies"), bad
+    assert WORKERS.parse("max") >= 1 and WORKERS.parse("4") == 4
+    for bad in ("0", "-2", "maximum", "2.5"):
+        assert refusal(WORKERS, bad).startswith("Not a number of worker processes"), bad
+    assert WORKERS.as_text().parse("max") == "max"  # a form for another machine sends the text

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import shutil
 import socket
@@ -573,11 +572,3 @@ async def _quietly(coro: Any) -> None:
     with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
         await coro
 
-
-def worker_count(text: str) -> int:
-    """`--workers N|max` -> a number of worker processes (`max`: one per core)."""
-    if text == "max":
-        return os.cpu_count() or 1
-    if not text.isdigit() or int(text) < 1:
-        raise BerthError(f"--workers {text!r} is not a positive number or 'max'.")
-    return int(text)

@@ -22,7 +22,7 @@ from backends.broker.core import bound_settings
 from backends.broker.figures import FIGURES
 from backends.broker.tasks import TaskRequest
 from backends.errors import BerthError
-from backends.units import COUNT, written_duration, written_size
+from backends.units import COPIES, COUNT, WORKERS, written_duration, written_size
 from tui.cli.context import CliContext, changes_state
 from tui.cli.params import Duration, Parsed, Size, limits_options
 from tui.format import age, table
@@ -329,7 +329,11 @@ def broker_unpair(fingerprint: str, url: str, token: str | None) -> None:
 @click.command("provider")
 @BROKER_URL
 @click.option(
-    "--workers", default="1", show_default=True, help="Worker processes: a number or `max` (one per core)."
+    "--workers",
+    type=Parsed(WORKERS, "workers"),
+    default="1",
+    show_default=True,
+    help="Worker processes: a number or `max` (one per core).",
 )
 @click.option(
     "--key",
@@ -339,10 +343,10 @@ def broker_unpair(fingerprint: str, url: str, token: str | None) -> None:
 )
 @click.option("--name", default="", help="The name it asks to be paired under (default: the host name).")
 @changes_state(on_host=False)
-def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> None:
+def provider_cmd(url: str, workers: int, key_file: Path | None, name: str) -> None:
     """Run tasks for a broker until SIGTERM (then finish the running ones and exit)."""
     from backends.broker import keys
-    from backends.broker.provider import Provider, worker_count
+    from backends.broker.provider import Provider
 
     key = keys.load_or_create(key_file)
 
@@ -350,7 +354,7 @@ def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> No
         click.echo(f"{time.strftime('%H:%M:%S')} {redact(line)}", err=True)  # the URL may hold a password
 
     async def go() -> None:
-        provider = Provider(url, worker_count(workers), key, name, on_log=log)
+        provider = Provider(url, workers, key, name, on_log=log)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, provider.drain)
@@ -363,7 +367,9 @@ def provider_cmd(url: str, workers: str, key_file: Path | None, name: str) -> No
 @click.command("submit")
 @BROKER_URL
 @TOKEN
-@click.option("--count", type=click.IntRange(1), default=1, show_default=True, help="How many tasks to run.")
+@click.option(
+    "--count", type=Parsed(COPIES, "count"), default=1, show_default=True, help="How many tasks to run."
+)
 @limits_options
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("args", nargs=-1)

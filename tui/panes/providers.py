@@ -22,6 +22,7 @@ from backends.config import Config, HostConfig
 from backends.errors import BerthError, Denied, Invalid
 from backends.hosts import Sessions, Spawned
 from backends.streams import LogLine
+from backends.units import WORKERS
 from tui.acting import permitted, read_only_flag, run_action, shown
 from tui.error_log import log_unexpected
 from tui.panes.provider_rows import PROVIDER_COLUMNS, provider_row, status_line
@@ -278,15 +279,13 @@ class ProvidersPane(TablePane):
             return
         fields = (
             Field("berth", f"The berth command on {host.name}", "berth", value="berth"),
-            Field("workers", "Workers (a number, or max)", "max", value="max"),
+            Field("workers", "Workers (a number, or max)", value="max", grammar=WORKERS.as_text()),
             Field("name", "Name it asks to be paired under", host.name, value=host.name),
         )
 
         def checked(values: dict[str, str]) -> dict[str, str]:
             if not values["berth"].strip():
                 raise Invalid("Give the berth command to run there.")
-            if values["workers"] != "max" and not values["workers"].isdigit():
-                raise Invalid("Workers is a number or max.")
             return values
 
         def start(values: dict[str, str] | None) -> None:

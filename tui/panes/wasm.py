@@ -19,7 +19,16 @@ from backends.config import HostConfig
 from backends.errors import BerthError, Invalid
 from backends.parse_pairs import ENV, FOLDERS, parse_env, parse_folders
 from backends.streams import LogLine
-from backends.units import COUNT, SIZE, TIME_LIMIT, parse_count, parse_size, parse_time_limit
+from backends.units import (
+    COPIES,
+    COUNT,
+    SIZE,
+    TIME_LIMIT,
+    parse_copies,
+    parse_count,
+    parse_size,
+    parse_time_limit,
+)
 from backends.wasm.pool import TaskPool, TaskRecord
 from backends.wasm.record import describe, output_lines
 from backends.wasm.spec import Limits, Preopen, TaskSpec
@@ -52,7 +61,7 @@ NEW_TASK_FIELDS = (
     Field("dirs", "Read-only dirs (HOST[:GUEST], comma-separated)", grammar=FOLDERS),
     Field("rw_dirs", "Writable dirs (HOST[:GUEST], comma-separated)", grammar=FOLDERS),
     Field("target", "Run on: here, or broker (the Providers pane's broker)", "here", value="here"),
-    Field("count", "How many copies (broker)", "1", value="1"),
+    Field("count", "How many copies (broker)", value="1", grammar=COPIES),
 )
 
 
@@ -105,18 +114,16 @@ def task_order(values: dict[str, str], host: HostConfig) -> TaskOrder:
     target = values["target"].strip().lower() or "here"
     if target not in ("here", "broker"):
         raise Invalid(f"Run on 'here' or 'broker', not {values['target']!r}.")
-    count = values["count"].strip() or "1"
-    if not count.isdigit() or not 1 <= int(count) <= 100_000:
-        raise Invalid(f"How many is a number from 1 to 100000, not {values['count']!r}.")
+    count = parse_copies(values["count"]) if values["count"].strip() else 1
     if target == "here":
-        if int(count) != 1:
+        if count != 1:
             raise Invalid("Copies run on the broker: set Run on to broker, or How many to 1.")
         return TaskOrder(spec)
     if spec.image or not isinstance(spec.module, str) or spec.module.startswith("sha256:"):
         raise Invalid("The broker runs a .wasm file from here: give its path as the module.")
     if spec.dirs:
         raise Invalid("Tasks on the broker get no folders (they run on other machines): clear the dirs.")
-    return TaskOrder(spec, True, int(count))
+    return TaskOrder(spec, True, count)
 
 
 class WasmPane(TablePane):
