@@ -29,6 +29,8 @@ def test_check_keymap_names_each_bad_entry_and_keeps_the_good_ones() -> None:
             "containers.stop": "r",  # the default key of containers.restart...
             "members.delete": "q",  # app.quit's key: clashes with a global binding
             "wasm.new": "",
+            "containers.down": "G",  # compose down removes the project's containers
+            "providers.unpair": "k",  # revokes keys
         },
         SECTIONS,
     )
@@ -38,6 +40,8 @@ def test_check_keymap_names_each_bad_entry_and_keeps_the_good_ones() -> None:
     assert "'containers.remove' destroys something and may not sit on 'ctrl+d'" in text
     assert "'members.delete' would share 'q' with 'app.quit'" in text
     assert "'wasm.new' is given no key" in text
+    assert "'containers.down' destroys something and may not sit on 'G'" in text
+    assert "'providers.unpair' destroys something and may not sit on 'k'" in text
     # containers.stop on 'r' is fine once containers.restart moved to 'R'.
     assert not any("containers.stop" in p for p in problems)
 
