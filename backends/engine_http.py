@@ -1,25 +1,35 @@
 """An async HTTP client for an engine's unix socket (Docker today), turning failures into `BerthError`s.
 
-berth talks to the Engine API directly with aiohttp rather than through the docker SDK: one request
-lists every container (the SDK's `containers.list()` makes 1+N), streams are read without a thread
-each, and the raw log stream parses faster than the SDK's per-line generator.
+berth talks to the Engine API directly, with its own HTTP/1.1 client (backends/http1.py), rather than
+through the docker SDK: one request lists every container (the SDK's `containers.list()` makes 1+N),
+streams are read without a thread each, and the raw log stream parses faster than the SDK's
+per-line generator. The client is not aiohttp's, whose import alone costs the console's first
+screen ~100 ms.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
-
-import aiohttp
+from urllib.parse import quote, urlencode
 
 from backends.errors import BerthError, Conflict, Denied, Invalid, NotFound, Unreachable, connect_reason
+from backends.http1 import Body, ProtocolError, Response, UnixPool, exchange
 
 Params = Mapping[str, str | int]
-CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=5)
-# Streams (logs, events, image transfer) may stay quiet for hours: only connecting is timed.
-STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5, sock_connect=5)
+CONNECT_TIMEOUT = 5.0
+"""Seconds to get a connection (a free one of the pool's, or a new one)."""
+CALL_TIMEOUT = 60.0
+"""Seconds a call may take in all, its body read too. Streams (logs, events, image transfer) may
+stay quiet for hours: only their connecting is timed."""
+POOL_LIMIT = 32
+SAFE_IN_PATH = "/:@!$&'()*+,;=%~?"
+"""What a request target keeps unquoted: image references (registry:5000/a/b@sha256:…) and a
+query a caller built itself."""
 
 
 def json_filter(filters: Mapping[str, list[str]]) -> str:
@@ -30,26 +40,26 @@ def json_filter(filters: Mapping[str, list[str]]) -> str:
 class EngineHttp:
     """Requests to one engine socket; `what` names it in errors ("Docker on web-1")."""
 
-    def __init__(self, socket_path: str, what: str, prefix: str = "") -> None:
+    def __init__(
+        self, socket_path: str, what: str, prefix: str = "", call_timeout: float = CALL_TIMEOUT
+    ) -> None:
         self.socket_path = socket_path
         self.what = what
         self.prefix = prefix
-        self._session: aiohttp.ClientSession | None = None
+        self.call_timeout = call_timeout
+        self._pool: UnixPool | None = None
 
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop that will own it.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.UnixConnector(path=self.socket_path, limit=32)
-            self._session = aiohttp.ClientSession(
-                connector=connector, base_url="http://engine", timeout=CALL_TIMEOUT
-            )
-        return self._session
+    def _connections(self) -> UnixPool:
+        # Made on first use, inside the running loop that owns its connections (a new loop, a new pool).
+        if self._pool is None or self._pool.loop is not asyncio.get_running_loop():
+            self._pool = UnixPool(self.socket_path, POOL_LIMIT)
+        return self._pool
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def unreachable(self, exc: BaseException | None = None) -> Unreachable:
         """The error for an engine that does not answer."""
@@ -60,7 +70,7 @@ class EngineHttp:
             "Check that the engine runs and that you may use its socket.",
         )
 
-    async def _raise_for(self, resp: aiohttp.ClientResponse, doing: str) -> None:
+    async def _raise_for(self, resp: Response, doing: str) -> None:
         if resp.status < 400:
             return
         text = await resp.text()
@@ -92,38 +102,41 @@ class EngineHttp:
         doing: str,
         *,
         params: Params | None = None,
-        data: Any = None,
+        data: Body = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[Response]:
         """One request; yields the response once its status was checked."""
+        target = quote(self.prefix + path, safe=SAFE_IN_PATH)
+        if params:
+            target += ("&" if "?" in target else "?") + urlencode(params)
+        timed = contextlib.nullcontext() if stream else asyncio.timeout(self.call_timeout)
         try:
-            async with self._client().request(
+            async with timed, exchange(
+                self._connections(),
                 method,
-                self.prefix + path,
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=STREAM_TIMEOUT if stream else CALL_TIMEOUT,
+                target,
+                headers=headers or {},
+                body=data,
+                connect_timeout=CONNECT_TIMEOUT,
             ) as resp:
                 await self._raise_for(resp, doing)
                 yield resp
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, ProtocolError, OSError) as exc:
             # Also raised by the caller's reads of a streamed body: the engine went away mid-stream.
             raise self.unreachable(exc) from exc
 
     async def get_json(self, path: str, doing: str, params: Params | None = None) -> Any:
         """GET and decode JSON."""
         async with self.request("GET", path, doing, params=params) as resp:
-            return await resp.json(content_type=None)
+            return await resp.json()
 
     async def post(self, path: str, doing: str, params: Params | None = None, body: Any = None) -> Any:
         """POST (JSON body when given); the decoded answer, or None when it is empty."""
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else None
         async with self.request("POST", path, doing, params=params, data=data, headers=headers) as resp:
-            raw = await resp.read()
-        return json.loads(raw) if raw.strip() else None
+            return await resp.json()
 
     async def delete(self, path: str, doing: str, params: Params | None = None) -> None:
         """DELETE."""

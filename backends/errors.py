@@ -45,12 +45,13 @@ class Unreachable(BerthError):
 def connect_reason(exc: BaseException) -> str:
     """Why a connection failed, in the system's words ("Connection refused", "No such file or
     directory"), never a library's own text such as aiohttp's "Cannot connect to host …
-    ssl:default [Connect call failed …]"."""
+    ssl:default [Connect call failed …]"; an answer that broke HTTP says how (backends/http1.py's
+    ProtocolError: "a malformed status line …")."""
     if isinstance(exc, TimeoutError):
         return "no answer in time"
     found: BaseException | None = exc
     while found is not None and not (isinstance(found, OSError) and found.errno):
-        found = getattr(found, "os_error", None) or found.__cause__  # aiohttp keeps the OSError
+        found = getattr(found, "os_error", None) or found.__cause__  # aiohttp (the broker) keeps the OSError
     code = found.errno if isinstance(found, OSError) else None
     if code is not None and code in errno.errorcode:
         return os.strerror(code)
