@@ -7,7 +7,6 @@ and a bad one is named by its line (and file).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from backends.errors import Invalid
@@ -24,11 +23,7 @@ def check_key(line: str, where: str = "") -> str:
 
     `where` says where the line came from ("on line 3 of alice.pub"), for the error.
     """
-    with warnings.catch_warnings():
-        # asyncssh 2.24 names DSA key types as it loads, which cryptography >= 48 warns of (five
-        # lines on a command's stderr, before its own sentence).
-        warnings.filterwarnings("ignore", "DSA is deprecated")
-        import asyncssh  # loaded only when keys are handled: it is slow to import
+    import asyncssh  # loaded only when keys are handled: it is slow to import
 
     text = line.strip()
     at = f" {where}" if where else ""
