@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
-import aiohttp
 import msgspec
 
 from backends.audit import audited
@@ -50,6 +49,8 @@ class BrokerClient:
         self.patience = patience
         """Seconds to keep retrying while the broker cannot be reached, before giving up."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        import aiohttp  # loaded by the first client: the console's first screen does without it
+
         self._session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(sock_connect=5))
 
     async def __aenter__(self) -> BrokerClient:
@@ -86,6 +87,8 @@ class BrokerClient:
         else:
             headers = {"Content-Type": "application/json"} if method != "GET" else {}
         delay, waited = RETRY[0], 0.0
+        import aiohttp  # loaded already, by __init__
+
         while True:
             try:
                 async with self._session.request(
@@ -174,6 +177,8 @@ class BrokerClient:
     async def results(self, batch: str) -> AsyncIterator[dict[str, Any]]:
         """Every result of a batch once, in finish order, following it across broker restarts."""
         after, seen, delay, waited = 0, set[str](), RETRY[0], 0.0
+        import aiohttp  # loaded already, by __init__
+
         while True:
             try:
                 async with self._session.get(
