@@ -117,10 +117,11 @@ async def test_read_only_host_hides_its_verbs_but_not_the_consoles_own(offline_c
         await pilot.pause()
         assert not footer_ids(app) & set(state_changing())
         # The task pool and the broker are berth's own, not the host's.
-        wasm = app.query_one(WasmPane)
+        wasm = await app.main_screen.ready_pane("wasm", WasmPane)
         assert wasm.check_action("new", ()) is True and wasm.check_action("drop", ()) is True
-        assert app.query_one(ProvidersPane).check_action("approve", ()) is True
-        assert app.query_one(ProvidersPane).check_action("start_provider", ()) is False
+        providers = await app.main_screen.ready_pane("providers", ProvidersPane)
+        assert providers.check_action("approve", ()) is True
+        assert providers.check_action("start_provider", ()) is False
         app.switch_host("web-1")  # a host that is not read-only: the verbs come back
         await pilot.pause(0.2)
         await pilot.press("1")

@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 import tui
-import tui.screens.main
+import tui.panes.wasm
 from backends.config import Config
 from tui import verbs
 from tui.app import BerthApp
@@ -97,7 +97,7 @@ def purging_pane(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[WasmPane]]:
             type(self).purged += 1
             self.notify("Purged the history.")
 
-    monkeypatch.setattr(tui.screens.main, "WasmPane", PurgingWasmPane)
+    monkeypatch.setattr(tui.panes.wasm, "WasmPane", PurgingWasmPane)
     binding_sections.cache_clear()  # the walk finds the new class
     yield PurgingWasmPane
     binding_sections.cache_clear()

@@ -24,23 +24,16 @@ from backends.config_changes import save_host, save_theme
 from backends.errors import BerthError, Denied, HostKeyUnknown, NotFound
 from backends.hosts import HostSession, Sessions, probe_host
 from backends.paths import user_themes_dir
-from backends.wasm.pool import TaskPool
 from themes.loader import DEFAULT_THEME, SHIPPED_DIR, load_themes
 from tui.acting import action_refusal
 from tui.commands import parse_command
 from tui.error_log import log_unexpected
 from tui.jobs import Jobs
-from tui.keymap import binding_sections, check_keymap
 from tui.palette import PaneCommands
 from tui.panes import PANES
 from tui.read_only import refusal
-from tui.screens.add_host import add_host_form
-from tui.screens.audit import AuditScreen
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.help import HelpRow, HelpScreen, binding_rows, command_rows
-from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
-from tui.screens.picker import PickerScreen
 from tui.verbs import bindings
 from tui.widgets.command_line import CommandLine
 from tui.widgets.host_header import HostHeader
@@ -48,6 +41,8 @@ from tui.widgets.scrollbars import use_whole_cell_scrollbars
 
 if TYPE_CHECKING:
     from backends.broker.embedded import BrokerHandle
+    from backends.wasm.pool import TaskPool
+    from tui.screens.help import HelpRow
 
 PROBE_INTERVAL = 10.0
 ALL_HOSTS = "all"
@@ -126,6 +121,8 @@ class BerthApp(App[None]):
         """berth's local wasm task pool, started the first time a pane asks for it."""
         async with self._pool_lock:
             if self._pool is None:
+                from backends.wasm.pool import TaskPool  # wasmtime and the workers load only then
+
                 pool = TaskPool()
                 await pool.start()
                 self._pool = pool
@@ -167,12 +164,15 @@ class BerthApp(App[None]):
             self.notify(f"Theme {wanted!r} is not installed; using {DEFAULT_THEME}.", severity="warning")
         for error in self._theme_errors:
             self.notify(error, title="Theme file skipped", severity="warning", timeout=10)
-        keymap, problems = check_keymap(self.config.ui.keymap, binding_sections())
-        for problem in problems:
-            self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
-        self.keymap = keymap
-        if keymap:
-            self.set_keymap(keymap)
+        if self.config.ui.keymap:  # checking it loads every module of the console: only then
+            from tui.keymap import binding_sections, check_keymap
+
+            keymap, problems = check_keymap(self.config.ui.keymap, binding_sections())
+            for problem in problems:
+                self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
+            self.keymap = keymap
+            if keymap:
+                self.set_keymap(keymap)
 
     def on_ready(self) -> None:
         """The frame is on screen: focus the first pane and probe the host."""
@@ -283,6 +283,8 @@ class BerthApp(App[None]):
             self.save_config(lambda config: save_host(config, host))
             self.notify(f"Added {host.name}; switch to it with H.")
 
+        from tui.screens.add_host import add_host_form
+
         self.push_screen(add_host_form(self.config), added)
 
     def action_pick_host(self) -> None:
@@ -290,6 +292,8 @@ class BerthApp(App[None]):
         choices = [(h.name, f"{h.name}  {h.url}") for h in self.config.hosts]
         choices.append((ALL_HOSTS, "all hosts  (one table, a host column)"))
         current = ALL_HOSTS if self.all_hosts else self.current_host.name
+        from tui.screens.picker import PickerScreen
+
         self.push_screen(
             PickerScreen("Switch host", choices, current),
             lambda name: self._guard(self.switch_host, name) if name else None,
@@ -326,6 +330,8 @@ class BerthApp(App[None]):
     def action_pick_theme(self) -> None:
         """Choose a theme from the installed ones."""
         choices = [(name, name) for name in sorted(self.available_themes)]
+        from tui.screens.picker import PickerScreen
+
         self.push_screen(
             PickerScreen("Switch theme", choices, self.theme),
             lambda name: self._guard(self.switch_theme, name) if name else None,
@@ -433,6 +439,9 @@ class BerthApp(App[None]):
         """Every binding of the console, its panes, widgets and screens (those work only where
         they are shown, but are listed so they can be found and remapped by id), plus the `:`
         commands."""
+        from tui.keymap import binding_sections  # every module of the console: only for help
+        from tui.screens.help import binding_rows, command_rows
+
         palette = Binding("ctrl+p", "command_palette", "Command palette")
         rows = []
         for section in binding_sections():
@@ -442,6 +451,8 @@ class BerthApp(App[None]):
 
     def action_jobs(self) -> None:
         """The long operations of this run, live; c cancels."""
+        from tui.screens.jobs import JobsScreen
+
         if not isinstance(self.screen, JobsScreen):
             self.push_screen(JobsScreen(self.jobs))
 
@@ -467,11 +478,15 @@ class BerthApp(App[None]):
 
     def action_audit(self) -> None:
         """The audit log, newest first, in a filterable table."""
+        from tui.screens.audit import AuditScreen
+
         if not isinstance(self.screen, AuditScreen):
             self.push_screen(AuditScreen())
 
     def action_help(self) -> None:
         """Show every binding."""
+        from tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_rows()))
 

@@ -83,6 +83,15 @@ def run_pane_command(app: BerthApp, command: PaneCommand) -> None:
 class PaneCommands(Provider):
     """The palette provider for the panes' verbs."""
 
+    async def startup(self) -> None:
+        """Build the panes not shown yet (their modules load now), so their verbs are offered too."""
+        from tui.app import BerthApp
+
+        app = self.app
+        if isinstance(app, BerthApp):
+            for spec in PANES:
+                await app.main_screen.ready_pane(spec.id, Widget)
+
     def _commands(self) -> list[PaneCommand]:
         from tui.app import BerthApp
 

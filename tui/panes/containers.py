@@ -46,8 +46,6 @@ from tui.panes.container_strip import ContainerStrip
 from tui.panes.engine_pane import LIVE, EnginePane
 from tui.panes.images_view import ImagesView
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.logs import LogScreen
-from tui.screens.top import TopScreen
 from tui.verbs import action_views, bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Row
@@ -360,6 +358,8 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
                 container.id, follow=True, since=since, tail=tail, timestamps=True, follow_restarts=True
             )
 
+        from tui.screens.logs import LogScreen  # the log view loads when a log is first opened
+
         self.app.push_screen(
             LogScreen(
                 f"logs · {container.name} · {feed.host.name}", source=source, source_name=container.name
@@ -374,6 +374,8 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         container, backend = found[1], found[0].backend
 
         async def job() -> None:
+            from tui.screens.logs import LogScreen
+
             document = json.dumps(await backend.inspect(container.id), indent=2, sort_keys=True)
             lines = [LogLine(text) for text in document.splitlines()]
             self.app.push_screen(
@@ -388,6 +390,8 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         if found is None or found[0].backend is None:
             return
         container, backend = found[1], found[0].backend
+        from tui.screens.top import TopScreen
+
         self.app.push_screen(TopScreen(f"top · {container.name}", lambda: backend.top(container.id)))
 
     def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:

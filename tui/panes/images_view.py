@@ -14,7 +14,6 @@ from tui.models.host_feed import HostFeed
 from tui.panes.container_rows import IMAGE_COLUMNS, image_label, image_row
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.picker import PickerScreen
 from tui.verbs import bindings
 from tui.widgets.table_model import Row
 
@@ -82,6 +81,8 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
                     unit="bytes",
                     done=f"{what} is now on {target_host.name}.",
                 )
+
+        from tui.screens.picker import PickerScreen
 
         self.app.push_screen(PickerScreen("Move image to host", others), picked)
 
