@@ -138,6 +138,22 @@ async def test_an_answer_cut_short_is_unreachable(serve: Callable[[Answer], Awai
     assert "the answer ended 90 bytes before its Content-Length" in message
 
 
+async def test_a_reset_connection_is_unreachable(tmp_path: Path) -> None:
+    path = tmp_path / "reset.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(path))
+        listening.listen()
+        listening.setblocking(False)
+
+        async def reset() -> None:
+            accepted, _ = await asyncio.get_running_loop().sock_accept(listening)
+            await asyncio.sleep(0.2)
+            accepted.close()  # the request unread in its queue: the client sees the connection reset
+
+        message, _ = (await asyncio.gather(unreachable(str(path)), reset()))[0]
+    assert "(Connection reset by peer)" in message
+
+
 async def test_no_listener_and_no_socket_say_so_in_the_systems_words(tmp_path: Path) -> None:
     missing = tmp_path / "missing.sock"
     assert "(No such file or directory)" in (await unreachable(str(missing)))[0]
