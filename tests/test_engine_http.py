@@ -193,6 +193,32 @@ async def test_chunked_answers_in_single_bytes_and_a_stale_keep_alive_connection
     assert connections == 2
 
 
+async def test_a_call_on_a_connection_closed_unanswered_goes_again_on_a_new_one(
+    serve: Callable[[Answer], Awaitable[str]],
+) -> None:
+    """The engine drops a kept-alive connection just as the next request goes out on it (its idle
+    timeout): a GET is sent once more, on a new connection; a POST is not (it may have been done)."""
+    connections = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await read_head(reader)  # the next request on this connection: closed, unanswered
+
+    http = EngineHttp(await serve(answer), "Docker on test")
+    try:
+        assert await http.get_json("/version", "asking") == {}
+        assert await http.get_json("/version", "asking") == {}
+        assert connections == 2
+        with pytest.raises(Unreachable, match="the connection closed before an answer"):
+            await http.post("/containers/x/start", "starting")
+        assert connections == 2
+    finally:
+        await http.close()
+
+
 # --- the real engine ----------------------------------------------------------------------------
 
 
