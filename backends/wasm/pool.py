@@ -248,7 +248,7 @@ class TaskPool:
         return task_id
 
     async def _resolve_image(self, spec: TaskSpec) -> tuple[TaskSpec, Callable[[], None]]:
-        from backends.wasm import oci  # aiohttp and tarfile work load only when images are used
+        from backends.wasm import oci  # the image unpacking (tarfile) loads only when images are used
 
         assert spec.image is not None
         host = spec.host or "local"
