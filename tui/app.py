@@ -15,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
@@ -55,6 +56,20 @@ class BerthApp(App[None]):
     TITLE = "berth"
     COMMANDS = App.COMMANDS | {PaneCommands}
     BINDINGS = bindings("app")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Show a notice as plain text, whatever the caller asked: berth's notices quote what people
+        typed and what engines answered (`[link=…]` in a name made Textual's markup parser raise
+        and end the console), and none of them is written in markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _finder(self) -> Widget | None:
         """The table or log around the focused widget that has a `/` prompt."""

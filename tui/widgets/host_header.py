@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -26,7 +27,7 @@ def _engine_text(engine: EngineState) -> str:
 
 def _dot(state: str, label: str) -> str:
     """`● label` in the colour of `state`."""
-    return f"[{_DOT.get(state, '$text-muted')}]● {label}[/]"
+    return f"[{_DOT.get(state, '$text-muted')}]● {escape(label)}[/]"
 
 
 class HostHeader(Widget):
@@ -46,7 +47,7 @@ class HostHeader(Widget):
             up = sum(1 for s in self.fleet if s.state == "online")
             hosts = "  ".join(_dot(s.state, s.name) for s in self.fleet)
             return f"[b]⚓ berth[/b]  [b]all hosts[/b] [dim]{up}/{len(self.fleet)} online[/dim]  {hosts}"
-        parts = [f"[b]⚓ berth[/b]  host [b]{self.host_name}[/b] [dim]{self.host_url}[/dim]"]
+        parts = [f"[b]⚓ berth[/b]  host [b]{escape(self.host_name)}[/b] [dim]{escape(self.host_url)}[/dim]"]
         state = self.state
         if state is None or state.name != self.host_name:
             parts.append("[$text-muted]● probing…[/]")
@@ -54,5 +55,5 @@ class HostHeader(Widget):
             parts.append(_dot(state.state, state.state))
             parts.extend(_engine_text(e) for e in state.engines)
             if state.detail:
-                parts.append(f"[dim]{state.detail}[/dim]")
+                parts.append(f"[dim]{escape(state.detail)}[/dim]")
         return "  ".join(parts)
