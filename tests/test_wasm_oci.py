@@ -18,14 +18,24 @@ from pathlib import Path
 
 import docker
 import pytest
+from engines.dockerd import DockerEngine
+from pilot_helpers import fill_form, log_lines
+from test_app import toasts
+from test_containers_pane import until
+from test_input_forms import open_new_task_form
 from wasm_helpers import build_image
 
+from backends.config import Config, HostConfig
 from backends.docker import DockerBackend
 from backends.errors import Invalid
+from backends.hosts import HostSession
 from backends.wasm import oci
 from backends.wasm.history import TaskHistory
 from backends.wasm.pool import TaskPool
 from backends.wasm.spec import TaskSpec
+from tui.app import BerthApp
+from tui.panes.wasm import WasmPane
+from tui.screens.logs import LogScreen
 
 SHOW = r"""
 #include <stdio.h>
@@ -84,11 +94,11 @@ def images(dockerd: object, show_wasm: bytes) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 async def pool(tmp_path: Path, backend: DockerBackend) -> AsyncIterator[TaskPool]:
-    async def docker_for(host: str) -> DockerBackend:
+    def session_for(host: str) -> HostSession:
         assert host == "local"
-        return backend
+        return HostSession(HostConfig("local", docker_socket=backend.http.socket_path))
 
-    pool = TaskPool(tmp_path / "modules", TaskHistory(tmp_path / "tasks.sqlite"), 1, docker_for=docker_for)
+    pool = TaskPool(tmp_path / "modules", TaskHistory(tmp_path / "tasks.sqlite"), 1, session_for=session_for)
     await pool.start()
     yield pool
     await pool.close()
@@ -223,3 +233,19 @@ def test_an_oci_index_gives_its_wasi_platform_and_layers_unpack_safely(
     with pytest.raises(Invalid, match="has a layer entry berth will not unpack"):
         oci.unpack(escaping, "evil:latest", tmp_path / "evil")
     assert not (tmp_path / "outside").exists()
+
+
+async def test_the_new_task_form_takes_an_image_from_the_hosts_configured_docker(
+    dockerd: DockerEngine, images: dict[str, str], tmp_path: Path
+) -> None:
+    """The console's pool reaches Docker as the Containers pane does, through the host's
+    configured socket (it used the default /var/run/docker.sock: found by a newcomer)."""
+    host = HostConfig("local", docker_socket=str(dockerd.socket), lxd_socket="/nonexistent/berth-test/lxd")
+    app = BerthApp(Config(hosts=[host], path=tmp_path / "config.toml"))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_new_task_form(pilot, app)
+        await fill_form(pilot, app, image=images["wasm"])
+        await until(pilot, lambda: isinstance(app.screen, LogScreen), timeout=30, what=str(toasts(app)))
+        await until(pilot, lambda: "motd: welcome to the image" in log_lines(app), timeout=30)
+        (record,) = app.query_one(WasmPane).records.values()
+        assert (record.state, record.exit_code, record.name) == ("done", 0, images["wasm"])

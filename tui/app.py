@@ -132,13 +132,20 @@ class BerthApp(App[None]):
             self.broker,
         )
 
+    def _session_named(self, name: str) -> HostSession:
+        """The session of inventory host `name` (the task pool takes `wasi/wasm` images through it)."""
+        host = self.config.host(name)
+        if host is None:
+            raise NotFound(f"No host {name!r} in the inventory.", "Add it with :host add, or pick another.")
+        return self.sessions.get(host)
+
     async def wasm_pool(self) -> TaskPool:
         """berth's local wasm task pool, started the first time a pane asks for it."""
         async with self._pool_lock:
             if self._pool is None:
                 from backends.wasm.pool import TaskPool  # wasmtime and the workers load only then
 
-                pool = TaskPool()
+                pool = TaskPool(session_for=self._session_named)
                 await pool.start()
                 self._pool = pool
         return self._pool
@@ -184,7 +191,8 @@ class BerthApp(App[None]):
 
             keymap, problems = check_keymap(self.config.ui.keymap, binding_sections())
             for problem in problems:
-                self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
+                # No markup: the sentence quotes the user's key as written ('[link=x]').
+                self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10, markup=False)
             self.keymap = keymap
             if keymap:
                 self.set_keymap(keymap)

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,12 +33,12 @@ from backends.wasm.record import TaskRecord, describe, module_label, new_task_id
 from backends.wasm.spec import TaskResult, TaskSpec
 
 if TYPE_CHECKING:
-    from backends.docker import DockerBackend
+    from backends.hosts import HostSession
 
-__all__ = ["DockerFor", "TaskPool", "TaskRecord"]
+__all__ = ["SessionFor", "TaskPool", "TaskRecord"]
 
-DockerFor = Callable[[str], Awaitable["DockerBackend"]]
-"""How the pool reaches a host's Docker to take a `wasi/wasm` image from it."""
+SessionFor = Callable[[str], "HostSession"]
+"""How the pool reaches an inventory host by name (to take a `wasi/wasm` image from its Docker)."""
 
 OUTPUT_KEEP = 128 * 1024
 """Bytes of output lines kept per task: replayed to a new viewer and written to history."""
@@ -62,8 +62,9 @@ class TaskPool:
     """Wasm tasks on `workers` processes (default: one per core), finished ones kept in `history`.
 
     `store_root` is the module store every worker uses (default: berth's data folder); `history`
-    defaults to `tasks.sqlite` there. `docker_for(host)` gives the Docker engine to take a
-    `wasi/wasm` image from (default: the local engine only). At most `queue_limit` tasks wait.
+    defaults to `tasks.sqlite` there. `session_for(host)` reaches the host whose Docker a
+    `wasi/wasm` image is taken from (default: `local` with the default socket only). At most
+    `queue_limit` tasks wait.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class TaskPool:
         history: TaskHistory | None = None,
         workers: int | None = None,
         queue_limit: int = 1000,
-        docker_for: DockerFor | None = None,
+        session_for: SessionFor | None = None,
         output_keep: int = OUTPUT_KEEP,
     ) -> None:
         self.store_root = store_root
@@ -80,7 +81,7 @@ class TaskPool:
         self.size = max(1, workers or os.cpu_count() or 1)
         self.queue_limit = queue_limit
         self.output_keep = output_keep
-        self._docker_for = docker_for
+        self._session_for = session_for
         self._records: dict[str, TaskRecord] = {}  # oldest first: tasks() reverses it
         self._live: dict[str, _Live] = {}
         hooks = FleetHooks(self._spec_for, self._output, self._finish, self._lost, started=self._started)
@@ -252,28 +253,28 @@ class TaskPool:
 
         assert spec.image is not None
         host = spec.host or "local"
-        backend, owned = await self._docker(host)
+        from backends.docker import DockerBackend
+
+        backend = await DockerBackend.for_session(self._session(host))
         try:
             image = await oci.take_image(backend, spec.image)
         finally:
-            if owned:
-                await backend.close()
+            await backend.close()
         return image.task_spec(spec), image.cleanup
 
-    async def _docker(self, host: str) -> tuple[DockerBackend, bool]:
-        """The Docker engine of `host`, and whether the pool made it (and must close it)."""
-        if self._docker_for is not None:
-            return await self._docker_for(host), False
+    def _session(self, host: str) -> HostSession:
+        """How to reach `host`: through `session_for`, else only `local` on the default socket."""
+        if self._session_for is not None:
+            return self._session_for(host)
         if host != "local":
             raise NotFound(
                 f"The task pool knows no way to reach Docker on {host}.",
                 "Run images from the console or CLI, which reach every host in the inventory.",
             )
         from backends.config import HostConfig
-        from backends.docker import DockerBackend
         from backends.hosts import HostSession
 
-        return await DockerBackend.for_session(HostSession(HostConfig("local"))), True
+        return HostSession(HostConfig("local"))
 
     def _spec_for(self, task_id: str) -> TaskSpec | None:
         live = self._live.get(task_id)
