@@ -22,6 +22,7 @@ import tomli_w
 from backends import paths
 from backends.errors import Conflict, Invalid
 from backends.parse_addresses import SshTarget, host_url_problem, parse_host_url, parse_listen
+from backends.units import Grammar
 
 KeyPath = tuple[str | int, ...]
 _T = typing.TypeVar("_T")
@@ -29,6 +30,31 @@ _T = typing.TypeVar("_T")
 RESERVED_NAMES = ("all", "add")
 """Host names the CLI and the `:host` command use as words."""
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def host_name_problem(name: str) -> str | None:
+    """What is wrong with a host name, as a fragment the config's errors put after the key
+    ("expected letters, digits…"); None for a good one."""
+    if not _HOST_NAME.match(name):
+        return "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit"
+    if name in RESERVED_NAMES:
+        return f"{name!r} is reserved (`--host all`, `:host add`)"
+    return None
+
+
+def parse_host_name(text: str) -> str:
+    """A name for a host of the inventory, as written; Invalid otherwise (the Add host form and
+    `berth hosts add` name their field before the sentence)."""
+    problem = host_name_problem(text)
+    if problem is None:
+        return text
+    if text in RESERVED_NAMES:  # the problem names it already
+        raise Invalid(f"Not a host name: {problem}.", HOST_NAME.hint)
+    raise HOST_NAME.refuse(text, problem)
+
+
+HOST_NAME: Grammar[str] = Grammar("host name", ("web-1", "db.lan", "build_2"), parse_host_name)
+"""What a host of the inventory is called."""
 
 
 @dataclass
@@ -184,13 +210,9 @@ def _build(cls: type[_T], table: Any, key_path: KeyPath) -> _T:
 
 def _validate_host(host: HostConfig, index: int) -> None:
     where: KeyPath = ("hosts", index)
-    if not _HOST_NAME.match(host.name):
-        raise _Problem(
-            (*where, "name"),
-            "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit",
-        )
-    if host.name in RESERVED_NAMES:
-        raise _Problem((*where, "name"), f"{host.name!r} is reserved (`--host all`, `:host add`)")
+    problem = host_name_problem(host.name)
+    if problem:
+        raise _Problem((*where, "name"), problem)
     problem = host_url_problem(host.url)
     if problem:
         raise _Problem((*where, "url"), problem)

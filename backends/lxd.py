@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -41,9 +40,10 @@ from backends.lxd_models import (
     port_set,
     proxy_address,
 )
+from backends.parse_addresses import parse_ip_address
 from backends.parse_keys import check_key
 from backends.paths import open_private
-from backends.units import parse_size
+from backends.units import parse_memory_limit, parse_size
 
 if TYPE_CHECKING:
     import pylxd
@@ -434,13 +434,7 @@ class LxdBackend:
     @staticmethod
     def _memory_bytes(memory: str | None) -> int | None:
         """Bytes of a memory limit; None for none or a percentage (LXD takes "50%" as is)."""
-        if not memory:
-            return None
-        if memory.endswith("%"):
-            if not memory[:-1].isdigit() or not 1 <= int(memory[:-1]) <= 100:
-                raise Invalid(f"Not a memory limit: {memory!r}.", "Write it like 512MiB, 2GiB or 50%.")
-            return None
-        return parse_size(memory)
+        return parse_memory_limit(memory) if memory else None
 
     async def _discard(self, name: str) -> None:
         """Remove a half-made instance; a failure here must not hide the error that caused it."""
@@ -628,12 +622,7 @@ class LxdBackend:
         for value in (host_port, port):
             if not 1 <= value <= 65535:
                 raise Invalid(f"{value} is not a port number.", "Ports go from 1 to 65535.")
-        try:
-            ipaddress.ip_address(listen_address)
-        except ValueError:
-            raise Invalid(
-                f"{listen_address!r} is not an IP address.", "Give one like 0.0.0.0 or 127.0.0.1."
-            ) from None
+        parse_ip_address(listen_address)
         await self._instance(name)
         user = await self._port_user(protocol, host_port)
         if user:

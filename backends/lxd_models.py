@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from backends.errors import Invalid
+
 MEMBER_KEY = "user.berth.member"
 CONTACT_KEY = "user.berth.contact"
 
@@ -183,6 +185,13 @@ class MemberSpec:
     cpu: int | None = None
     memory: str | None = None
     disk: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a spec without a name, member or image: the form and `berth member create`
+        say the same, and nothing is asked of LXD."""
+        for required in ("name", "member", "image"):
+            if not getattr(self, required).strip():
+                raise Invalid(f"The {required} is required.")
 
 
 @dataclass(frozen=True)

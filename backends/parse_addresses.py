@@ -1,14 +1,15 @@
 """Where things are, as people write it: host URLs (`local`, `ssh://user@host:port`), listen
-addresses (`127.0.0.1:4080`), port numbers and protocols; one reader each for the command line,
-the config file and the forms."""
+addresses (`127.0.0.1:4080`), IP addresses (`0.0.0.0`, `::1`), port numbers and protocols; one
+reader each for the command line, the config file and the forms."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from backends.errors import Invalid
-from backends.units import Grammar
+from backends.units import Grammar, quoted
 
 _SSH_URL = re.compile(
     r"^ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
@@ -98,3 +99,18 @@ LISTEN: Grammar[tuple[str, int]] = Grammar(
     "listen address", ("127.0.0.1:4080", "0.0.0.0:4080", "[::1]:4080"), parse_listen
 )
 """Where a server listens."""
+
+
+def parse_ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address (`0.0.0.0`, `127.0.0.1`, `::1`), as written; Invalid otherwise."""
+    written = text.strip()
+    try:
+        ipaddress.ip_address(written)
+    except ValueError:
+        # Not refuse(): its "Not a …" would read "a IP address".
+        raise Invalid(f"Not an IP address: {quoted(text)}.", IP_ADDRESS.hint) from None
+    return written
+
+
+IP_ADDRESS: Grammar[str] = Grammar("IP address", ("0.0.0.0", "127.0.0.1", "::1"), parse_ip_address)
+"""A host's address to listen on, by number (a forward's listen address)."""

@@ -95,6 +95,27 @@ def parse_size(text: str) -> int:
 SIZE: Grammar[int] = Grammar("size", ("512MiB", "2GiB", "1GB"), parse_size)
 """A byte count: a number with B, KB…PB (powers of 1000) or KiB…PiB (of 1024); bare: bytes."""
 
+_PERCENT = re.compile(r"^(\d+)%$", re.ASCII)
+
+
+def parse_memory_limit(text: str) -> int | None:
+    """Bytes in a memory limit written as a size ("512MiB"); None for a share of the host's
+    memory ("50%", 1 to 100), which LXD takes as written; Invalid otherwise."""
+    percent = _PERCENT.match(text)
+    if percent:
+        if not 1 <= int(percent[1]) <= 100:
+            raise MEMORY_LIMIT.refuse(text, "a share is from 1% to 100%")
+        return None
+    if not _SIZE.match(text):
+        raise MEMORY_LIMIT.refuse(text)
+    return parse_size(text)
+
+
+MEMORY_LIMIT: Grammar[int | None] = Grammar(
+    "memory limit", ("512MiB", "2GiB", "50%"), parse_memory_limit, "a percentage is of the host's memory"
+)
+"""The most memory an instance may use: a size, or a percentage of its host's."""
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 # ASCII: \d would take other scripts' digits, which float() reads too.
@@ -187,6 +208,22 @@ WORKERS: Grammar[int] = Grammar(
     "number of worker processes", ("max", "1", "4"), parse_workers, "max: one per core where it runs"
 )
 """A provider's worker processes; a form for another machine keeps the text (`max` is read there)."""
+
+
+_YES_NO = {"y": True, "yes": True, "n": False, "no": False}
+
+
+def parse_yes_no(text: str) -> bool:
+    """True for y or yes, False for n or no (any case); Invalid otherwise (a form leaves an empty
+    field to its default)."""
+    answer = _YES_NO.get(text.strip().lower())
+    if answer is None:
+        raise YES_NO.refuse(text)
+    return answer
+
+
+YES_NO: Grammar[bool] = Grammar("yes/no answer", ("y", "yes", "n", "no"), parse_yes_no)
+"""An answer to a yes/no question."""
 
 
 def written_size(size: int) -> str:

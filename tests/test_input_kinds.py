@@ -11,18 +11,30 @@ from engines.sshd import keygen
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backends.config import HOST_NAME
 from backends.docker_logs import since_param
 from backends.errors import Invalid
-from backends.parse_addresses import HOST_URL, LISTEN, PORT, PROTOCOL, SshTarget, parse_host_url, parse_listen
+from backends.parse_addresses import (
+    HOST_URL,
+    IP_ADDRESS,
+    LISTEN,
+    PORT,
+    PROTOCOL,
+    SshTarget,
+    parse_host_url,
+    parse_listen,
+)
 from backends.parse_keys import KEYS, is_pasted, key_lines, read_key_file, read_keys
 from backends.parse_pairs import ENV, ENV_PAIR, FOLDER, FOLDERS, parse_env, parse_folders
 from backends.units import (
     COPIES,
     COUNT,
     DURATION,
+    MEMORY_LIMIT,
     SIZE,
     TIME_LIMIT,
     WORKERS,
+    YES_NO,
     Grammar,
     field_error,
     parse_duration,
@@ -44,7 +56,10 @@ def refusal(grammar: Grammar[Any], text: str) -> str:
 
 @pytest.mark.parametrize(
     "grammar",
-    [SIZE, DURATION, TIME_LIMIT, COUNT, COPIES, WORKERS, PORT, PROTOCOL, LISTEN, HOST_URL, ENV_PAIR, ENV],
+    [
+        *(SIZE, MEMORY_LIMIT, DURATION, TIME_LIMIT, COUNT, COPIES, WORKERS, YES_NO),
+        *(PORT, PROTOCOL, LISTEN, IP_ADDRESS, HOST_URL, HOST_NAME, ENV_PAIR, ENV),
+    ],
 )
 def test_every_example_a_hint_offers_is_accepted(grammar: Grammar[Any]) -> None:
     for example in grammar.examples:
@@ -298,3 +313,42 @@ def test_copies_and_workers_are_bounded_counts() -> None:
     for bad in ("0", "-2", "maximum", "2.5"):
         assert refusal(WORKERS, bad).startswith("Not a number of worker processes"), bad
     assert WORKERS.as_text().parse("max") == "max"  # a form for another machine sends the text
+
+
+def test_memory_limits_are_sizes_or_a_share_of_the_host() -> None:
+    assert MEMORY_LIMIT.parse("256MiB") == 256 * 1024**2 and MEMORY_LIMIT.parse("1GB") == 10**9
+    assert MEMORY_LIMIT.parse("50%") is None and MEMORY_LIMIT.parse("100%") is None  # LXD reads those
+    hint = "Write it like 512MiB, 2GiB or 50% (a percentage is of the host's memory)."
+    for bad in ("64M", "1 GiB RAM", "half", "", "%", "5 0%"):
+        assert refusal(MEMORY_LIMIT, bad) == f"Not a memory limit: {bad!r}. {hint}"
+    for bad in ("0%", "101%"):
+        share = "(a share is from 1% to 100%)"
+        assert refusal(MEMORY_LIMIT, bad) == f"Not a memory limit: {bad!r} {share}. {hint}"
+    assert MEMORY_LIMIT.as_text().parse("50%") == "50%"  # the CLI keeps the text for LXD
+
+
+def test_yes_or_no_and_nothing_else() -> None:
+    assert [YES_NO.parse(t) for t in ("y", "Yes", " n ", "NO")] == [True, True, False, False]
+    for bad in ("maybe", "", "true", "1", "yep", "nope"):
+        assert refusal(YES_NO, bad) == f"Not a yes/no answer: {bad!r}. Write it like y, yes, n or no."
+
+
+def test_ip_addresses() -> None:
+    assert [IP_ADDRESS.parse(a) for a in ("0.0.0.0", " 127.0.0.1 ", "::1", "fe80::1")] == [
+        "0.0.0.0", "127.0.0.1", "::1", "fe80::1"
+    ]  # fmt: skip
+    for bad in ("999.1.1.1", "localhost", "", "1.2.3", "[::1]", "0.0.0.0:80"):
+        assert refusal(IP_ADDRESS, bad) == (
+            f"Not an IP address: {bad!r}. Write it like 0.0.0.0, 127.0.0.1 or ::1."
+        )
+
+
+def test_host_names() -> None:
+    assert [HOST_NAME.parse(n) for n in ("web-1", "db.lan", "x" * 63)] == ["web-1", "db.lan", "x" * 63]
+    hint = "Write it like web-1, db.lan or build_2."
+    rule = "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit"
+    for bad in ("", "-web", "web 1", "wéb"):
+        assert refusal(HOST_NAME, bad) == f"Not a host name: {bad!r} ({rule}). {hint}"
+    assert refusal(HOST_NAME, "x" * 64).startswith(f"Not a host name: '{'x' * 37}...' ({rule}).")
+    reserved = "'all' is reserved (`--host all`, `:host add`)"
+    assert refusal(HOST_NAME, "all") == f"Not a host name: {reserved}. {hint}"

@@ -194,7 +194,7 @@ async def test_forward_reaches_a_listener_and_refuses_a_taken_port(
     with pytest.raises(Conflict, match=f"Host port {host_port}/tcp on local is already forwarded to {first}"):
         await members.add_forward(second, host_port, 22, listen_address="127.0.0.1")
     udp = await members.add_forward(second, host_port, 53, protocol="udp", listen_address="127.0.0.1")
-    with pytest.raises(Invalid, match="not an IP address"):
+    with pytest.raises(Invalid, match="Not an IP address"):
         await members.add_forward(second, host_port + 1, 22, listen_address="everywhere")
 
     await members.remove_forward(first, forward.device)

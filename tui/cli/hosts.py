@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from backends.config import HostConfig, add_host
+from backends.config import HOST_NAME, HostConfig, add_host
 from backends.config_changes import save_host
 from backends.hosts import HostState, probe_host
 from backends.parse_addresses import HOST_URL
@@ -69,7 +69,7 @@ def hosts(ctx: click.Context) -> None:
 
 
 @hosts.command("add")
-@click.argument("name")
+@click.argument("name", type=Parsed(HOST_NAME))
 @click.argument("url", type=Parsed(HOST_URL.as_text(), "url"))
 @click.option(
     "--identity", type=click.Path(dir_okay=False, path_type=Path), help="Private key file to log in with."

@@ -13,9 +13,9 @@ import click
 
 from backends.errors import Invalid
 from backends.lxd_models import ExecResult, MemberInstance, MemberSpec
-from backends.parse_addresses import PORT
+from backends.parse_addresses import IP_ADDRESS, PORT
 from backends.parse_keys import read_key_file
-from backends.units import COUNT
+from backends.units import COUNT, MEMORY_LIMIT, SIZE
 from tui.cli.context import CliContext, changes_state
 from tui.cli.params import Parsed
 from tui.format import age, human_bytes, table
@@ -102,8 +102,13 @@ def member() -> None:
     help="SSH public key file for root (repeatable).",
 )
 @click.option("--cpu", type=Parsed(COUNT), metavar="N", help="CPU limit (limits.cpu).")
-@click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512MiB (limits.memory).")
-@click.option("--disk", metavar="SIZE", help="Root disk size, e.g. 2GiB.")
+@click.option(
+    "--memory",
+    type=Parsed(MEMORY_LIMIT.as_text()),
+    metavar="SIZE",
+    help="Memory limit, e.g. 512MiB or 50% (limits.memory).",
+)
+@click.option("--disk", type=Parsed(SIZE.as_text()), metavar="SIZE", help="Root disk size, e.g. 2GiB.")
 @click.option("--contact", metavar="TEXT", help="How to reach the member.")
 @click.option("--profile", default="default", show_default=True, help="LXD profile to create it with.")
 @click.pass_obj
@@ -220,7 +225,12 @@ def member_import(obj: CliContext, file: Path, name: str | None) -> None:
 @click.argument("port", type=Parsed(PORT))
 @click.option("--udp", is_flag=True, help="Forward UDP instead of TCP.")
 @click.option(
-    "--listen", default="0.0.0.0", show_default=True, metavar="ADDR", help="Host address to listen on."
+    "--listen",
+    type=Parsed(IP_ADDRESS),
+    default="0.0.0.0",
+    show_default=True,
+    metavar="ADDR",
+    help="Host address to listen on.",
 )
 @click.pass_obj
 @changes_state()

@@ -15,7 +15,7 @@ from backends.lxd_models import MemberInstance, MemberSpec
 from backends.parse_keys import KEYS, read_keys
 from backends.shells import member_shell
 from backends.streams import LogLine
-from backends.units import COUNT, SIZE, parse_count
+from backends.units import COUNT, MEMORY_LIMIT, SIZE, parse_count
 from tui.acting import permitted, run_action, run_in_terminal, run_job, shown
 from tui.format import human_bytes
 from tui.jobs import Job
@@ -38,17 +38,15 @@ NEW_MEMBER_FIELDS = (
     Field("image", "Image (alias or fingerprint on this host)", "debian/12"),
     Field("keys", "SSH public keys (pasted, or .pub files comma-separated)", grammar=KEYS, lines=3),
     Field("cpu", "CPUs (optional)", grammar=COUNT),
-    Field("memory", "Memory (optional)", "1GiB"),
+    Field("memory", "Memory (optional)", grammar=MEMORY_LIMIT),
     Field("disk", "Root disk size (optional)", grammar=SIZE),
     Field("contact", "Contact (optional)", "alice@example.org"),
 )
 
 
 def member_spec(values: dict[str, str]) -> MemberSpec:
-    """The new-member form's values as a spec; the backend checks keys, image and limits."""
-    for required in ("name", "member", "image"):
-        if not values[required]:
-            raise Invalid(f"The {required} is required.")
+    """The new-member form's values as a spec (which refuses a missing name, member or image); the
+    backend checks keys, image and limits."""
     return MemberSpec(
         values["name"],
         values["member"],

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from backends.config import Config, HostConfig, add_host
+from backends.config import HOST_NAME, Config, HostConfig, add_host
 from backends.parse_addresses import HOST_URL
 from tui.screens.form import Field, FormScreen
 
 FIELDS = (
-    Field("name", "Name", "web-1"),
+    Field("name", "Name", grammar=HOST_NAME, required=True),
     Field("url", "URL", grammar=HOST_URL),
     Field("identity", "Identity file (optional)", "~/.ssh/id_ed25519"),
     Field("jump", "Jump host (optional)", "an inventory name or ssh://user@bastion"),

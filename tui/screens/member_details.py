@@ -14,8 +14,9 @@ from textual.widgets import Label
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
 from backends.lxd import LxdBackend
-from backends.parse_addresses import PORT, PROTOCOL, parse_port, parse_protocol
+from backends.parse_addresses import IP_ADDRESS, PORT, PROTOCOL, parse_port, parse_protocol
 from backends.parse_keys import KEYS, read_keys
+from backends.units import YES_NO, parse_yes_no
 from tui.acting import permitted, run_action
 from tui.panes.member_rows import (
     FORWARD_COLUMNS,
@@ -212,7 +213,7 @@ class ForwardsScreen(DetailScreen):
             Field("host_port", "Host port", grammar=PORT, required=True),
             Field("port", "Container port", grammar=PORT, required=True),
             Field("protocol", "Protocol", value="tcp", grammar=PROTOCOL),
-            Field("listen", "Listen address on the host", "0.0.0.0", "0.0.0.0"),
+            Field("listen", "Listen address on the host", value="0.0.0.0", grammar=IP_ADDRESS),
         ]
         self.app.push_screen(FormScreen("Add port forward", fields, submit, "Add"), chosen)
 
@@ -248,20 +249,25 @@ class SnapshotsScreen(DetailScreen):
     def action_take(self) -> None:
         """Ask for a name (empty: a generated one) and take the snapshot."""
 
-        def chosen(values: dict[str, str] | None) -> None:
-            if values is not None:
-                stateful = values["stateful"].lower() in ("y", "yes", "true", "1")
+        def submit(values: dict[str, str]) -> tuple[str | None, bool]:
+            # Empty: not stateful, which needs CRIU on the host.
+            stateful = parse_yes_no(values["stateful"]) if values["stateful"] else False
+            return values["name"] or None, stateful
+
+        def chosen(answer: tuple[str | None, bool] | None) -> None:
+            if answer is not None:
+                name, stateful = answer
                 self.run(
                     f"snapshot {self.instance}",
-                    lambda: self.backend.snapshot(self.instance, values["name"] or None, stateful=stateful),
+                    lambda: self.backend.snapshot(self.instance, name, stateful=stateful),
                     "Snapshot taken",
                 )
 
         fields = [
             Field("name", "Name (empty: generated)", "before-upgrade"),
-            Field("stateful", "Stateful (y/n)", "n", "n"),
+            Field("stateful", "Stateful (y/n)", value="n", grammar=YES_NO),
         ]
-        self.app.push_screen(FormScreen("Take a snapshot", fields, lambda v: v, "Snapshot"), chosen)
+        self.app.push_screen(FormScreen("Take a snapshot", fields, submit, "Snapshot"), chosen)
 
     def action_restore(self) -> None:
         """Restore the snapshot under the cursor, after asking."""
