@@ -18,7 +18,9 @@ from test_containers_pane import until
 from test_members_pane import client, made, members_app, pane, wait  # noqa: F401  (fixtures)
 from test_wasm_pane import wasm_app
 from textual import events
+from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.widget import Widget
 from textual.widgets import Input, Label, TextArea
 
 from backends.config import Config, load_config, save_config
@@ -29,6 +31,12 @@ from tui.screens.logs import LogScreen
 from tui.screens.member_details import ForwardsScreen, KeysScreen
 
 SIZE = (160, 40)
+
+
+def wrapped_text(widget: Widget) -> str:
+    """What `widget` shows on screen, its wrapped lines joined again."""
+    lines = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return " ".join(strip.text.strip() for strip in lines if strip.text.strip())
 
 
 def form_error(app: BerthApp) -> str:
@@ -144,6 +152,9 @@ async def test_a_bad_host_url_is_refused_by_the_add_host_form_and_berth_hosts_ad
         await pilot.press(*"web-10", "enter", *"ops@10.0.0.10", "enter", "enter", "enter")
         await pilot.pause()
         assert app.screen is form and form_error(app) == f"URL: {sentence}"
+        error = form.query_one("#form-error")  # all of it on screen: wrapped inside the dialog, not cut
+        assert error.region.right <= form.query_one(".dialog").content_region.right
+        assert wrapped_text(error) == f"URL: {sentence}"
         from backends.parse_addresses import HOST_URL  # (here, so the check above runs on old code)
 
         assert form.query_one("#field-url", Input).placeholder == HOST_URL.example
