@@ -29,3 +29,13 @@ def log_lines(app: App[None]) -> list[str]:
 
     buffer = app.screen.query_one(LogView).buffer
     return [buffer[i].text for i in range(len(buffer))]
+
+
+def footer_text(app: App[None]) -> str:
+    """The keys of the footer drawn on the terminal's last line (whichever screen's it is), as
+    they read: `l Logs s Stop …`."""
+    from textual.widgets import Footer
+
+    widget, _ = app.screen.get_widget_at(1, app.size.height - 1)
+    footer = next(node for node in widget.ancestors_with_self if isinstance(node, Footer))
+    return " ".join(str(key.render()).strip() for key in footer.query("FooterKey"))

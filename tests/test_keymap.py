@@ -1,13 +1,32 @@
 """The user keymap check: unknown ids, clashes and destructive verbs on motion keys are reported
 by name and left out; good entries are applied (a remapped key works, its default no longer)."""
 
-from test_app import SIZE, toasts
+from pathlib import Path
 
-from backends.config import Config
+from pilot_helpers import footer_text
+from test_app import SIZE, toasts
+from test_cli import run_berth
+from textual.command import CommandPalette
+
+from backends.config import Config, load_config
 from tui.app import BerthApp
 from tui.keymap import binding_sections, check_keymap
 
 SECTIONS = binding_sections()
+KEYMAP_FILE = """[ui.keymap]
+"containers.logs" = "[link=x]"
+"containers.top" = "ctrl+p"
+"containers.stop" = "x"
+"""
+"""A keymap as a newcomer wrote it: a markup tag for a key, the palette's key, and one good entry."""
+WRONG_KEY = (
+    "keymap: 'containers.logs' is given '[link=x]', which is not a key (a character like 'x', or a "
+    "name like 'question_mark', 'f5' or 'ctrl+x'); it keeps its default key."
+)
+PALETTE_KEY = (
+    "keymap: 'containers.top' would share 'ctrl+p' with the command palette, which the app takes "
+    "before any pane; 'containers.top' keeps its default key."
+)
 
 
 def test_every_binding_has_an_id_and_no_destructive_default_sits_on_a_motion_key() -> None:
@@ -68,3 +87,47 @@ async def test_a_skipped_entry_is_said_at_start_and_the_rest_applies(offline_con
         await pilot.press("ctrl+q")
         await pilot.pause()
     assert not app.is_running
+
+
+async def test_a_key_textual_does_not_know_or_the_palette_key_is_refused_from_the_config_file(
+    offline_config: Config, tmp_path: Path
+) -> None:
+    """`[link=x]` is no key (the footer showed it as one); ctrl+p is the command palette's, which
+    Textual takes before any pane (Top could never be reached). Both keep their default keys."""
+    path = tmp_path / "config.toml"
+    path.write_text(KEYMAP_FILE)
+    config = load_config(path)
+    config.hosts = offline_config.hosts
+    app = BerthApp(config)
+    async with app.run_test(size=(150, 36)) as pilot:
+        await pilot.pause()
+        said = toasts(app)
+        assert any(WRONG_KEY in t for t in said), said
+        assert any(PALETTE_KEY in t for t in said), said
+        assert app.keymap == {"containers.stop": "x"}
+        shown = footer_text(app)
+        assert "[link=x]" not in shown and "link" not in shown
+        assert "l Logs" in shown and "t Top" in shown and "x Stop" in shown
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+
+
+def test_config_check_refuses_a_key_textual_does_not_know_and_the_palette_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(KEYMAP_FILE)
+    result = run_berth("--config", str(path), "config", "check")
+    assert result.returncode == 2
+    assert WRONG_KEY in result.stderr and PALETTE_KEY in result.stderr
+    assert "containers.stop" not in result.stderr
+
+
+def test_key_names_are_textuals() -> None:
+    from tui.keymap import is_key_name
+
+    for good in ("x", "G", "?", "question_mark", "dollar_sign", "slash", "minus", "f5", "escape", "space",
+                 "ctrl+p", "ctrl+shift+up", "alt+x", "super+x", "shift+tab", "ctrl+@"):
+        assert is_key_name(good), good
+    # Not keys, or names Textual never gives a press: it calls them `slash`, `a` and `escape`.
+    for bad in ("[link=x]", "link=x", "ctrl+", "foo+a", "<any>", "solidus", "latin_small_letter_a", "Escape"):
+        assert not is_key_name(bad), bad

@@ -191,8 +191,7 @@ class BerthApp(App[None]):
 
             keymap, problems = check_keymap(self.config.ui.keymap, binding_sections())
             for problem in problems:
-                # No markup: the sentence quotes the user's key as written ('[link=x]').
-                self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10, markup=False)
+                self.notify(problem, title="Keymap entry skipped", severity="warning", timeout=10)
             self.keymap = keymap
             if keymap:
                 self.set_keymap(keymap)
