@@ -24,11 +24,12 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, TextArea
 
 from backends.config import Config, load_config, save_config
+from backends.errors import Invalid
 from tui.app import BerthApp
 from tui.panes.wasm import WasmPane
 from tui.screens.form import FormScreen
 from tui.screens.logs import LogScreen
-from tui.screens.member_details import ForwardsScreen, KeysScreen
+from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
 
 SIZE = (160, 40)
 
@@ -233,3 +234,114 @@ async def test_pasted_keys_with_a_comment_and_a_blank_line_add_only_the_keys(
     said = done.stderr.partition("Invalid value for 'HOSTPORT': ")[2].strip()
     assert port_refusal == f"Host port: {said}" and said.startswith("Not a port number: '70000'.")
     assert not client.instances.get(name).devices  # no forward was made
+
+
+@pytest.mark.engines
+async def test_a_bad_memory_limit_or_no_member_is_refused_by_the_form_and_berth_member_create_alike(
+    lxd: LxdEngine,
+    client: pylxd.Client,  # noqa: F811
+    made: list[str],  # noqa: F811
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    name = f"carol-{uuid.uuid4().hex[:6]}"
+    made.append(name)
+    create = ("member", "create", name, "--image", "busybox")
+    done = berth(inventory, *create, "--member", "carol", "--memory", "64M")
+    assert done.returncode == 2, done.stderr
+    said = done.stderr.partition("Invalid value for '--memory': ")[2].strip()
+    assert said.startswith("Not a memory limit: '64M'. Write it like 512MiB, 2GiB or 50%")
+    done = berth(inventory, *create, "--member", "")
+    assert (done.returncode, done.stderr) == (2, "berth: The member is required.\n")
+    app = members_app(lxd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await wait(pilot, app, lambda: pane(app).reads > 0, what="the first list")
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FormScreen)
+        await fill_form(pilot, app, name=name, member="carol", image="busybox", memory="64M")
+        assert app.screen is form and form_error(app) == f"Memory: {said}"
+        await fill_form(pilot, app, member="", memory="")
+        assert app.screen is form and form_error(app) == "The member is required."
+        from backends.units import MEMORY_LIMIT  # (here, so the checks above run on old code)
+
+        assert form.query_one("#field-memory", Input).placeholder == MEMORY_LIMIT.example
+        await pilot.press("escape")
+        await pilot.pause()
+    assert not client.instances.exists(name)  # nothing was made, by either
+
+
+@pytest.mark.engines
+async def test_a_bad_listen_address_and_a_maybe_are_refused_by_the_member_forms(
+    lxd: LxdEngine,
+    client: pylxd.Client,  # noqa: F811
+    made: list[str],  # noqa: F811
+    inventory: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    name = f"f-{uuid.uuid4().hex[:6]}"
+    made.append(name)
+    client.instances.create({"name": name, "source": {"type": "image", "alias": "busybox"}}, wait=True)
+    done = berth(inventory, "member", "forward", name, "8080", "22", "--listen", "999.1.1.1")
+    assert done.returncode == 2, done.stderr
+    said = done.stderr.partition("Invalid value for '--listen': ")[2].strip()
+    assert said == "Not an IP address: '999.1.1.1'. Write it like 0.0.0.0, 127.0.0.1 or ::1."
+    app = members_app(lxd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = pane(app).table
+        await wait(pilot, app, lambda: name in table.rows, what="the instance's row")
+        assert table.move_cursor_to(name)
+        await pilot.press("f")
+        await wait(pilot, app, lambda: isinstance(app.screen, ForwardsScreen) and app.screen.loads > 0)
+        await pilot.press("a")
+        await pilot.pause()
+        form = app.screen
+        await fill_form(pilot, app, host_port="8080", port="22", listen="999.1.1.1")
+        assert app.screen is form and form_error(app) == f"Listen address on the host: {said}"
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+
+        # The snapshot form's Stateful takes y, yes, n or no; "maybe" was taken as no.
+        await pilot.press("z")
+        await wait(pilot, app, lambda: isinstance(app.screen, SnapshotsScreen) and app.screen.loads > 0)
+        await pilot.press("c")
+        await pilot.pause()
+        form = app.screen
+        await fill_form(pilot, app, name="before", stateful="maybe")
+        assert app.screen is form and form_error(app) == (
+            "Stateful: Not a yes/no answer: 'maybe'. Write it like y, yes, n or no."
+        )
+        await pilot.press("escape")
+        await pilot.pause()
+    instance = client.instances.get(name)
+    assert not instance.devices and not instance.snapshots.all()  # no forward, no snapshot
+
+
+async def test_a_bad_host_name_is_refused_by_the_add_host_form_and_berth_hosts_add_alike(
+    offline_config: Config, tmp_path: Path
+) -> None:
+    assert offline_config.path is not None
+    save_config(offline_config, offline_config.path)
+    before = offline_config.path.read_text()
+    done = berth(offline_config.path, "hosts", "add", "", "local")
+    assert done.returncode == 2, done.stderr
+    said = done.stderr.partition("Invalid value for 'NAME': ")[2].strip()
+    assert said.startswith("Not a host name: '' (expected letters, digits, '.', '_' or '-'")
+    app = BerthApp(offline_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host add", "enter")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, FormScreen)
+        await pilot.press("enter", *"local", "enter", "enter", "enter")
+        await pilot.pause()
+        assert app.screen is form and form_error(app) == f"Name: {said}"
+    assert offline_config.path.read_text() == before  # no host was added
+    # A config file's bad name is still named by its place in the file.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[hosts]]\nname = "-web"\nurl = "local"\n')
+    with pytest.raises(Invalid, match=r"line 2: hosts\[0\]\.name: expected letters, digits"):
+        load_config(bad)
