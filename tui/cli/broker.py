@@ -76,25 +76,42 @@ def _call(url: str, token: str | None, method: str, path: str) -> Any:
     return _with_client(url, token, lambda client: client.call(method, path, retry=False))
 
 
-def _bound_options(command: F) -> F:
-    """A flag and env var BERTH_BROKER_<NAME> for each bound among the broker's settings (see
-    backends.broker.bounds), its default and help declared once, with the setting."""
+Setting = tuple[str, str, Any, str]
+"""A setting of `berth broker serve`: (name, kind: size, duration or count, default, help)."""
+
+CONNECTION_SETTINGS: list[Setting] = [
+    ("header_timeout", "duration", 10.0, "Time a client has to send a request's headers."),
+    ("body_timeout", "duration", 30.0, "Longest pause within a request's body."),
+    ("idle_timeout", "duration", 30.0, "Time an idle keep-alive connection is kept open."),
+    ("max_upload", "size", 64 * 1024 * 1024, "Largest module accepted."),
+    ("queue_limit", "count", 100_000, "Most tasks waiting or running at once (more: HTTP 429)."),
+]
+"""The serve flags for connections and the queue (the task bounds come from `bound_settings()`)."""
+
+
+def _setting_options(settings: list[Setting]) -> Callable[[F], F]:
+    """A flag and env var BERTH_BROKER_<NAME> for each setting (the bounds among the broker's
+    settings are declared with them, in backends.broker.bounds), with its default and help."""
     types: dict[str, click.ParamType[Any]] = {
         "size": Size(),
         "duration": Duration(),
         "count": Parsed(COUNT, "count"),
     }
-    for name, kind, default, help_text in reversed(bound_settings()):
-        command = click.option(
-            "--" + name.replace("_", "-"),
-            name,
-            envvar="BERTH_BROKER_" + name.upper(),
-            type=types[kind],
-            default=_written(kind, default),  # as one would write it: 256MiB, 7d
-            show_default=True,
-            help=help_text,
-        )(command)
-    return command
+
+    def add(command: F) -> F:
+        for name, kind, default, help_text in reversed(settings):
+            command = click.option(
+                "--" + name.replace("_", "-"),
+                name,
+                envvar="BERTH_BROKER_" + name.upper(),
+                type=types[kind],
+                default=_written(kind, default),  # as one would write it: 256MiB, 7d
+                show_default=True,
+                help=help_text,
+            )(command)
+        return command
+
+    return add
 
 
 def _written(kind: str, value: Any) -> Any:
@@ -152,47 +169,8 @@ def broker() -> None:
     is_flag=True,
     help="Listen beyond loopback without tokens: everyone who reaches the broker is an admin.",
 )
-@click.option(
-    "--header-timeout",
-    envvar="BERTH_BROKER_HEADER_TIMEOUT",
-    type=Duration(),
-    default="10s",
-    show_default=True,
-    help="Time a client has to send a request's headers.",
-)
-@click.option(
-    "--body-timeout",
-    envvar="BERTH_BROKER_BODY_TIMEOUT",
-    type=Duration(),
-    default="30s",
-    show_default=True,
-    help="Longest pause within a request's body.",
-)
-@click.option(
-    "--idle-timeout",
-    envvar="BERTH_BROKER_IDLE_TIMEOUT",
-    type=Duration(),
-    default="30s",
-    show_default=True,
-    help="Time an idle keep-alive connection is kept open.",
-)
-@click.option(
-    "--max-upload",
-    envvar="BERTH_BROKER_MAX_UPLOAD",
-    type=Size(),
-    default="64MiB",
-    show_default=True,
-    help="Largest module accepted.",
-)
-@click.option(
-    "--queue-limit",
-    envvar="BERTH_BROKER_QUEUE_LIMIT",
-    type=click.IntRange(1),
-    default=100_000,
-    show_default=True,
-    help="Most tasks waiting or running at once (more: HTTP 429).",
-)
-@_bound_options
+@_setting_options(CONNECTION_SETTINGS)
+@_setting_options(bound_settings())
 @changes_state(on_host=False)
 def broker_serve(
     listen: str,
