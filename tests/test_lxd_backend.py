@@ -221,7 +221,7 @@ async def test_refusals_leave_nothing_half_made(
         (MemberSpec(taken, "x", "busybox"), Conflict, f"An instance named '{taken}' already exists"),
         (MemberSpec(fresh(), "x", "busybox", cpu=4096), Invalid, "asks for 4096 CPUs but local has"),
         (MemberSpec(fresh(), "x", "busybox", memory="64PiB"), Invalid, "asks for 64PiB of memory"),
-        (MemberSpec(fresh(), "x", "busybox", memory="lots"), Invalid, "Not a size: 'lots'"),
+        (MemberSpec(fresh(), "x", "busybox", memory="lots"), Invalid, "Not a memory limit: 'lots'"),
         (MemberSpec(fresh(), "x", "busybox", disk="64PiB"), Invalid, "asks for a 64PiB disk but pool"),
         (MemberSpec("9-bad_name", "x", "busybox"), Invalid, "not a valid instance name"),
         (MemberSpec(fresh(), "x", "busybox", profile="nope"), NotFound, "No profile 'nope'"),
