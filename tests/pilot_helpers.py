@@ -32,10 +32,13 @@ def log_lines(app: App[None]) -> list[str]:
 
 
 def footer_text(app: App[None]) -> str:
-    """The keys of the footer drawn on the terminal's last line (whichever screen's it is), as
-    they read: `l Logs s Stop …`."""
+    """The keys of the footer drawn on the terminal's last line, as they read (`l Logs s Stop …`):
+    the top screen's, or, where a dialog has none, the one of the screen it is drawn over."""
     from textual.widgets import Footer
 
-    widget, _ = app.screen.get_widget_at(1, app.size.height - 1)
-    footer = next(node for node in widget.ancestors_with_self if isinstance(node, Footer))
-    return " ".join(str(key.render()).strip() for key in footer.query("FooterKey"))
+    for screen in reversed(app.screen_stack):
+        widget, _ = screen.get_widget_at(1, app.size.height - 1)
+        footers = [node for node in widget.ancestors_with_self if isinstance(node, Footer)]
+        if footers:
+            return " ".join(str(key.render()).strip() for key in footers[0].query("FooterKey"))
+    raise AssertionError("no footer on the last line")

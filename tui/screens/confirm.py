@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Label, Static
 
 from tui.verbs import bindings
 
@@ -46,6 +46,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.verb} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")
+        yield Footer()
 
     def on_mount(self) -> None:
         """Start on Cancel, so a stray Enter destroys nothing."""

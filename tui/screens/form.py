@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, TextArea
+from textual.widgets import Button, Footer, Input, Label, TextArea
 
 from backends.errors import BerthError, Invalid
 from backends.units import Grammar, field_error
@@ -82,6 +82,7 @@ class FormScreen(ModalScreen[Any]):
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="submit")
                 yield Button("Cancel", id="cancel")
+        yield Footer()
 
     def inputs(self) -> list[Input | TextArea]:
         """The fields' widgets, in order."""

@@ -9,7 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Footer, Label
 
 from backends.config import Config, HostConfig
 from backends.errors import BerthError, Invalid
@@ -51,6 +51,7 @@ class DetailScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label(f"{self.TITLE_TEXT} · {self.instance}", classes="dialog-title")
             yield ResourceTable(self.COLUMNS, id="detail-table", groupable=False, empty_message="None yet.")
+        yield Footer()
 
     @property
     def table(self) -> ResourceTable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from tui.verbs import bindings
@@ -27,6 +27,7 @@ class PickerScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield OptionList(*(Option(label, id=choice_id) for choice_id, label in self.choices))
+        yield Footer()
 
     def on_mount(self) -> None:
         """Start on the current choice."""
