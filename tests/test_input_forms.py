@@ -5,6 +5,7 @@ checked in the task pool and in the test LXD."""
 
 import uuid
 from pathlib import Path
+from typing import TypeVar
 
 import pylxd
 import pytest
@@ -29,9 +30,10 @@ from tui.app import BerthApp
 from tui.panes.wasm import WasmPane
 from tui.screens.form import FormScreen
 from tui.screens.logs import LogScreen
-from tui.screens.member_details import ForwardsScreen, KeysScreen, SnapshotsScreen
+from tui.screens.member_details import DetailScreen, ForwardsScreen, KeysScreen, SnapshotsScreen
 
 SIZE = (160, 40)
+T = TypeVar("T", bound=DetailScreen)
 
 
 def wrapped_text(widget: Widget) -> str:
@@ -51,6 +53,27 @@ async def type_into(pilot: Pilot[None], app: BerthApp, field: str, text: str) ->
     widget.focus()
     await pilot.pause()
     await pilot.press(*text)
+
+
+def new_instance(lxd_client: pylxd.Client, names: list[str], prefix: str) -> str:
+    """The name of a new (stopped) busybox instance in the test LXD, put in `names` (the `made`
+    fixture's, which deletes them after the test)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    names.append(name)
+    lxd_client.instances.create({"name": name, "source": {"type": "image", "alias": "busybox"}}, wait=True)
+    return name
+
+
+async def open_details(pilot: Pilot[None], app: BerthApp, name: str, key: str, kind: type[T]) -> T:
+    """The detail screen `key` opens on instance `name`'s row of the Members pane, once read."""
+    await pilot.press("2")
+    table = pane(app).table
+    await wait(pilot, app, lambda: name in table.rows, what="the instance's row")
+    assert table.move_cursor_to(name)
+    await pilot.press(key)
+    await wait(pilot, app, lambda: isinstance(app.screen, kind) and app.screen.loads > 0)
+    assert isinstance(app.screen, kind)
+    return app.screen
 
 
 async def open_new_task_form(pilot: Pilot[None], app: BerthApp) -> FormScreen:
@@ -171,23 +194,15 @@ async def test_pasted_keys_with_a_comment_and_a_blank_line_add_only_the_keys(
     inventory: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    name = f"k-{uuid.uuid4().hex[:6]}"
-    made.append(name)
-    client.instances.create({"name": name, "source": {"type": "image", "alias": "busybox"}}, wait=True)
+    name = new_instance(client, made, "k")
     first, second = keygen(tmp_path / "alice", "alice@laptop"), keygen(tmp_path / "phone", "alice@phone")
     pasted = f"# alice's laptop\n{first} alice@laptop\n\n# her phone\n{second} alice@phone\n"
     bad = tmp_path / "bad.pub"
     bad.write_text(f"# a comment\n{first} fine\nssh-ed25519 not-a-key me\n")
     app = members_app(lxd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = pane(app).table
-        await wait(pilot, app, lambda: name in table.rows, what="the instance's row")
-        assert table.move_cursor_to(name)
-        await pilot.press("k")
-        await wait(pilot, app, lambda: isinstance(app.screen, KeysScreen) and app.screen.loads > 0)
-        keys = app.screen
-        assert isinstance(keys, KeysScreen) and not keys.table.rows
+        keys = await open_details(pilot, app, name, "k", KeysScreen)
+        assert not keys.table.rows
 
         # As a terminal pastes: one Paste event, newlines and all, into the focused field.
         await pilot.press("a")
@@ -281,21 +296,14 @@ async def test_a_bad_listen_address_and_a_maybe_are_refused_by_the_member_forms(
     inventory: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    name = f"f-{uuid.uuid4().hex[:6]}"
-    made.append(name)
-    client.instances.create({"name": name, "source": {"type": "image", "alias": "busybox"}}, wait=True)
+    name = new_instance(client, made, "f")
     done = berth(inventory, "member", "forward", name, "8080", "22", "--listen", "999.1.1.1")
     assert done.returncode == 2, done.stderr
     said = done.stderr.partition("Invalid value for '--listen': ")[2].strip()
     assert said == "Not an IP address: '999.1.1.1'. Write it like 0.0.0.0, 127.0.0.1 or ::1."
     app = members_app(lxd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = pane(app).table
-        await wait(pilot, app, lambda: name in table.rows, what="the instance's row")
-        assert table.move_cursor_to(name)
-        await pilot.press("f")
-        await wait(pilot, app, lambda: isinstance(app.screen, ForwardsScreen) and app.screen.loads > 0)
+        await open_details(pilot, app, name, "f", ForwardsScreen)
         await pilot.press("a")
         await pilot.pause()
         form = app.screen
