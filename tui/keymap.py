@@ -160,7 +160,11 @@ def app_kept_keys(sections: Sequence[Section]) -> dict[str, tuple[str, str]]:
 
 def check_keymap(keymap: Mapping[str, str], sections: Sequence[Section]) -> tuple[dict[str, str], list[str]]:
     """The entries of `keymap` that can be applied, and a sentence for each one that cannot."""
-    where = {b.id: section for section in sections for b in section.bindings if b.id}
+    where: dict[str, list[Section]] = {}  # a verb a view binds too (`v`) is in both sections
+    for section in sections:
+        for binding in section.bindings:
+            if binding.id:
+                where.setdefault(binding.id, []).append(section)
     defaults = {b.id: b.key for section in sections for b in section.bindings if b.id}
     kept = app_kept_keys(sections)
     problems: list[str] = []
@@ -181,7 +185,7 @@ def check_keymap(keymap: Mapping[str, str], sections: Sequence[Section]) -> tupl
                 "a key used to move around."
             )
         elif taken := [
-            k for k in _keys(keys) if k in kept and kept[k][0] != where[binding_id].action_of(binding_id)
+            k for k in _keys(keys) if k in kept and kept[k][0] != where[binding_id][0].action_of(binding_id)
         ]:
             problems.append(
                 f"keymap: {binding_id!r} would share {taken[0]!r} with {kept[taken[0]][1]}, which the app "
@@ -191,9 +195,10 @@ def check_keymap(keymap: Mapping[str, str], sections: Sequence[Section]) -> tupl
             usable[binding_id] = keys
     effective = {**defaults, **usable}
     for binding_id in list(usable):
-        section = where[binding_id]
         for other, other_keys in effective.items():
-            if other == binding_id or not section.shares_keys_with(where[other]):
+            if other == binding_id or not any(
+                mine.shares_keys_with(theirs) for mine in where[binding_id] for theirs in where[other]
+            ):
                 continue
             shared = set(_keys(usable[binding_id])) & set(_keys(other_keys))
             if shared:

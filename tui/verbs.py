@@ -64,8 +64,15 @@ class Verb:
     """Taken as the key arrives, before focus moves (a prompt must open before the next keys)."""
     view: str | None = None
     """The owner's view the verb works on (the Containers pane's); None: every view."""
+    also: tuple[tuple[str, str], ...] = ()
+    """Other owners that bind the verb too, each with its label there: (owner, label). The images
+    view's `v` goes back to the containers, so it says so (the pane's `v` says Images)."""
     owner: str = ""
     """Where it lives: the name the owning class passes to `bindings()`; set by `_owned`."""
+
+    def label_in(self, owner: str) -> str:
+        """The footer's label of the verb where `owner` binds it."""
+        return dict(self.also).get(owner, self.label)
 
     @property
     def action_name(self) -> str:
@@ -135,7 +142,8 @@ VERBS: tuple[Verb, ...] = (
         Verb("containers.down", "D", "compose('down')", "Project down", ROW, HOST, show=False,
              destroys=True, view=CONTAINERS_VIEW,
              help="Take the compose project under the cursor down (its containers are removed)."),
-        Verb("containers.view", "v", "switch_view", "Images",
+        Verb("containers.view", "v", "switch_view", "Images", view=CONTAINERS_VIEW,
+             also=(("images", "Containers"),),
              help="Switch between the containers and the images."),
     ),
     # The Containers pane's images view (tui/panes/images_view.py): ids as when the pane held them.
@@ -380,21 +388,26 @@ def owned_by(owner: str) -> tuple[Verb, ...]:
     return tuple(verb for verb in REGISTRY.verbs if verb.owner == owner)
 
 
+def bound_by(owner: str) -> tuple[Verb, ...]:
+    """The verbs the class that is `owner` binds: those it owns and those it binds `also`."""
+    return tuple(verb for verb in REGISTRY.verbs if verb.owner == owner or owner in dict(verb.also))
+
+
 def bindings(owner: str) -> list[BindingType]:
-    """The `BINDINGS` of the class that is `owner`: one Binding per verb it owns."""
+    """The `BINDINGS` of the class that is `owner`: one Binding per verb it binds."""
     from textual.binding import Binding  # here: the module itself must not load Textual
 
     return [
         Binding(
             verb.keys,
             verb.action,
-            verb.label,
+            verb.label_in(owner),
             show=verb.show,
             priority=verb.priority,
             tooltip=verb.help,
             id=verb.id,
         )
-        for verb in owned_by(owner)
+        for verb in bound_by(owner)
     ]
 
 
