@@ -179,8 +179,8 @@ async def test_audit_screen_lists_newest_first_and_filters(offline_config: Confi
     app = BerthApp(offline_config)
     toasts(app)
     async with app.run_test(size=SIZE) as pilot:
-        app.run_command(":theme berth-amber")  # saved, so audited
-        await until(pilot, lambda: offline_config.path.exists())
+        app.run_command(":theme berth-amber")  # saved, so audited (once the file is written)
+        await until(pilot, lambda: any(r.get("action") == "theme.switch" for r in read_audit(10)))
         audit("web-1", "container.stop", ["abc123"], "failed: no such container", force=False)
         await pilot.press("colon", *"audit", "enter")
         await until(pilot, lambda: isinstance(app.screen, AuditScreen))
