@@ -6,6 +6,7 @@ A broken file is reported by name (and line where known) and skipped; the others
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ class ThemeSet:
     errors: list[str] = field(default_factory=list)
 
 
+_THEME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}", re.ASCII)
+
+
 def _colour(path: Path, key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise Invalid(f"theme {path.name}: {key}: expected a colour string, got {type(value).__name__}.")
@@ -59,6 +63,12 @@ def theme_from_toml(path: Path) -> Theme:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise Invalid(f"theme {path.name}: name: a non-empty string is required.")
+    if not _THEME_NAME.fullmatch(name.strip()):
+        # The name is typed after `:theme` and listed in pickers and the palette: a plain word.
+        raise Invalid(
+            f"theme {path.name}: name: expected letters, digits, '-', '_' or '.' "
+            f"(at most 40, starting with a letter or digit), got {name!r}."
+        )
     if "primary" not in data:
         raise Invalid(f"theme {path.name}: primary: a colour is required.")
     kwargs: dict[str, Any] = {key: _colour(path, key, data[key]) for key in _COLOUR_KEYS if key in data}

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
+from rich.text import Text
+
 from backends.config import Config, HostConfig
 from backends.hosts import Sessions
 from tui.acting import writable
@@ -144,7 +146,7 @@ class EnginePane(TablePane, Generic[B, U]):
             return
         self.set_class(bool(feed.error), "-offline")
         self.table.empty_message = feed.offline or self.empty_text(feed.host.name)
-        self.border_subtitle = feed.error
+        self.border_subtitle = Text(feed.error) if feed.error else None  # an engine's words, not markup
         self.redraw()
 
     def refresh_now(self) -> None:

@@ -63,7 +63,7 @@ class AuditScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """Title, table, footer."""
-        yield Label(f"audit log · {audit_file()}", classes="log-title")
+        yield Label(f"audit log · {audit_file()}", classes="log-title", markup=False)
         yield ResourceTable(
             AUDIT_COLUMNS,
             id="audit-table",

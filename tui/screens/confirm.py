@@ -39,8 +39,8 @@ class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
         more = len(self.targets) - len(shown)
         names = "\n".join(f"  • {name}" for name in shown) + (f"\n  … and {more} more" if more else "")
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
-            yield Static(names, classes="targets")
+            yield Label(self.question, classes="dialog-title", markup=False)
+            yield Static(names, classes="targets", markup=False)
             if self.option:
                 yield Checkbox(self.option, id="option")
             with Horizontal(classes="buttons"):

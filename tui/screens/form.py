@@ -69,9 +69,9 @@ class FormScreen(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         """One labelled input per field, the error line and the buttons."""
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             for field in self.fields:
-                yield Label(field.label)
+                yield Label(field.label, markup=False)
                 if field.lines > 1:
                     area = TextArea(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
                     area.styles.height = field.lines

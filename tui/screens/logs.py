@@ -41,7 +41,7 @@ class LogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """Title, log, footer."""
-        yield Label(self.title_text, classes="log-title")
+        yield Label(self.title_text, classes="log-title", markup=False)
         yield self.view
         yield Footer()
 

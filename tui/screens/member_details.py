@@ -49,7 +49,7 @@ class DetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """The title, the table and a line of keys."""
         with Vertical(classes="dialog wide"):
-            yield Label(f"{self.TITLE_TEXT} · {self.instance}", classes="dialog-title")
+            yield Label(f"{self.TITLE_TEXT} · {self.instance}", classes="dialog-title", markup=False)
             yield ResourceTable(self.COLUMNS, id="detail-table", groupable=False, empty_message="None yet.")
         yield Footer()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Label, OptionList
 from textual.widgets.option_list import Option
@@ -25,8 +26,8 @@ class PickerScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """A title and the list of choices, the current one highlighted."""
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*(Option(label, id=choice_id) for choice_id, label in self.choices))
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield OptionList(*(Option(Content(label), id=choice_id) for choice_id, label in self.choices))
         yield Footer()
 
     def on_mount(self) -> None:

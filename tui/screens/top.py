@@ -29,7 +29,7 @@ class TopScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """Title, table, footer."""
-        yield Label(self.title_text, classes="log-title")
+        yield Label(self.title_text, classes="log-title", markup=False)
         yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Footer()
 
