@@ -71,7 +71,7 @@ class EngineHttp:
         )
 
     async def _raise_for(self, resp: Response, doing: str) -> None:
-        if resp.status < 400:
+        if resp.status < 300 or resp.status == 304:  # 304: already so (starting a running container)
             return
         text = await resp.text()
         try:
@@ -90,6 +90,8 @@ class EngineHttp:
             kind, hint = Denied, "The engine refused; check your permissions on that host."
         elif resp.status == 400:
             kind, hint = Invalid, "Check the value you gave."
+        elif resp.status < 400:  # the Engine API never redirects a request berth means to send
+            kind, hint = BerthError, "berth asked for a path the engine does not serve; please report it."
         else:
             kind, hint = BerthError, "The engine reported an internal error; see its log."
         raise kind(message, hint, cli_hint)

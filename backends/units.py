@@ -52,7 +52,8 @@ class Grammar(Generic[T]):
 
     def refuse(self, text: str, why: str = "") -> Invalid:
         """The error for `text`: it is not one of these (and `why`, when there is more to say)."""
-        return Invalid(f"Not a {self.kind}: {quoted(text)}{f' ({why})' if why else ''}.", self.hint)
+        article = "an" if self.kind[:1] in "aeiou" else "a"
+        return Invalid(f"Not {article} {self.kind}: {quoted(text)}{f' ({why})' if why else ''}.", self.hint)
 
     def as_text(self) -> Grammar[str]:
         """This kind read as the text written, once it parses (for values kept as typed)."""

@@ -138,6 +138,25 @@ async def test_a_bad_duration_is_refused_by_the_form_and_the_command_alike(
     assert said["0s"].startswith("Not a time limit: '0s' (it must be longer than 0 s).")
 
 
+async def test_a_bad_image_reference_is_refused_by_the_form_and_berth_wasm_run_alike(tmp_path: Path) -> None:
+    """`a//b` closed the form and did nothing at all (Docker redirected the request); `x:y:z` came
+    back as the engine's "invalid reference format" after the form had closed."""
+    said = {}
+    for bad in ("a//b", "x:y:z", "NC2/Upper"):
+        done = berth(tmp_path / "config.toml", "wasm", "run", bad)
+        assert done.returncode == 2, done.stderr
+        said[bad] = done.stderr.removeprefix("berth: ").strip()
+    app = wasm_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_new_task_form(pilot, app)
+        for bad, sentence in said.items():
+            await fill_form(pilot, app, image=bad)
+            assert isinstance(app.screen, FormScreen), f"{bad!r} was taken"
+            assert form_error(app) == f"…or a wasi/wasm image on this host: {sentence}"
+        assert not app.query_one(WasmPane).records  # nothing ran
+    assert said["a//b"].startswith("Not an image reference: 'a//b'. Write it like busybox"), said
+
+
 async def test_too_many_copies_are_refused_by_the_form_and_berth_submit_alike(
     wasm_programs: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from backends.parse_addresses import (
     parse_host_url,
     parse_listen,
 )
+from backends.parse_images import IMAGE_REF
 from backends.parse_keys import KEYS, is_pasted, key_lines, read_key_file, read_keys
 from backends.parse_pairs import ENV, ENV_PAIR, FOLDER, FOLDERS, parse_env, parse_folders
 from backends.units import (
@@ -352,3 +353,11 @@ def test_host_names() -> None:
     assert refusal(HOST_NAME, "x" * 64).startswith(f"Not a host name: '{'x' * 37}...' ({rule}).")
     reserved = "'all' is reserved (`--host all`, `:host add`)"
     assert refusal(HOST_NAME, "all") == f"Not a host name: {reserved}. {hint}"
+
+
+def test_image_references_as_docker_reads_them() -> None:
+    digest = "sha256:" + "ab" * 32
+    for ref in ("busybox", "nc2/hello-wasm:1", "localhost:5000/a/b_c__d-e:v1.2", f"ghcr.io/me/x@{digest}"):
+        assert IMAGE_REF.parse(f" {ref} ") == ref
+    for bad in ("a//b", "http://127.0.0.1/y", "[red]x[/red]", "x:y:z", "NC2/Upper", "a/", "-a", "a" * 600):
+        assert refusal(IMAGE_REF, bad).startswith("Not an image reference: "), bad

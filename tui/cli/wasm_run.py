@@ -167,7 +167,9 @@ def wasm_run(
     cleanup = None
     asked = spec  # what the history keeps: the image by name, not the module taken from it
     if is_image(module):
-        asked = replace(spec, module=b"", image=module, host=obj.host, name="")
+        from backends.parse_images import parse_image_ref
+
+        asked = replace(spec, module=b"", image=parse_image_ref(module), host=obj.host, name="")
         spec, cleanup = image_task(obj, asked)
     created = time.time()
     tail = None if obj.json else _Tail(OUTPUT_KEEP)

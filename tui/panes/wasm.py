@@ -17,6 +17,7 @@ from backends.broker.protocol import Limits as WireLimits
 from backends.broker.tasks import TaskRequest, as_record
 from backends.config import HostConfig
 from backends.errors import BerthError, Invalid
+from backends.parse_images import IMAGE_REF, parse_image_ref
 from backends.parse_pairs import ENV, FOLDERS, parse_env, parse_folders
 from backends.streams import LogLine
 from backends.units import (
@@ -52,7 +53,7 @@ TICK_SECONDS = 1.0
 
 NEW_TASK_FIELDS = (
     Field("module", "Module: a .wasm file or a stored sha256:…", "./hello.wasm"),
-    Field("image", "…or a wasi/wasm image on this host (instead of a module)", "ghcr.io/me/tool:1"),
+    Field("image", "…or a wasi/wasm image on this host (instead of a module)", grammar=IMAGE_REF),
     Field("args", "Arguments (shell words)", "--verbose input.txt"),
     Field("env", "Environment (K=V, space-separated)", grammar=ENV),
     Field("fuel", "Fuel (empty: no limit)", grammar=COUNT),
@@ -71,7 +72,8 @@ def _preopens(text: str, writable: bool) -> tuple[Preopen, ...]:
 
 def task_spec(values: dict[str, str], host: HostConfig) -> TaskSpec:
     """The new-task form's values as a spec; each malformed value is named."""
-    module, image = values["module"], values["image"]
+    module = values["module"]
+    image = parse_image_ref(values["image"]) if values["image"].strip() else ""
     if bool(module) == bool(image):
         raise Invalid("Give a module or an image (one of the two).")
     if module and not module.startswith("sha256:") and not Path(module).expanduser().is_file():
