@@ -4,7 +4,7 @@
 Each kind is a `Grammar`: the parser and the examples a form shows as its hint, so a hint can't
 promise a notation the parser refuses. The other kinds, each with its grammar: SSH keys in
 parse_keys.py, host URLs, listen addresses and ports in parse_addresses.py, env pairs and
-folders in parse_pairs.py.
+folders in parse_pairs.py, image references in parse_images.py.
 """
 
 from __future__ import annotations
