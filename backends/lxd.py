@@ -58,7 +58,6 @@ __all__ = [
     "MemberInstance",
     "MemberSpec",
     "SnapshotInfo",
-    "check_key",
 ]
 
 ACTIONS = ("start", "stop", "restart", "freeze", "unfreeze")

@@ -17,7 +17,7 @@ from test_app import toasts
 from test_cli_members import inventory  # noqa: F401  (fixture)
 from test_containers_pane import until
 from test_members_pane import client, made, members_app, pane, wait  # noqa: F401  (fixtures)
-from test_wasm_pane import wasm_app
+from test_wasm_pane import show_wasm_pane, wasm_app
 from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -77,9 +77,7 @@ async def open_details(pilot: Pilot[None], app: BerthApp, name: str, key: str, k
 
 
 async def open_new_task_form(pilot: Pilot[None], app: BerthApp) -> FormScreen:
-    await pilot.press("3")
-    wasm = app.query_one(WasmPane)
-    await until(pilot, lambda: wasm.pool is not None, timeout=30, what=wasm.table.empty_message)
+    await show_wasm_pane(pilot, app)
     await pilot.press("n")
     await pilot.pause()
     assert isinstance(app.screen, FormScreen)

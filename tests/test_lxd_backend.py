@@ -15,8 +15,9 @@ from engines.sshd import keygen
 
 from backends.audit import read_audit
 from backends.errors import Conflict, Invalid, NotFound, Unreachable
-from backends.lxd import LxdBackend, check_key
+from backends.lxd import LxdBackend
 from backends.lxd_models import Forward, MemberSpec, lxd_time, port_set, proxy_address
+from backends.parse_keys import check_key
 from backends.units import parse_size
 
 pytestmark = pytest.mark.engines

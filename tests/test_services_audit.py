@@ -12,13 +12,13 @@ from pilot_helpers import fill_form
 from test_app import toasts
 from test_containers_pane import until
 from test_providers_pane import SIZE, named, providers_app, state_of
+from test_wasm_pane import show_wasm_pane
 from textual.pilot import Pilot
 
 from backends.audit import read_audit
 from tui.app import BerthApp
 from tui.panes.provider_rows import PAIRED
 from tui.panes.providers import ProvidersPane
-from tui.panes.wasm import WasmPane
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.logs import LogScreen
 
@@ -60,9 +60,7 @@ async def test_wasm_and_broker_verbs_by_key_each_leave_one_record_from_their_ser
 ) -> None:
     app = providers_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        wasm = app.query_one(WasmPane)
-        await until(pilot, lambda: wasm.pool is not None, timeout=30, what=wasm.table.empty_message)
+        wasm = await show_wasm_pane(pilot, app)
         records = wasm.records
 
         # The local pool: n runs hello, R runs it again, n runs a loop that c cancels, d drops.

@@ -16,13 +16,13 @@ from engines.dockerd import DockerEngine
 from pilot_helpers import fill_form, log_lines
 from test_app import toasts
 from test_containers_pane import make_app, select, until
+from test_wasm_pane import show_wasm_pane
 from textual.pilot import Pilot
 from tmux_helpers import Tmux, berth_env, installed_berth
 
 from backends.config import BrokerConfig, Config, HostConfig, save_config
 from tui.app import BerthApp
 from tui.panes.providers import ProvidersPane
-from tui.panes.wasm import WasmPane
 from tui.screens.audit import AuditScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen, command_rows
@@ -201,9 +201,7 @@ async def test_screen_bindings_can_be_remapped_and_are_listed_in_help(
         await pilot.pause()
 
         # A confirmation answers to Y, not y: a task is dropped from the pool's history.
-        await pilot.press("3")
-        pane = app.query_one(WasmPane)
-        await until(pilot, lambda: pane.pool is not None, timeout=30, what="the task pool")
+        pane = await show_wasm_pane(pilot, app)
         await pilot.press("n")
         await pilot.pause()
         await fill_form(pilot, app, module=str(module))
@@ -272,9 +270,7 @@ async def test_wasm_and_jobs_tables_are_newest_first_under_a_down_arrow(
     module = trivial_module(tmp_path)
     app = BerthApp(offline_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        pane = app.query_one(WasmPane)
-        await until(pilot, lambda: pane.pool is not None, timeout=30, what="the task pool")
+        pane = await show_wasm_pane(pilot, app)
         for _ in range(3):
             await pilot.press("n")
             await pilot.pause()
@@ -334,9 +330,7 @@ async def test_drop_drain_and_disconnect_ask_by_name(offline_config: Config, tmp
     module = trivial_module(tmp_path)
     app = BerthApp(offline_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        wasm = app.query_one(WasmPane)
-        await until(pilot, lambda: wasm.pool is not None, timeout=30, what="the task pool")
+        wasm = await show_wasm_pane(pilot, app)
         await pilot.press("n")
         await pilot.pause()
         await fill_form(pilot, app, module=str(module))

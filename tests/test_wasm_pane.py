@@ -5,6 +5,7 @@ from pathlib import Path
 from pilot_helpers import fill_form, log_lines
 from test_app import toasts
 from test_containers_pane import until
+from textual.pilot import Pilot
 
 from backends.config import Config, HostConfig
 from tui.app import BerthApp
@@ -30,8 +31,7 @@ async def test_run_a_task_see_its_output_live_then_rerun_cancel_and_drop(
 ) -> None:
     app = wasm_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        await until(pilot, lambda: pane(app).pool is not None, timeout=30, what=pane(app).table.empty_message)
+        await show_wasm_pane(pilot, app)
 
         # n: a module that does not exist is refused in the form; the slow printer runs.
         await pilot.press("n")
@@ -149,3 +149,11 @@ async def test_a_cancelled_broker_batch_reads_cancelled_and_its_ages_tick(
         await pilot.pause(0.5)
         assert not any("already finished" in t for t in toasts(app)), toasts(app)
         assert str(table.rows[first].cells["state"]) == "cancelled"
+
+
+async def show_wasm_pane(pilot: Pilot[None], app: BerthApp) -> WasmPane:
+    """Press 3 and wait until the Wasm pane's task pool has started; the pane."""
+    await pilot.press("3")
+    wasm = app.query_one(WasmPane)
+    await until(pilot, lambda: wasm.pool is not None, timeout=30, what=wasm.table.empty_message)
+    return wasm
