@@ -16,8 +16,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from backends.audit import audited
-from backends.docker_logs import LogRequest, follow_logs, since_param, timestamp_key
+from backends.docker_calls import EngineCalls
+from backends.docker_copy import CopyCalls
+from backends.docker_disk import DiskCalls
+from backends.docker_logs import LogRequest, epoch_seconds, follow_logs, since_param
 from backends.docker_models import ContainerChange, ContainerInfo, ImageInfo, StatsPoint
+from backends.docker_networks import NetworkCalls
+from backends.docker_pull import PullCalls
+from backends.docker_run import RunCalls
+from backends.docker_update import UpdateCalls
+from backends.docker_volumes import VolumeCalls
 from backends.engine_http import EngineHttp, json_filter
 from backends.errors import BerthError, Conflict, Invalid, NotFound, Unreachable
 from backends.hosts import HostSession
@@ -42,8 +50,14 @@ def short(ref: str) -> str:
     return bare[:12] if len(bare) == 64 and all(ch in "0123456789abcdef" for ch in bare) else ref
 
 
-class DockerBackend:
-    """The Docker engine behind one unix socket, named after its host in every message."""
+class DockerBackend(
+    VolumeCalls, NetworkCalls, DiskCalls, PullCalls, UpdateCalls, RunCalls, CopyCalls, EngineCalls
+):
+    """The Docker engine behind one unix socket, named after its host in every message.
+
+    Containers, images, logs, stats and events are here; each other kind of call has its own
+    module and class (the bases), all written against `EngineCalls`.
+    """
 
     def __init__(self, host_name: str, socket_path: str) -> None:
         self.host_name = host_name
@@ -192,8 +206,8 @@ class DockerBackend:
                     return container
             return dataclasses.replace(
                 container,
-                started_at=_epoch(state.get("StartedAt")),
-                finished_at=_epoch(state.get("FinishedAt")),
+                started_at=epoch_seconds(state.get("StartedAt")),
+                finished_at=epoch_seconds(state.get("FinishedAt")),
             )
 
         return tuple(await asyncio.gather(*(one(c) for c in containers)))
@@ -379,17 +393,6 @@ class DockerBackend:
                 )
         target_id = await target.image_id(source_id)
         return target_id
-
-
-def _epoch(stamp: object) -> float:
-    """Seconds since the epoch of an inspect time (RFC 3339); 0 for Docker's "never" (year 1)."""
-    if not isinstance(stamp, str) or not stamp or stamp.startswith("0001-"):
-        return 0.0
-    try:
-        seconds, nanos = timestamp_key(stamp)
-    except ValueError:
-        return 0.0
-    return seconds + nanos / 1e9
 
 
 async def _alongside(stream: AsyncIterator[T], side: Awaitable[S]) -> AsyncIterator[T | S]:

@@ -41,6 +41,18 @@ def timestamp_key(stamp: str) -> tuple[int, int]:
     return seconds, int((rest[:digits] + "000000000")[:9])
 
 
+def epoch_seconds(stamp: object) -> float:
+    """Seconds since the epoch of an Engine API time (RFC 3339); 0 when absent, unreadable or
+    Docker's "never" (year 1)."""
+    if not isinstance(stamp, str) or not stamp or stamp.startswith("0001-"):
+        return 0.0
+    try:
+        seconds, nanos = timestamp_key(stamp)
+    except ValueError:
+        return 0.0
+    return seconds + nanos / 1e9
+
+
 def since_value(stamp: str) -> str:
     """The Engine API's `since` for an RFC 3339 stamp: `SECONDS.NANOSECONDS`."""
     seconds, nanos = timestamp_key(stamp)

@@ -447,6 +447,8 @@ class BerthApp(App[None]):
             self.action_pick_theme()
         elif command.verb.startswith("pane."):
             self.main_screen.action_show_pane(command.verb.removeprefix("pane."))
+        elif command.verb.startswith("view."):
+            self.main_screen.show_containers_view(command.verb.removeprefix("view."))
 
     def _guard(self, func: Callable[..., object], *args: object) -> None:
         """Call `func(*args)`, turning errors into a notification instead of a crash."""

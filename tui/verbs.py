@@ -33,8 +33,8 @@ WHOLE: Final = "whole"
 Level = Literal["row", "whole"]
 
 CONTAINERS_VIEW = "containers"
-"""The Containers pane's view of containers (`v` switches to the images): a verb of the pane may
-work on it only."""
+"""The Containers pane's view of containers (`v` goes on to the images, volumes, networks): a verb
+of the pane may work on it only."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Verb:
     """The owner's view the verb works on (the Containers pane's); None: every view."""
     also: tuple[tuple[str, str], ...] = ()
     """Other owners that bind the verb too, each with its label there: (owner, label). The images
-    view's `v` goes back to the containers, so it says so (the pane's `v` says Images)."""
+    view's `v` goes on to the volumes, so it says so (the pane's `v` says Images)."""
     owner: str = ""
     """Where it lives: the name the owning class passes to `bindings()`; set by `_owned`."""
 
@@ -143,8 +143,8 @@ VERBS: tuple[Verb, ...] = (
              destroys=True, view=CONTAINERS_VIEW,
              help="Take the compose project under the cursor down (its containers are removed)."),
         Verb("containers.view", "v", "switch_view", "Images", view=CONTAINERS_VIEW,
-             also=(("images", "Containers"),),
-             help="Switch between the containers and the images."),
+             also=(("images", "Volumes"), ("volumes", "Networks"), ("networks", "Containers")),
+             help="Show the next view: containers, images, volumes, networks."),
     ),
     # The Containers pane's images view (tui/panes/images_view.py): ids as when the pane held them.
     *_owned(

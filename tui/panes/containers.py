@@ -1,12 +1,13 @@
-"""The Containers pane: Docker containers of one host, or of every host at once, and (`v`)
-their images.
+"""The Containers pane: Docker containers of one host, or of every host at once, and (`v`, or
+`:images`, `:volumes`, `:networks`) their images, volumes and networks.
 
 A thin view over the hosts' Docker feeds (tui/models/docker_feed.py, through `EnginePane`): the
 containers they report are kept by tui/models/container_list.py with what is under way on each;
 the pane draws them, asks the stats schedule (tui/models/stats_schedule.py) to sample the running
-ones on screen, and holds the container and compose verbs. The images are their own view
-(tui/panes/images_view.py). Rows are keyed by container id on one host and by `host/id` in the
-all-hosts view, where a host column says where each row lives and actions go to the row's own host.
+ones on screen, and holds the container and compose verbs. Images, volumes and networks are each
+their own view (tui/panes/images_view.py, volumes_view.py, networks_view.py). Rows are keyed by
+container id on one host and by `host/id` in the all-hosts view, where a host column says where
+each row lives and actions go to the row's own host.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -45,6 +47,9 @@ from tui.panes.container_rows import (
 from tui.panes.container_strip import ContainerStrip
 from tui.panes.engine_pane import LIVE, EnginePane
 from tui.panes.images_view import ImagesView
+from tui.panes.networks_view import NetworksView
+from tui.panes.resource_view import ResourceView
+from tui.panes.volumes_view import VolumesView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import action_views, bindings
 from tui.widgets.resource_table import ResourceTable
@@ -56,16 +61,19 @@ PENDING_GRACE = 2.0
 """Seconds a row keeps saying "stopping…" after the engine answered, for its event to arrive (an
 action with nothing to do, such as stopping a stopped container, brings none)."""
 ACTION_VIEWS = action_views("containers")
-"""Action name -> the one view (containers or images) its keys make sense on (tui.verbs says)."""
+"""Action name -> the one view (the containers) its keys make sense on (tui.verbs says)."""
+VIEWS = ("containers", "images", "volumes", "networks")
+"""The pane's views in the order `v` goes through them."""
 
 
 class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
-    """Containers (default) or images of the hosts on show; actions apply to the marked rows."""
+    """Containers (default), images, volumes or networks of the hosts on show; actions apply to
+    the marked rows."""
 
     TABLE_ID = "containers-table"
     DEFAULT_CSS = """
     ContainersPane > ContentSwitcher { height: 1fr; }
-    ContainersPane.-images > ContainerStrip { display: none; }
+    ContainersPane.-resources > ContainerStrip { display: none; }
     """
 
     BINDINGS = bindings("containers")
@@ -87,6 +95,12 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         self.schedule = StatsSchedule()
         self.view = "containers"
         self.images_view = ImagesView(self, id="images-view")
+        self.resource_views: dict[str, ResourceView[DockerBackend, Any]] = {
+            "images": self.images_view,
+            "volumes": VolumesView(self, id="volumes-view"),
+            "networks": NetworksView(self, id="networks-view"),
+        }
+        """The views other than the containers, by name."""
 
     @property
     def containers(self) -> dict[str, ContainerInfo]:
@@ -109,7 +123,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         return self.images_view.table
 
     def compose(self) -> ComposeResult:
-        """The containers table and the images view (one on show), and the strip."""
+        """The containers table and the other views (one on show), and the strip."""
         with ContentSwitcher(initial=self.TABLE_ID):
             # By name (not by the HOST column in front in the all-hosts view, under which a
             # host's own rows had no order while the arrow said they did).
@@ -121,7 +135,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
                 no_group_label="(no project)",
                 empty_message=CONNECTING,
             )
-            yield self.images_view
+            yield from self.resource_views.values()
         yield ContainerStrip(id="container-strip", classes="-empty")
 
     def on_mount(self) -> None:
@@ -132,7 +146,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
 
     def focus(self, scroll_visible: bool = True) -> ContainersPane:
         """Focus goes to the view on show."""
-        (self.table if self.view == "containers" else self.images_view).focus(scroll_visible)
+        (self.table if self.view == "containers" else self.resource_views[self.view]).focus(scroll_visible)
         return self
 
     # Live data ---------------------------------------------------------------------------------
@@ -476,15 +490,15 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
             return None
         return self.feeds[self.listing.where[key]], self.containers[key]
 
-    # The images view -----------------------------------------------------------------------------
+    # The other views -----------------------------------------------------------------------------
 
-    def action_switch_view(self) -> None:
-        """Containers <-> images."""
-        self.view = "images" if self.view == "containers" else "containers"
-        shown_id = self.TABLE_ID if self.view == "containers" else self.images_view.id
-        self.query_one(ContentSwitcher).current = shown_id
-        self.set_class(self.view == "images", "-images")  # the strip is about containers
+    def action_switch_view(self, to: str = "") -> None:
+        """Show view `to` (one of `VIEWS`); none named: the next one, wrapping around."""
+        self.view = to or VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        shown_view = self.resource_views.get(self.view)
+        self.query_one(ContentSwitcher).current = self.TABLE_ID if shown_view is None else shown_view.id
+        self.set_class(shown_view is not None, "-resources")  # the strip is about containers
         self.refresh_bindings()
         self.focus()
-        if self.view == "images":
-            self.images_view.reload()
+        if shown_view is not None:
+            shown_view.reload()

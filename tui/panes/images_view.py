@@ -38,13 +38,6 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
 
     # Verbs ---------------------------------------------------------------------------------------
 
-    def action_switch_view(self) -> None:
-        """Back to the containers: `v` here is the pane's key, labelled for where it goes."""
-        from tui.panes.containers import ContainersPane  # here: that module imports this one
-
-        if isinstance(self.pane, ContainersPane):
-            self.pane.action_switch_view()
-
     def action_move(self) -> None:
         """Stream the selected image(s) to another host of the inventory, each by its repo:tags
         (all of them, so it arrives tagged as it is here; an untagged one by its id)."""

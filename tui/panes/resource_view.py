@@ -1,4 +1,4 @@
-"""A view of one kind of resource (images; volumes and networks to come) on the hosts of an
+"""A view of one kind of resource (images, volumes, networks) on the hosts of an
 engine pane: read from every reachable host when shown, rows keyed as the pane keys them.
 
 A subclass names its columns and its noun, says how to read the resources from a backend and how
@@ -75,6 +75,12 @@ class ResourceView(TablePane, Generic[B, T]):
             self.table.update_rows({key: self.row(item, self.host_of(key)) for key, item in items.items()})
 
         self.run_call(self.NOUN, job)
+
+    def action_switch_view(self) -> None:
+        """The pane's next view: `v` here is the pane's key, labelled for where it goes."""
+        switch = getattr(self.pane, "action_switch_view", None)
+        if callable(switch):
+            switch()
 
     def host_of(self, key: str) -> str | None:
         """The host of row `key` in the all-hosts view (None on one host's view)."""

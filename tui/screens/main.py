@@ -146,6 +146,11 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = pane_id
         self._focus_pane(pane_id)
 
+    def show_containers_view(self, view: str) -> None:
+        """Bring the Containers pane forward on `view` (images, volumes, networks)."""
+        self.action_show_pane("containers")
+        self.query_one(ContainersPane).action_switch_view(view)
+
     def _focus_pane(self, pane_id: str) -> None:
         """Focus pane `pane_id` (once it is mounted, for one built just now)."""
         pane = self.pane_widget(pane_id)
