@@ -66,5 +66,9 @@ async def test_a_command_goes_straight_to_a_view(dockerd: DockerEngine, tmp_path
         await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
         for view in ("networks", "images", "volumes"):
             await pilot.press("colon", *view, "enter")
-            await until(pilot, lambda view=view: pane(app).view == view, what=view)
-            assert pane(app).resource_views[view].table.has_focus
+            await until(
+                pilot,
+                lambda view=view: pane(app).view == view
+                and pane(app).resource_views[view].table.has_focus_within,
+                what=f"{view}, in focus",
+            )
