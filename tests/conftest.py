@@ -14,6 +14,8 @@ from engines.fixtures import (  # noqa: F401  (pytest finds fixtures and hooks b
     make_dockerd,
     make_sshd,
     pytest_terminal_summary,
+    registry,
+    registry_busybox,
     sshd,
 )
 from ssh_helpers import ssh_host  # noqa: F401  (fixture)

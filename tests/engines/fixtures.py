@@ -3,7 +3,8 @@
 Import them into ``tests/conftest.py``::
 
     from engines.fixtures import (
-        docker_busybox, dockerd, lxd, make_dockerd, make_sshd, pytest_terminal_summary, sshd,
+        docker_busybox, dockerd, lxd, make_dockerd, make_sshd, pytest_terminal_summary, registry,
+        registry_busybox, sshd,
     )
 
 The session fixtures start their engine the first time a test asks for it (never otherwise),
@@ -26,6 +27,7 @@ from engines import EngineError, make_root, remove_root, summary_line
 from engines.dockerd import DockerEngine, start_dockerd, stop_dockerd
 from engines.images import import_docker_busybox
 from engines.lxd import LxdEngine, start_lxd, stop_lxd
+from engines.registry import Registry, push, start_registry, stop_registry
 from engines.required import unavailable
 from engines.sshd import SshServer, start_sshd, stop_sshd
 
@@ -38,6 +40,8 @@ __all__ = [
     "make_dockerd",
     "make_sshd",
     "pytest_terminal_summary",
+    "registry",
+    "registry_busybox",
     "sshd",
 ]
 
@@ -146,6 +150,35 @@ def make_sshd() -> Iterator[Callable[..., SshServer]]:
     finally:
         for server in reversed(started):
             stop_sshd(server)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """A private image registry (docker-registry) on 127.0.0.1:<free port> with htpasswd basic
+    auth, for the whole session, started on first use; `registry.host` starts its references.
+    """
+    server = _start("docker-registry", start_registry)
+    try:
+        yield server
+    finally:
+        stop_registry(server)
+
+
+@pytest.fixture(scope="session")
+def registry_busybox(registry: Registry, dockerd: DockerEngine, docker_busybox: str) -> str:
+    """``<registry.host>/berth-test/busybox:1``: the busybox test image pushed to the registry
+    (its id is `docker_busybox`; the test dockerd does not keep the registry's tag).
+    """
+    ref = f"{registry.host}/berth-test/busybox:1"
+    client = dockerd.client()
+    try:
+        push(client, registry, docker_busybox, ref)
+        return ref
+    except EngineError as exc:
+        reason = f"pushing busybox to the registry: {exc}"
+    finally:
+        client.close()
+    unavailable(reason)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
