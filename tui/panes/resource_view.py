@@ -9,11 +9,13 @@ are here. It draws no connection state of its own: that is the pane's (`EnginePa
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from textual.app import ComposeResult
 
+from backends.streams import LogLine
 from tui.acting import permitted, run_action
 from tui.models.host_feed import Backend, HostFeed
 from tui.panes.container_rows import HOST_COLUMN
@@ -102,3 +104,15 @@ class ResourceView(TablePane, Generic[B, T]):
     def run_call(self, label: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run an engine call off the UI; a failure becomes one notification."""
         run_action(self, label, job)
+
+    def show_document(self, title: str, source_name: str, read: Callable[[], Awaitable[object]]) -> None:
+        """Read a document (an inspect) off the UI and show it as JSON, searchable like a log (`i`)."""
+
+        async def job() -> None:
+            from tui.screens.logs import LogScreen  # the log view loads when a log is first opened
+
+            document = json.dumps(await read(), indent=2, sort_keys=True)
+            lines = [LogLine(text) for text in document.splitlines()]
+            self.app.push_screen(LogScreen(title, lines=lines, source_name=source_name))
+
+        self.run_call("inspect", job)
