@@ -240,7 +240,7 @@ def listed(grammar: Grammar[T], examples: tuple[str, ...]) -> Grammar[tuple[T, .
     refusal is the item's own sentence."""
 
     def parse(text: str) -> tuple[T, ...]:
-        return tuple(grammar.parse(item) for item in re.split(r"[,\n]", text) if item.strip())
+        return tuple(grammar.parse(item.strip()) for item in re.split(r"[,\n]", text) if item.strip())
 
     return Grammar(f"list of {grammar.kind}s", examples, parse, "one a line, or comma-separated")
 

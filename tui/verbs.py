@@ -153,6 +153,30 @@ VERBS: tuple[Verb, ...] = (
              help="Stream the images to another host of the inventory."),
         Verb("containers.prune", "P", "prune", "Prune dangling", WHOLE, HOST, destroys=True,
              help="Remove the host's dangling images, after asking."),
+        Verb("images.run", "n", "run", "Run", ROW, HOST,
+             help="Run a container from the image under the cursor, from a form, on its host."),
+        Verb("images.pull", "p", "pull", "Pull", WHOLE, HOST,
+             help="Pull an image by its reference, with progress in :jobs, on the host under the cursor."),
+    ),
+    # The Containers pane's volumes view (tui/panes/volumes_view.py).
+    *_owned(
+        "volumes",
+        Verb("volumes.inspect", "i", "inspect", "Inspect", ROW,
+             help="Show the volume's full inspect document."),
+        Verb("volumes.remove", "d", "remove", "Remove", ROW, HOST, destroys=True,
+             help="Remove the volumes, after asking (refused while a container uses one, unless forced)."),
+        Verb("volumes.prune", "P", "prune", "Prune unused", WHOLE, HOST, destroys=True,
+             help="Remove the host's unused volumes, after listing them with their sizes."),
+    ),
+    # The disk usage screen (`:df`, tui/screens/disk_usage.py).
+    *_owned(
+        "disk",
+        Verb("disk.close", "escape,q", "close", "Back",
+             help="Back to the panes."),
+        Verb("disk.reload", "r", "reload", "Reload",
+             help="Read the disk usage again."),
+        Verb("disk.prune", "P", "prune", "Prune", ROW, HOST, destroys=True,
+             help="Prune the kind under the cursor, after listing exactly what goes with its sizes."),
     ),
     # The Members pane (a backup makes an LXD backup on the host; a shell can change anything).
     *_owned(
@@ -241,6 +265,33 @@ VERBS: tuple[Verb, ...] = (
              help="Delete the snapshots, after asking."),
         Verb("snapshots.schedule", "S", "schedule", "Schedule", WHOLE, HOST,
              help="Set when snapshots are taken and how long they stay."),
+    ),
+    # The container detail screen (`enter` on a container, tui/screens/container_detail.py).
+    *_owned(
+        "container_detail",
+        Verb("container_detail.close", "escape,q", "close", "Back",
+             help="Back to the Containers pane."),
+        Verb("container_detail.previous_tab", "left_square_bracket", "previous_tab", "Prev tab",
+             help="Show the previous tab."),
+        Verb("container_detail.next_tab", "right_square_bracket", "next_tab", "Next tab",
+             help="Show the next tab (1-9 show one)."),
+        *(
+            Verb(f"container_detail.tab_{tab}", str(number), f"show_tab('{tab}')", title, show=False,
+                 help=f"Show the {title} tab.")
+            for number, (tab, title) in enumerate(
+                (("summary", "Summary"), ("env", "Env"), ("labels", "Labels"), ("mounts", "Mounts"),
+                 ("ports", "Ports"), ("networks", "Networks"), ("health", "Health"),
+                 ("resources", "Resources"), ("raw", "Raw")),
+                1,
+            )
+        ),
+        Verb("container_detail.reload", "r", "reload", "Reload",
+             help="Read the container's inspect document again."),
+        Verb("container_detail.secrets", "s", "toggle_secrets", "Secrets",
+             help="Show the values of env variables named like *PASSWORD*, *TOKEN*, *SECRET*, *KEY*, "
+                  "or hide them again."),
+        Verb("container_detail.limits", "e", "edit_limits", "Edit limits", WHOLE, HOST,
+             help="Change the restart policy and limits from a form (docker update)."),
     ),
     # The other screens and dialogs.
     *_owned(

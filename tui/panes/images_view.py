@@ -86,6 +86,18 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
 
         self.app.push_screen(PickerScreen("Move image to host", others), picked)
 
+    def action_run(self) -> None:
+        """Run a container from the image under the cursor, from a form (tui/panes/run_form.py)."""
+        from tui.panes.run_form import ask_run
+
+        ask_run(self)
+
+    def action_pull(self) -> None:
+        """Pull an image by its reference on the host of the view, as a job (tui/panes/pull_form.py)."""
+        from tui.panes.pull_form import ask_pull
+
+        ask_pull(self)
+
     def ask_remove(self) -> None:
         """Remove the selected images, after asking (naming them)."""
         chosen = self.targets()
