@@ -15,6 +15,7 @@ from backends.errors import BerthError, Denied, Invalid, NotFound, Unreachable
 from backends.parse_images import parse_image_ref
 from backends.registry_auth import (
     auth_header,
+    registry_name,
     registry_of,
     repository_and_tag,
     server_key,
@@ -160,10 +161,11 @@ class PullCalls(EngineCalls):
         """Check `username`/`password` with `registry` through the engine (`POST /auth`, so it is
         the engine's view of the registry that counts), then keep them as `docker login` does;
         return where they went. Nothing is kept when the registry refuses them."""
-        if not registry.strip():
-            raise Invalid("The registry is required.", "Name it as in image references: host[:port].")
+        registry = registry_name(registry)
         if not username:
-            raise Invalid("The username is required.", "Give it with --username.")
+            raise Invalid("The username is required.")
+        if not password:
+            raise Invalid("The password is required.")
         body = {"username": username, "password": password, "serveraddress": server_key(registry)}
         with audited(self.host_name, "registry.login", [registry], username=username):
             try:

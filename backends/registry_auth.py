@@ -51,6 +51,17 @@ def registry_of(ref: str) -> str:
     return str(resolve_repository_name(repository_and_tag(ref)[0])[0])
 
 
+def registry_name(text: str) -> str:
+    """A registry as `docker login` takes it (`https://ghcr.io/`, `index.docker.io`, `host:5000`)
+    in the form image references name it (`ghcr.io`, `docker.io`, `host:5000`)."""
+    from docker.auth import resolve_index_name
+
+    name = str(resolve_index_name(text.strip()))
+    if not name or any(ch.isspace() for ch in name):
+        raise Invalid(f"{text.strip()!r} is not a registry.", "Name it as image references do: host[:port].")
+    return name
+
+
 def server_key(registry: str) -> str:
     """The name the docker CLI files a registry's credentials under."""
     return DOCKER_HUB_KEY if registry == DOCKER_HUB else registry

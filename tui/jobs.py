@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ class Job:
     total: float | None = None
     unit: str = ""
     detail: str = ""
+    parts: list[str] = field(default_factory=list)
+    """How each part of it goes, a line each (a pull's layers), for `:jobs` to show."""
     ended: float | None = None
     worker: Worker[None] | None = None
     _changed: Callable[[Job], None] = field(default=lambda job: None, repr=False)
@@ -45,13 +47,22 @@ class Job:
         """How far it is, 0 to 1, when its total is known."""
         return min(1.0, self.done / self.total) if self.total else None
 
-    def progress(self, done: float, total: float | None = None, detail: str | None = None) -> None:
-        """Report progress: `done` of `total` units (None: not known), and what it is doing now."""
+    def progress(
+        self,
+        done: float,
+        total: float | None = None,
+        detail: str | None = None,
+        parts: Sequence[str] | None = None,
+    ) -> None:
+        """Report progress: `done` of `total` units (None: not known), what it is doing now, and
+        (when it has parts) how each part goes."""
         self.done = done
         if total is not None:
             self.total = total
         if detail is not None:
             self.detail = detail
+        if parts is not None:
+            self.parts = list(parts)
         self._changed(self)
 
 

@@ -7,11 +7,13 @@ child process and stopped by its PID, like the other test engines.
 
 :func:`push` puts an image of a test dockerd there under a reference; :func:`push_fresh` makes
 an image with a layer nobody has yet (a new id each time) and pushes it, so a pull really
-downloads something and an update sees a new image under the same tag.
+downloads something and an update sees a new image under the same tag. :class:`SlowProxy` is a
+way to the registry slow enough to watch a pull's progress, or to cancel it halfway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -19,6 +21,7 @@ import secrets
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,3 +295,79 @@ def push_fresh(
     image_id = str(image.id)
     digest = push(client, registry, image_id, ref)
     return image_id, digest
+
+
+# --- a slow way to it ---------------------------------------------------------------------------
+
+
+class SlowProxy:
+    """A TCP relay on 127.0.0.1:<free port> to the registry that sends its answers at
+    ``rate`` bytes a second, so a pull takes long enough to be watched or cancelled.
+
+    ``host`` starts references that go through it (the registry takes any Host header; the
+    credentials are filed under this host, as the docker CLI would). ``sent`` counts the bytes
+    relayed towards the engine: once a pull is cancelled, it stops growing.
+    """
+
+    CHUNK = 16 << 10
+
+    def __init__(self, registry: Registry, rate: int) -> None:
+        self.registry = registry
+        self.rate = rate
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server((HOST, 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: set[socket.socket] = set()
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name="slow-proxy", daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT`` of the relay."""
+        return f"{HOST}:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection((HOST, self.registry.port), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, 0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, rate: int) -> None:
+        try:
+            while data := source.recv(self.CHUNK):
+                sink.sendall(data)
+                if rate:
+                    with self._lock:
+                        self.sent += len(data)
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+                with self._lock:
+                    self._open.discard(sock)
+
+    def close(self) -> None:
+        """Stop listening and cut every relayed connection."""
+        self._closed.set()
+        self._listener.close()
+        with self._lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

@@ -1,4 +1,5 @@
-"""`:jobs`: long operations with their progress, live; `c` cancels the chosen ones (asks first)."""
+"""`:jobs`: long operations with their progress, live; `c` cancels the chosen ones (asks first).
+Under the list, the parts of the job under the cursor (a pull's layers), a line each."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Label
+from textual.widgets import Footer, Label, Static
 
 from tui.format import age
 from tui.jobs import Job, Jobs, progress_bar
@@ -26,6 +27,8 @@ JOB_COLUMNS = (
     Column("detail", "DETAIL"),
 )
 STATE_STYLES = {"running": "yellow", "done": "green", "failed": "red", "cancelled": "dim"}
+MAX_PARTS_SHOWN = 12
+"""Parts lines shown for the job under the cursor; more are summed up in one line."""
 
 
 def job_row(job: Job, now: float) -> Row:
@@ -47,6 +50,10 @@ class JobsScreen(Screen[None]):
     """The app's jobs in a `ResourceTable`, updated as they move; `c` cancels, Esc goes back."""
 
     BINDINGS = bindings("jobs")
+    DEFAULT_CSS = """
+    JobsScreen #jobs-table { height: 1fr; }
+    JobsScreen #job-parts { height: auto; max-height: 14; padding: 0 1; border-top: solid $panel; }
+    """
 
     def __init__(self, jobs: Jobs) -> None:
         super().__init__(classes="jobs-screen")
@@ -65,6 +72,7 @@ class JobsScreen(Screen[None]):
             groupable=False,
             empty_message="No job has run yet.",
         )
+        yield Static("", id="job-parts", markup=False)
         yield Footer()
 
     @property
@@ -86,6 +94,22 @@ class JobsScreen(Screen[None]):
         if self.is_attached:
             now = time.time()
             self.table.update_rows({str(j.id): job_row(j, now) for j in self.jobs.jobs.values()})
+            self._show_parts()
+
+    def on_resource_table_cursor_moved(self, _event: ResourceTable.CursorMoved) -> None:
+        """Show the parts of the job the cursor moved to."""
+        self._show_parts()
+
+    def _show_parts(self) -> None:
+        cursor = self.table.cursor_id()
+        job = self.jobs.jobs.get(int(cursor)) if cursor else None
+        panel = self.query_one("#job-parts", Static)
+        panel.display = bool(job and job.parts)
+        if job and job.parts:
+            lines = job.parts[:MAX_PARTS_SHOWN]
+            if len(job.parts) > MAX_PARTS_SHOWN:
+                lines.append(f"… and {len(job.parts) - MAX_PARTS_SHOWN} more")
+            panel.update("\n".join([f"#{job.id} {job.title}:", *(f"  {line}" for line in lines)]))
 
     def action_close(self) -> None:
         """Back to the panes."""

@@ -1,0 +1,285 @@
+"""Pull and login against a real registry (Debian's docker-registry on 127.0.0.1, htpasswd basic
+auth; tests/engines/registry.py): `p` in the images view pulls as a job whose layers `:jobs`
+shows as they download, and `c` there stops the pull for real; wrong credentials and an unknown
+image are one sentence; `berth login` writes config.json as the docker CLI does, and the docker
+CLI pulls with it; `berth pull` works here and through the SSH tunnel. DOCKER_CONFIG is the
+test's own folder: the real ~/.docker is never read or written."""
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+from cli_helpers import BERTH
+from engines.dockerd import DockerEngine
+from engines.registry import Registry, SlowProxy, push_fresh
+from engines.sshd import SshServer
+from pilot_helpers import fill_form
+from ssh_helpers import SshHost
+from test_app import toasts
+from test_containers_pane import SIZE, make_app, pane, until
+from textual.widgets import Static
+
+from backends.config import Config, HostConfig, save_config
+from tui.screens.form import FormScreen
+from tui.screens.jobs import JobsScreen
+
+DOCKER_CLI = "/usr/local/bin/docker"
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own docker CLI settings folder ($DOCKER_CONFIG), empty."""
+    folder = tmp_path / "docker-config"
+    folder.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    return folder
+
+
+def file_credentials(config: Path, registry: str, username: str, password: str) -> None:
+    """Credentials for `registry` in config.json, as `docker login` files them."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {registry: {"auth": auth}}}))
+
+
+def inventory(tmp_path: Path, *hosts: HostConfig) -> Path:
+    path = tmp_path / "config.toml"
+    save_config(Config(hosts=list(hosts)), path)
+    return path
+
+
+def run_berth(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The installed `berth` with its stdin fed (and no terminal), in the test's environment."""
+    return subprocess.run(
+        [BERTH, "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+
+
+def image_ids(sdk: docker.DockerClient, ref: str) -> str | None:
+    try:
+        return str(sdk.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def parts_text(app: object) -> str:
+    """What the jobs screen shows of the job under its cursor's parts."""
+    screen = app.screen  # type: ignore[attr-defined]
+    if not isinstance(screen, JobsScreen):
+        return ""
+    panel = screen.query_one("#job-parts", Static)
+    return str(panel.render()) if panel.display else ""
+
+
+async def open_pull_form(pilot: object, app: object) -> None:
+    await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")  # type: ignore[arg-type]
+    await pilot.press("v")  # type: ignore[attr-defined]
+    await until(pilot, lambda: pane(app).images_table.rows, what="the images")  # type: ignore[arg-type]
+    await pilot.press("p")  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the pull form")  # type: ignore[arg-type,attr-defined]
+
+
+async def test_p_pulls_with_layer_progress_in_jobs_and_the_list_shows_the_image(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    proxy = SlowProxy(registry, rate=2 << 20)
+    ref = f"{proxy.host}/berth-test/pull-progress:1"
+    image_id, _ = push_fresh(
+        sdk, registry, docker_busybox, f"{registry.host}/berth-test/pull-progress:1", size=4 << 20
+    )
+    file_credentials(docker_config, proxy.host, registry.username, registry.password)
+    app = make_app(dockerd, tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await open_pull_form(pilot, app)
+            # A reference Docker would refuse is refused in the form, naming the field; nothing runs.
+            await fill_form(pilot, app, ref="a//b")
+            await until(pilot, lambda: "Image" in str(app.screen.query_one("#form-error").render()))
+            assert isinstance(app.screen, FormScreen) and not app.jobs.jobs
+            await fill_form(pilot, app, ref=ref)
+            await until(pilot, lambda: app.jobs.jobs, what="the pull job")
+            await pilot.press("colon", *"jobs", "enter")
+            await until(pilot, lambda: isinstance(app.screen, JobsScreen), what=":jobs")
+            # While it downloads: the new layer with its bytes, the base layer already there.
+            await until(
+                pilot, lambda: "Downloading" in parts_text(app), timeout=20, what="a downloading layer"
+            )
+            shown = parts_text(app)
+            assert f"pull {ref}" in shown and "Already exists" in shown and " / 4.2 MB" in shown, shown
+            job = next(iter(app.jobs.jobs.values()))
+            assert job.state == "running" and job.total and 0 < job.done < job.total
+            assert "of 4.2 MB" in str(app.screen.query_one("#jobs-table").rows[str(job.id)].cells["detail"])
+            await until(pilot, lambda: job.state == "done", timeout=30, what="the pull to end")
+            assert "Pull complete" in parts_text(app)
+            assert image_ids(sdk, ref) == image_id  # in the engine, under the reference pulled
+            assert any(f"Pulled {ref} on local." in t for t in toasts(app))
+            await pilot.press("escape")
+            await until(pilot, lambda: image_id in pane(app).images_table.rows, what="the list read again")
+    finally:
+        proxy.close()
+        if image_ids(sdk, ref):
+            sdk.images.remove(ref)
+
+
+async def test_c_in_jobs_stops_the_pull_and_its_download(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    size = 16 << 20
+    proxy = SlowProxy(registry, rate=2 << 20)  # 8 s for the layer: cancelled long before
+    ref = f"{proxy.host}/berth-test/pull-cancel:1"
+    push_fresh(sdk, registry, docker_busybox, f"{registry.host}/berth-test/pull-cancel:1", size=size)
+    file_credentials(docker_config, proxy.host, registry.username, registry.password)
+    app = make_app(dockerd, tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await open_pull_form(pilot, app)
+            await fill_form(pilot, app, ref=ref)
+            await pilot.press("colon", *"jobs", "enter")
+            await until(
+                pilot, lambda: "Downloading" in parts_text(app), timeout=20, what="a downloading layer"
+            )
+            await pilot.press("c")
+            await pilot.press("y")
+            job = next(iter(app.jobs.jobs.values()))
+            await until(pilot, lambda: job.state == "cancelled", what="the job cancelled")
+            # The engine stopped downloading: the relay's bytes stop growing, short of the layer.
+            await pilot.pause(1.0)
+            sent = proxy.sent
+            await pilot.pause(1.0)
+            assert proxy.sent == sent < size
+            assert image_ids(sdk, ref) is None
+    finally:
+        proxy.close()
+
+
+async def test_wrong_credentials_are_one_sentence_in_the_console(
+    dockerd: DockerEngine, registry_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    file_credentials(docker_config, registry.host, registry.username, "not-the-password")
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_pull_form(pilot, app)
+        await fill_form(pilot, app, ref=registry_busybox)
+        await until(pilot, lambda: any("failed" in t for t in toasts(app)), what="the failure")
+        expected = (
+            f"Docker on local could not pull {registry_busybox}: the registry refused the credentials "
+            f"for {registry.host}. Log in with berth login {registry.host}."
+        )
+        assert any(t == f"pull {registry_busybox} failed {expected}" for t in toasts(app)), toasts(app)
+        assert next(iter(app.jobs.jobs.values())).state == "failed"
+    assert image_ids(sdk, registry_busybox) is None
+
+
+def test_berth_pull_refuses_wrong_credentials_and_an_unknown_image_in_one_sentence(
+    dockerd: DockerEngine, registry_busybox: str, registry: Registry, docker_config: Path, tmp_path: Path
+) -> None:
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    failed = run_berth(config, "pull", registry_busybox)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"berth: Docker on local could not pull {registry_busybox}: {registry.host} asks for "
+        f"credentials. Log in with berth login {registry.host}.\n"
+    )
+    file_credentials(docker_config, registry.host, registry.username, "wrong")
+    failed = run_berth(config, "pull", registry_busybox)
+    assert failed.returncode == 1
+    assert "the registry refused the credentials for" in failed.stderr and failed.stderr.count("\n") == 1
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    missing = f"{registry.host}/berth-test/no-such-image:1"
+    failed = run_berth(config, "pull", missing)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"berth: Docker on local could not pull {missing}: {missing} was not found on "
+        f"{registry.host}. Check the name and the tag.\n"
+    )
+    bad = run_berth(config, "pull", "a//b")
+    assert bad.returncode == 2 and "REF" in bad.stderr
+
+
+def test_berth_login_writes_config_json_the_docker_cli_pulls_with(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    ref = f"{registry.host}/berth-test/pull-login:1"
+    image_id, _ = push_fresh(sdk, registry, docker_busybox, ref)
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    settings = docker_config / "config.json"
+    settings.write_text(
+        json.dumps({"psFormat": "table {{.Names}}", "auths": {"other.example:5000": {"auth": "eDp5"}}})
+    )
+    login = ("login", registry.host, "--username", registry.username, "--password-stdin")
+
+    refused = run_berth(config, *login, stdin="wrong\n")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"berth: {registry.host} refused the credentials of {registry.username} (checked by Docker on "
+        "local); nothing was stored. Check the username and password.\n"
+    )
+    assert registry.host not in json.loads(settings.read_text())["auths"]
+
+    done = run_berth(config, *login, stdin=registry.password + "\n")
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout
+        == f"Logged in to {registry.host} as {registry.username}; the credentials are in {settings}.\n"
+    )
+    written = json.loads(settings.read_text())
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    assert written == {
+        "psFormat": "table {{.Names}}",
+        "auths": {"other.example:5000": {"auth": "eDp5"}, registry.host: {"auth": token}},
+    }
+    assert settings.stat().st_mode & 0o777 == 0o600
+
+    # The docker CLI reads what berth wrote and pulls with it.
+    env = {**os.environ, "DOCKER_CONFIG": str(docker_config), "DOCKER_HOST": dockerd.url}
+    pulled = subprocess.run([DOCKER_CLI, "pull", ref], capture_output=True, text=True, env=env, timeout=120)
+    try:
+        assert pulled.returncode == 0, pulled.stderr
+        assert image_ids(sdk, ref)
+    finally:
+        sdk.images.remove(ref)
+
+    # And berth pull, with the layers on stderr (no terminal: a line each at the end) and --json.
+    out = run_berth(config, "--json", "pull", ref)
+    try:
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["ref"] == ref and result["host"] == "local"
+        assert result["id"] == image_ids(sdk, ref) == image_id
+        assert [layer["status"] for layer in result["layers"]] == ["Already exists", "Pull complete"]
+        lines = out.stderr.splitlines()
+        assert len(lines) == 2 and lines[0].endswith("  Already exists"), out.stderr
+        assert lines[1].endswith("  Pull complete  2.1 MB"), out.stderr
+    finally:
+        sdk.images.remove(ref)
+
+
+def test_berth_pull_through_the_ssh_tunnel(
+    sshd: SshServer, dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    ssh_host: SshHost, docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    ref = f"{registry.host}/berth-test/pull-ssh:1"
+    image_id, _ = push_fresh(sdk, registry, docker_busybox, ref)
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    config = inventory(tmp_path, ssh_host(sshd, docker_socket=str(dockerd.socket)))
+    out = run_berth(config, "--host", "box", "pull", ref)
+    try:
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == f"{ref} is {image_id.removeprefix('sha256:')[:12]} on box.\n"
+        assert "Pull complete" in out.stderr and "Already exists" in out.stderr
+        assert image_ids(sdk, ref) == image_id
+    finally:
+        if image_ids(sdk, ref):
+            sdk.images.remove(ref)
