@@ -19,6 +19,7 @@ from backends.audit import audited
 from backends.docker_calls import EngineCalls
 from backends.docker_copy import CopyCalls
 from backends.docker_disk import DiskCalls
+from backends.docker_limits import LimitCalls
 from backends.docker_logs import LogRequest, epoch_seconds, follow_logs, since_param
 from backends.docker_models import ContainerChange, ContainerInfo, ImageInfo, StatsPoint
 from backends.docker_networks import NetworkCalls
@@ -51,7 +52,7 @@ def short(ref: str) -> str:
 
 
 class DockerBackend(
-    VolumeCalls, NetworkCalls, DiskCalls, PullCalls, UpdateCalls, RunCalls, CopyCalls, EngineCalls
+    VolumeCalls, NetworkCalls, DiskCalls, PullCalls, UpdateCalls, RunCalls, CopyCalls, LimitCalls, EngineCalls
 ):
     """The Docker engine behind one unix socket, named after its host in every message.
 

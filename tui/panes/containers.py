@@ -409,9 +409,17 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
         self.app.push_screen(TopScreen(f"top · {container.name}", lambda: backend.top(container.id)))
 
     def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
-        """Enter: the details of a container (inspect), or an image's containers."""
-        if event.table.id == "containers-table":
-            self.action_inspect()
+        """Enter: the container's detail screen, on the row's own host (in the all-hosts view too)."""
+        if event.table.id != "containers-table":
+            return
+        found = self._cursor_container()
+        backend = found[0].backend if found else None
+        if found is None or backend is None:
+            return
+        feed, container = found
+        from tui.screens.container_detail import ContainerDetailScreen  # loads when first opened
+
+        self.app.push_screen(ContainerDetailScreen(backend, feed.host, container.id, container.name))
 
     async def action_exec(self) -> None:
         """A shell in the container: the console steps aside until the shell exits."""
