@@ -287,6 +287,18 @@ class LxdBackend:
         body = {"action": action, "timeout": timeout, "force": force}
         await self._do("put", f"instances/{name}/state", f"{action} {name}", json=body)
 
+    # For the modules that build on the backend (backends/lxd_files.py) ---------------------------
+
+    async def request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        """One request to `/1.0/<path>` in a worker thread, with requests' keywords (`stream=True`
+        to read the answer in pieces, `data=` a file to send as it is read); `what` names it in
+        the BerthError a failure becomes."""
+        return await self._request(method, path, what, **kwargs)
+
+    async def in_thread(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in a worker thread (reading a streamed answer), its failure a BerthError."""
+        return await self._thread(what, fn, *args)
+
     # Listing -----------------------------------------------------------------------------------
 
     async def members(self) -> list[MemberInstance]:
