@@ -25,9 +25,11 @@ from backends.registry_auth import (
 DOWNLOADED = frozenset({"Verifying Checksum", "Download complete", "Extracting", "Pull complete"})
 """A layer's statuses once all of its bytes arrived."""
 FINISHED = frozenset({"Pull complete", "Already exists"})
-REFUSED = ("unauthorized", "authentication required", "denied", "401")
+REFUSED = ("unauthorized", "authentication required", "denied")
 """How the engine words a registry that refused the credentials it was given."""
 NO_CREDENTIALS = "no basic auth credentials"
+HIDDEN = "does not exist or may require"
+"""Docker Hub's answer for a repository it will not say exists to whoever asks."""
 
 
 @dataclass
@@ -143,6 +145,8 @@ class PullCalls(EngineCalls):
         detail = exc.message.removeprefix(f"{self.http.what}: pulling {ref} failed: ").rstrip(".")
         lowered = detail.lower()
         login = f"Log in with berth login {registry}."
+        if HIDDEN in lowered:
+            return NotFound(f"{what}: {ref} was not found on {registry}, or it asks for credentials.", login)
         if NO_CREDENTIALS in lowered or (not sent and any(word in lowered for word in REFUSED)):
             return Denied(f"{what}: {registry} asks for credentials.", login)
         if any(word in lowered for word in REFUSED):

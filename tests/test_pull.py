@@ -8,7 +8,10 @@ test's own folder: the real ~/.docker is never read or written."""
 import base64
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import docker
@@ -22,7 +25,9 @@ from ssh_helpers import SshHost
 from test_app import toasts
 from test_containers_pane import SIZE, make_app, pane, until
 from textual.widgets import Static
+from tmux_helpers import Tmux, berth_env, installed_berth
 
+from backends.audit import read_audit
 from backends.config import Config, HostConfig, save_config
 from tui.screens.form import FormScreen
 from tui.screens.jobs import JobsScreen
@@ -122,6 +127,8 @@ async def test_p_pulls_with_layer_progress_in_jobs_and_the_list_shows_the_image(
             assert "Pull complete" in parts_text(app)
             assert image_ids(sdk, ref) == image_id  # in the engine, under the reference pulled
             assert any(f"Pulled {ref} on local." in t for t in toasts(app))
+            pulls = [r for r in read_audit() if r["action"] == "image.pull" and r["targets"] == [ref]]
+            assert [(r["host"], r["outcome"], r["registry"]) for r in pulls] == [("local", "ok", proxy.host)]
             await pilot.press("escape")
             await until(pilot, lambda: image_id in pane(app).images_table.rows, what="the list read again")
     finally:
@@ -158,6 +165,8 @@ async def test_c_in_jobs_stops_the_pull_and_its_download(
             await pilot.pause(1.0)
             assert proxy.sent == sent < size
             assert image_ids(sdk, ref) is None
+            pulls = [r for r in read_audit() if r["action"] == "image.pull" and r["targets"] == [ref]]
+            assert pulls and pulls[-1]["outcome"].startswith("interrupted"), pulls
     finally:
         proxy.close()
 
@@ -281,5 +290,140 @@ def test_berth_pull_through_the_ssh_tunnel(
         assert "Pull complete" in out.stderr and "Already exists" in out.stderr
         assert image_ids(sdk, ref) == image_id
     finally:
+        if image_ids(sdk, ref):
+            sdk.images.remove(ref)
+
+
+HELPER = '''#!{python}
+"""docker-credential-berthtest: a credential helper keeping its secrets in a file beside it."""
+import json, pathlib, sys
+store = pathlib.Path(__file__).with_name("store.json")
+data = json.loads(store.read_text()) if store.exists() else {{}}
+verb = sys.argv[1]
+if verb == "store":
+    item = json.load(sys.stdin)
+    data[item["ServerURL"]] = item
+    store.write_text(json.dumps(data))
+elif verb == "get":
+    server = sys.stdin.read().strip()
+    if server not in data:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps(data[server]))
+elif verb == "erase":
+    data.pop(sys.stdin.read().strip(), None)
+    store.write_text(json.dumps(data))
+elif verb == "list":
+    print(json.dumps({{k: v["Username"] for k, v in data.items()}}))
+'''
+
+
+def test_login_and_pull_go_through_the_configured_credential_helper(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    helper = helpers / "docker-credential-berthtest"
+    helper.write_text(HELPER.format(python=sys.executable))
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helpers}{os.pathsep}{os.environ['PATH']}")
+    settings = docker_config / "config.json"
+    settings.write_text(json.dumps({"credsStore": "berthtest"}))
+    ref = f"{registry.host}/berth-test/pull-helper:1"
+    image_id, _ = push_fresh(sdk, registry, docker_busybox, ref)
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+
+    done = run_berth(
+        config, "login", registry.host, "-u", registry.username, "--password-stdin", stdin=registry.password
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("the credentials are in docker-credential-berthtest.\n")
+    # The file names the registry and keeps no secret; the helper has it.
+    assert json.loads(settings.read_text()) == {"credsStore": "berthtest", "auths": {registry.host: {}}}
+    kept = json.loads((helpers / "store.json").read_text())
+    assert kept[registry.host] == {
+        "ServerURL": registry.host,
+        "Username": registry.username,
+        "Secret": registry.password,
+    }
+    out = run_berth(config, "pull", ref)
+    try:
+        assert out.returncode == 0, out.stderr
+        assert image_ids(sdk, ref) == image_id
+    finally:
+        if image_ids(sdk, ref):
+            sdk.images.remove(ref)
+
+
+def test_ctrl_c_stops_berth_pull_and_its_download(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    size = 16 << 20
+    proxy = SlowProxy(registry, rate=2 << 20)
+    ref = f"{proxy.host}/berth-test/pull-interrupt:1"
+    push_fresh(sdk, registry, docker_busybox, f"{registry.host}/berth-test/pull-interrupt:1", size=size)
+    file_credentials(docker_config, proxy.host, registry.username, registry.password)
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    proc = subprocess.Popen(
+        [BERTH, "--config", str(config), "pull", ref],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while proxy.sent < 256 << 10:
+            assert time.monotonic() < deadline and proc.poll() is None, "no download began"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, err
+        time.sleep(1.0)
+        sent = proxy.sent
+        time.sleep(1.0)
+        assert proxy.sent == sent < size
+        assert image_ids(sdk, ref) is None
+        pulls = [r for r in read_audit() if r["action"] == "image.pull" and r["targets"] == [ref]]
+        assert pulls and pulls[-1]["outcome"].startswith("interrupted"), pulls
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proxy.close()
+
+
+def test_on_a_terminal_login_asks_and_pull_redraws_its_layers_in_place(
+    tmux: Tmux, dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path, isolated_home: Path,
+) -> None:  # fmt: skip
+    proxy = SlowProxy(registry, rate=2 << 20)
+    ref = f"{proxy.host}/berth-test/pull-tty:1"
+    image_id, _ = push_fresh(
+        sdk, registry, docker_busybox, f"{registry.host}/berth-test/pull-tty:1", size=4 << 20
+    )
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    berth = f"{installed_berth()} --config {config}"
+    script = f"{berth} login {proxy.host} && {berth} pull {ref}; echo EXIT=$?; sleep 60"
+    tmux.start(["sh", "-c", script], {**berth_env(isolated_home), "DOCKER_CONFIG": str(docker_config)})
+    try:
+        tmux.wait_for("Username:")
+        tmux.keys(registry.username, "Enter", literal=False)
+        tmux.wait_for("Password:")
+        tmux.keys(registry.password, literal=True)
+        tmux.keys("Enter")
+        tmux.wait_for("Logged in to")
+        assert registry.password not in tmux.screen()  # not echoed
+        shown = tmux.wait_for("Downloading")
+        assert " / 4.2 MB" in shown, shown
+        shown = tmux.wait_for("EXIT=0", timeout=30)
+        # Each layer has one line, drawn over as it went: its last status only.
+        assert shown.count("Already exists") == 1 and shown.count("Pull complete") == 1, shown
+        assert "Downloading" not in shown and "2 of 2 layers done" in shown, shown
+        assert f"{ref} is {image_id.removeprefix('sha256:')[:12]} on local." in shown
+    finally:
+        proxy.close()
         if image_ids(sdk, ref):
             sdk.images.remove(ref)
