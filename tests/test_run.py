@@ -15,10 +15,12 @@ import pytest
 from broker_helpers import free_port
 from engines.dockerd import DockerEngine
 from engines.images import DOCKER_REPO, DOCKER_TAG
+from engines.registry import Registry, push_fresh
 from pilot_helpers import fill_form
 from test_app import toasts
 from test_cli_docker import berth
 from test_containers_pane import SIZE, make_app, pane, until
+from test_pull import docker_config, file_credentials  # noqa: F401
 from textual.widgets import Label
 
 from tui.screens.form import FormScreen
@@ -110,9 +112,8 @@ async def test_n_runs_a_container_with_exactly_the_form_settings(
         assert form.values()["image"] == IMAGE  # the image under the cursor
         await fill_form(pilot, app, **form_values(made, port, bound))
         await until(pilot, lambda: not isinstance(app.screen, FormScreen), what="the form to close")
-        await until(
-            pilot, lambda: any(f"{made['name']} runs on local." in t for t in toasts(app)), 20, "the toast"
-        )
+        await until(pilot, lambda: any(made["name"] in t for t in toasts(app)), 20, "the run's toast")
+        assert any(f"{made['name']} runs on local." in t for t in toasts(app)), toasts(app)
     assert_runs_with_the_settings(sdk, made["name"], made, port, bound)
 
 
@@ -209,3 +210,31 @@ def test_a_taken_name_port_or_missing_network_is_one_sentence_and_leaves_nothing
     assert no_network.returncode == 1
     assert "No network 'run-nowhere' on local: nothing was made." in no_network.stderr
     assert {c.id for c in sdk.containers.list(all=True)} == before and taken in before
+
+
+def test_berth_run_pulls_an_image_the_host_lacks_first(
+    dockerd: DockerEngine,
+    docker_busybox: str,
+    registry: Registry,
+    sdk: docker.DockerClient,
+    made: dict[str, str],
+    docker_config: Path,  # noqa: F811
+) -> None:
+    ref = f"{registry.host}/berth-test/run-{made['name']}:1"
+    image_id, _digest = push_fresh(sdk, registry, docker_busybox, ref, size=64 << 10)  # gone from the engine
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    try:
+        out = berth(dockerd, "run", "--name", made["name"], ref, "sleep", "300")
+        assert out.returncode == 0, out.stderr
+        (container,) = named(sdk, made["name"])
+        assert container.image.id == image_id and container.status == "running"
+        # One the registry does not have: the pull's one sentence, and nothing made.
+        missing = berth(
+            dockerd, "run", "--name", f"{made['name']}-2", f"{registry.host}/berth-test/nothing:1"
+        )
+        assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+        assert f"could not pull {registry.host}/berth-test/nothing:1" in missing.stderr
+        assert not named(sdk, f"{made['name']}-2")
+    finally:
+        container.remove(force=True)
+        sdk.images.remove(image_id, force=True)
