@@ -25,6 +25,10 @@ from backends.errors import BerthError, NotFound
 DF_CACHE_SECONDS = 5.0
 """How long one `GET /system/df` answers every reader: it walks every volume on the host, so it
 is read when a view or screen asks, never per redraw, and not again within these seconds."""
+DF_BUSY_WAIT = 60.0
+"""Seconds to wait for the engine's disk usage read of another caller to end before giving up."""
+BUSY = "a disk usage operation is already running"
+"""What the engine answers (500) while it reads its disk usage for another caller."""
 KINDS = ("images", "containers", "volumes", "build cache")
 """The kinds of disk usage, in the order `docker system df` lists them."""
 ACTIVE_STATES = ("running", "paused", "restarting")
@@ -228,8 +232,18 @@ class DiskCalls(EngineCalls):
         return await asyncio.shield(cache.read)
 
     async def _read_disk_usage(self) -> DiskUsage:
-        raw = await self.http.get_json("/system/df", "reading disk usage")
-        return DiskUsage.from_api(raw, time.time())
+        waited = 0.0
+        while True:
+            try:
+                raw = await self.http.get_json("/system/df", "reading disk usage")
+                return DiskUsage.from_api(raw, time.time())
+            except BerthError as exc:
+                # The engine reads its disk usage for one caller at a time (another berth, or
+                # another inventory name for this engine): wait for that read to end.
+                if BUSY not in exc.message or waited >= DF_BUSY_WAIT:
+                    raise
+            await asyncio.sleep(0.2)
+            waited += 0.2
 
     def forget_disk_usage(self) -> None:
         """Drop the cached disk usage: something was removed, so the next read asks again."""

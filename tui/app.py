@@ -435,6 +435,11 @@ class BerthApp(App[None]):
             self.action_audit()
         elif command.verb == "jobs":
             self.action_jobs()
+        elif command.verb == "df":
+            from tui.screens.disk_usage import DiskUsageScreen
+
+            hosts, sessions = self.shown_hosts, self.sessions
+            self.push_screen(DiskUsageScreen(self.config, hosts, sessions, all_hosts=self.all_hosts))
         elif command.verb == "host" and arg == "add":
             self.action_add_host()
         elif command.verb == "host" and arg:

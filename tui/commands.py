@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "view.images": (("images", "img"), "the Containers pane's images"),
     "view.volumes": (("volumes", "vol"), "the Containers pane's volumes"),
     "view.networks": (("networks", "net"), "the Containers pane's networks"),
+    "df": (("df", "disk"), "disk usage of the hosts on show by kind, with what a prune gives back; P prunes"),
     "pane.members": (("members", "mem", "lxd"), "show the Members pane"),
     "pane.wasm": (("wasm", "tasks"), "show the Wasm tasks pane"),
     "pane.providers": (("providers", "prov", "broker"), "show the Providers pane"),

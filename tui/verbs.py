@@ -178,6 +178,22 @@ VERBS: tuple[Verb, ...] = (
         Verb("disk.prune", "P", "prune", "Prune", ROW, HOST, destroys=True,
              help="Prune the kind under the cursor, after listing exactly what goes with its sizes."),
     ),
+    # The Containers pane's networks view (tui/panes/networks_view.py).
+    *_owned(
+        "networks",
+        Verb("networks.inspect", "i", "inspect", "Inspect", ROW,
+             help="Show the network's full inspect document (enter too)."),
+        Verb("networks.create", "n", "create", "New network", WHOLE, HOST,
+             help="Make a network from a form: name, driver, subnet, gateway."),
+        Verb("networks.remove", "d", "remove", "Remove", ROW, HOST, destroys=True,
+             help="Remove the networks, after asking (refused while containers are attached)."),
+        Verb("networks.connect", "c", "connect", "Connect", ROW, HOST,
+             help="Attach the containers marked in the containers view (or one picked) to the network."),
+        Verb("networks.disconnect", "x", "disconnect", "Disconnect", ROW, HOST,
+             help="Detach the marked containers (or one picked) from the network, after asking."),
+        Verb("networks.prune", "P", "prune", "Prune unused", WHOLE, HOST, destroys=True,
+             help="Remove the host's unused networks, after listing exactly those."),
+    ),
     # The Members pane (a backup makes an LXD backup on the host; a shell can change anything).
     *_owned(
         "members",

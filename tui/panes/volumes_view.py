@@ -1,18 +1,25 @@
 """The volumes of the Containers pane's hosts (`v` from the images): a view over the pane's
-Docker feeds, with the verbs that act on volumes."""
+Docker feeds, with the verbs that act on volumes (inspect, remove, prune the unused)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from backends.docker import DockerBackend
 from backends.docker_volumes import VolumeInfo
+from tui.disk_words import nothing_to_prune, prune_preview, prune_question, prune_summary
 from tui.format import age, human_bytes, parse_bytes
+from tui.models.host_feed import HostFeed
 from tui.panes.container_rows import text_number
 from tui.panes.resource_view import ResourceView
+from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
+from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
+
+VolumeFeed = HostFeed[DockerBackend, Any]
 
 VOLUME_COLUMNS: Sequence[Column] = (
     Column("name", "VOLUME"),
@@ -54,3 +61,93 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
     def row(self, item: VolumeInfo, host: str | None) -> Row:
         """One volume's row."""
         return volume_row(item, host, time.time())
+
+    # Verbs ---------------------------------------------------------------------------------------
+
+    def action_inspect(self) -> None:
+        """The volume's full inspect document, searchable like a log."""
+        chosen = self.cursor_target()
+        if chosen is None:
+            return
+        feed, volume = chosen
+        backend = feed.backend
+        assert backend is not None
+        title = f"inspect · volume {volume.name}"
+        self.show_document(title, f"{volume.name}-inspect", lambda: backend.inspect_volume(volume.name))
+
+    def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
+        """Enter on a volume: its inspect document."""
+        event.stop()
+        self.action_inspect()
+
+    def cursor_target(self) -> tuple[VolumeFeed, VolumeInfo] | None:
+        """(host feed, volume) under the cursor, when its host is connected."""
+        key = self.table.cursor_id()
+        feed = self.pane.feeds.get(self.host_of(key or "") or self.pane.host.name)
+        if key not in self.items or feed is None or feed.backend is None:
+            return None
+        return feed, self.items[key]
+
+    def action_remove(self) -> None:
+        """Remove the selected volumes, after asking (naming the containers that use each);
+        refused while one is used, unless the question's force option is ticked."""
+        chosen = self.targets()
+        if not chosen or any(self.pane.writable(f) is None for f, _v in chosen):
+            return
+        hosts = ", ".join(sorted({f.host.name for f, _v in chosen}))
+        names = [
+            f"{volume.name}  (used by {', '.join(volume.users)})" if volume.users else volume.name
+            for _f, volume in chosen
+        ]
+        used = any(volume.users for _f, volume in chosen)
+        question = f"Remove {len(chosen)} volume(s) on {hosts}?"
+        option = "Force: remove the stopped containers using it too (a running one still refuses)"
+
+        def answered(answer: tuple[bool, bool] | None) -> None:
+            if not answer or not answer[0]:
+                return
+
+            async def job() -> None:
+                try:
+                    for feed, volume in chosen:
+                        assert feed.backend is not None
+                        await feed.backend.remove_volume(volume.name, force=answer[1])
+                finally:
+                    self.reload()
+                self.notify(f"Removed {len(chosen)} volume(s).", timeout=3)
+
+            self.run_call("remove volume", job)
+
+        self.app.push_screen(
+            ConfirmScreen(question, names, "Remove", option if used else None),
+            answered,
+        )
+
+    def action_prune(self) -> None:
+        """Remove the unused volumes of the host under the cursor, after listing each with its size."""
+        pane = self.pane
+        chosen = self.targets()
+        feed = chosen[0][0] if chosen else pane.feeds[pane.host.name]
+        backend = pane.writable(feed)
+        if backend is None:
+            return
+        host = feed.host.name
+
+        async def preview() -> None:
+            unused = (await backend.disk_usage(fresh=True)).kinds["volumes"]
+            if not unused.prunable:
+                self.notify(nothing_to_prune(unused, host), timeout=3)
+                return
+
+            async def prune() -> None:
+                try:
+                    self.notify(prune_summary(await backend.prune(unused), host))
+                finally:
+                    self.reload()
+
+            self.app.push_screen(
+                ConfirmScreen(prune_question(unused, host), prune_preview(unused), "Prune"),
+                lambda answer: self.run_call("prune volumes", prune) if answer and answer[0] else None,
+            )
+
+        self.run_call("prune volumes", preview)
