@@ -3,6 +3,7 @@ with known env (a secret among it), a bind and a volume mount, a port published 
 user network with an alias and a healthcheck that prints; each tab shows what the engine says,
 the secret stays hidden until `s`, and the Resources edit reaches the engine (docker SDK)."""
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from backends.config import Config, HostConfig, UiConfig
 from tui import verbs
 from tui.app import BerthApp
 from tui.screens.container_detail import TAB_IDS, ContainerDetailScreen
-from tui.screens.detail_tabs import env_pairs, is_secret, masked, raw_lines
+from tui.screens.detail_tabs import HIDDEN, env_pairs, is_secret, masked, raw_lines
 from tui.screens.form import FormScreen
 from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
@@ -67,7 +68,8 @@ def detailed(sdk: docker.DockerClient, docker_busybox: str, tmp_path: Path) -> I
         container.reload()
         yield container
     finally:
-        container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):  # a test may remove it itself
+            container.remove(force=True)
         network.remove()
         volume.remove()
 
@@ -160,6 +162,7 @@ async def test_each_tab_shows_what_the_engine_says_and_the_secret_only_when_aske
         assert address in row and "db-alias" in row
 
         await show(pilot, screen, "7", "health")
+
         # Checks bring no event: the tab reads the document again while it is open.
         def checks() -> list[str]:
             return [line for line in tab_text(screen).splitlines() if "checked" in line and "ago" in line]
@@ -252,6 +255,22 @@ async def test_read_only_hides_the_edit(dockerd: DockerEngine, detailed: Any, tm
         assert app.screen is screen
 
 
+async def test_the_screen_follows_the_containers_events_and_r_reads_again(
+    dockerd: DockerEngine, detailed: Any, sdk: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, app, detailed)
+        detailed.kill()  # from outside berth: its die event brings the new state, no key pressed
+        await until(pilot, lambda: "exited (exit code 137)" in tab_text(screen), what="the new state")
+        loads = screen.loads
+        await pilot.press("r")
+        await until(pilot, lambda: screen.loads > loads, what="a read on r")
+        detailed.remove()
+        await until(pilot, lambda: "No such container" in drawn(screen.query_one("#detail-title", Label)))
+        assert "exited" in tab_text(screen)  # what it last read stays on show
+
+
 def test_the_tab_keys_are_the_tabs_in_order() -> None:
     keys = [
         (verb.keys, verb.action)
@@ -268,5 +287,6 @@ def test_secrets_are_hidden_by_key_in_the_env_and_the_document() -> None:
     ]  # fmt: skip
     shown = "\n".join(raw_lines(doc, reveal=False))
     assert not any(f"={v}" in shown for v in "ktsp") and "PATH=/bin" in shown
+    assert f"API_KEY={HIDDEN}" in shown  # as it reads in the Env tab, not as JSON escapes
     assert masked(doc) != doc and doc["Config"]["Env"][0] == "API_KEY=k"  # the original kept
     assert "API_KEY=k" in "\n".join(raw_lines(doc, reveal=True))

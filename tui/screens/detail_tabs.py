@@ -76,7 +76,9 @@ def masked(doc: Document) -> dict[str, Any]:
 
 def raw_lines(doc: Document, reveal: bool) -> list[str]:
     """The document as indented JSON lines, secrets hidden unless `reveal`."""
-    return json.dumps(doc if reveal else masked(doc), indent=2, sort_keys=True).splitlines()
+    return json.dumps(
+        doc if reveal else masked(doc), indent=2, sort_keys=True, ensure_ascii=False
+    ).splitlines()
 
 
 def when(stamp: object, now: float) -> str:
@@ -414,7 +416,7 @@ TABS: tuple[DetailTab, ...] = (
         "Resources",
         FIELD_COLUMNS,
         resource_rows,
-        lambda _doc, _reveal: "e edits the restart policy and limits (docker update).",
+        lambda _doc, _reveal: "What docker update changes while the container runs.",
     ),
 )
 """The tabs of tables, in order; the raw document is the tab after them."""
