@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -20,7 +21,7 @@ from cli_helpers import BERTH
 from engines.dockerd import DockerEngine
 from engines.registry import Registry, SlowProxy, push_fresh
 from engines.sshd import SshServer
-from pilot_helpers import fill_form
+from pilot_helpers import fill_form, footer_text
 from ssh_helpers import SshHost
 from test_app import toasts
 from test_containers_pane import SIZE, make_app, pane, until
@@ -28,7 +29,8 @@ from textual.widgets import Static
 from tmux_helpers import Tmux, berth_env, installed_berth
 
 from backends.audit import read_audit
-from backends.config import Config, HostConfig, save_config
+from backends.config import Config, HostConfig, UiConfig, save_config
+from tui.app import BerthApp
 from tui.screens.form import FormScreen
 from tui.screens.jobs import JobsScreen
 
@@ -427,3 +429,64 @@ def test_on_a_terminal_login_asks_and_pull_redraws_its_layers_in_place(
         proxy.close()
         if image_ids(sdk, ref):
             sdk.images.remove(ref)
+
+
+async def test_p_in_the_all_hosts_view_pulls_on_the_host_of_the_row_under_the_cursor(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    make_dockerd: Callable[..., DockerEngine], docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    # The first host (the console's own) is another engine: the row under the cursor is the test
+    # dockerd's, and so is the pull.
+    elsewhere = HostConfig("elsewhere", docker_socket=str(make_dockerd().socket))
+    local = HostConfig("local", docker_socket=str(dockerd.socket))
+    ref = f"{registry.host}/berth-test/pull-all:1"
+    image_id, _ = push_fresh(sdk, registry, docker_busybox, ref)
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    app = BerthApp(Config(ui=UiConfig(), hosts=[elsewhere, local], path=tmp_path / "config.toml"), "all")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+            await pilot.press("colon", *"images", "enter")
+            images = pane(app).images_table
+            await until(pilot, lambda: f"local/{docker_busybox}" in images.rows, what="the images")
+            assert images.move_cursor_to(f"local/{docker_busybox}")
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the pull form")
+            assert "Pull an image on local" in str(app.screen.query_one(".dialog-title").render())
+            await fill_form(pilot, app, ref=ref)
+            await until(
+                pilot, lambda: f"local/{image_id}" in images.rows, timeout=20, what="the pulled image"
+            )
+            job = next(iter(app.jobs.jobs.values()))
+            assert (job.host, job.state) == ("local", "done")
+            assert image_ids(sdk, ref) == image_id
+            assert not any(key.startswith("elsewhere/") for key in images.rows)
+    finally:
+        if image_ids(sdk, ref):
+            sdk.images.remove(ref)
+
+
+async def test_read_only_refuses_the_pull_in_the_console_and_berth_pull(
+    dockerd: DockerEngine,
+    registry_busybox: str,
+    sdk: docker.DockerClient,
+    docker_config: Path,
+    tmp_path: Path,
+) -> None:
+    app = make_app(dockerd, tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+        await pilot.press("v")
+        await until(pilot, lambda: pane(app).images_table.rows, what="the images")
+        assert "Pull" not in footer_text(app)
+        await pilot.press("p")
+        await pilot.pause()
+        assert not isinstance(app.screen, FormScreen) and not app.jobs.jobs
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket), read_only=True))
+    refused = run_berth(config, "pull", registry_busybox)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "berth: local is read-only here (read_only = true in the config): `pull` changes state "
+        "and was not run.\n"
+    )
+    assert image_ids(sdk, registry_busybox) is None
