@@ -63,6 +63,12 @@ class DiskKind:
     size: int
     reclaimable: int
 
+    @classmethod
+    def of(cls, kind: str, items: list[DiskItem]) -> DiskKind:
+        """A kind whose items' bytes add up to its size, those not in use to what is reclaimable."""
+        total = sum(item.size for item in items)
+        return cls(kind, tuple(items), total, total - sum(item.size for item in items if item.active))
+
     @property
     def active(self) -> int:
         """How many of the items are in use."""
@@ -162,12 +168,7 @@ def _containers(raw: dict[str, Any]) -> DiskKind:
         name = str((container.get("Names") or ["?"])[0]).lstrip("/")
         active = any(state in str(container.get("State", "")) for state in ACTIVE_STATES)
         items.append(DiskItem(str(container["Id"]), name, _size(container.get("SizeRw")), active, not active))
-    return DiskKind(
-        "containers",
-        tuple(items),
-        sum(item.size for item in items),
-        sum(item.size for item in items if not item.active),
-    )
+    return DiskKind.of("containers", items)
 
 
 def _volumes(raw: dict[str, Any]) -> DiskKind:
@@ -179,12 +180,7 @@ def _volumes(raw: dict[str, Any]) -> DiskKind:
         local = volume.get("Driver") == "local"
         name = str(volume["Name"])
         items.append(DiskItem(name, name, _size(usage.get("Size")), active, local and not active))
-    return DiskKind(
-        "volumes",
-        tuple(items),
-        sum(item.size for item in items),
-        sum(item.size for item in items if not item.active),
-    )
+    return DiskKind.of("volumes", items)
 
 
 def _build_cache(raw: dict[str, Any]) -> DiskKind:
@@ -195,12 +191,7 @@ def _build_cache(raw: dict[str, Any]) -> DiskKind:
         # A shared record's bytes belong to another record too: they are counted (and freed) once.
         size = 0 if record.get("Shared") else _size(record.get("Size"))
         items.append(DiskItem(str(record["ID"]), name, size, in_use, not in_use))
-    return DiskKind(
-        "build cache",
-        tuple(items),
-        sum(item.size for item in items),
-        sum(item.size for item in items if not item.active),
-    )
+    return DiskKind.of("build cache", items)
 
 
 @dataclass

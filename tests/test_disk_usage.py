@@ -5,11 +5,9 @@ hiding the prune, and one read of the disk usage serving every caller for a few 
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 from cli_helpers import berth
 from engines.dockerd import DockerEngine
@@ -17,6 +15,9 @@ from engines.images import import_docker_busybox
 from pilot_helpers import footer_text
 from test_app import toasts
 from test_containers_pane import SIZE, until
+from test_volumes import Engine, targets_text
+from test_volumes import engine as engine  # a fixture: pytest finds it by its name here
+from textual.pilot import Pilot
 
 from backends.config import Config, HostConfig, UiConfig, save_config
 from backends.docker import DockerBackend
@@ -31,23 +32,16 @@ WRITTEN = 200_000
 
 
 @pytest.fixture
-def engine(
-    make_dockerd: Callable[..., DockerEngine],
-) -> Iterator[tuple[DockerEngine, docker.DockerClient, str]]:
-    """A dockerd of the test's own (a prune takes everything unused there), its SDK client and the
-    busybox image's id; on it a running and a stopped container, an unused image, an unused volume."""
-    started = make_dockerd()
-    client = started.client()
-    image = import_docker_busybox(client)
+def populated(engine: Engine) -> Engine:
+    """The test's own dockerd (a prune takes everything unused there) with a running and a
+    stopped container, an unused image and an unused volume."""
+    _dockerd, client, image = engine
     client.containers.run(image, ["sleep", "600"], name="df-run", detach=True)
-    stopped = client.containers.run(
-        image, ["sh", "-c", f"head -c {WRITTEN} /dev/zero > /f"], name="df-stopped", detach=True
-    )
-    stopped.wait(timeout=30)
+    command = ["sh", "-c", f"head -c {WRITTEN} /dev/zero > /f"]
+    client.containers.run(image, command, name="df-stopped", detach=True).wait(timeout=30)
     import_docker_busybox(client, "df/unused", "1", extra={"etc/unused": b"1"})
     client.volumes.create("df-vol")
-    yield started, client, image
-    client.close()
+    return engine
 
 
 def app_on(*hosts: HostConfig, all_hosts: bool = False, tmp_path: Path) -> BerthApp:
@@ -59,22 +53,24 @@ def cells(screen: DiskUsageScreen, key: str) -> dict[str, Any]:
     return dict(screen.table.rows[key].cells)
 
 
-def targets_text(app: BerthApp) -> str:
-    return str(app.screen.query_one(".targets").render())
+async def open_df(pilot: Pilot[None], app: BerthApp, rows: int) -> DiskUsageScreen:
+    """`:df`, and wait for `rows` rows."""
+    await pilot.press("colon", *"df", "enter")
+    await until(pilot, lambda: isinstance(app.screen, DiskUsageScreen), what="the disk usage screen")
+    screen = app.screen
+    assert isinstance(screen, DiskUsageScreen)
+    await until(pilot, lambda: len(screen.table.rows) == rows, what=f"{rows} rows")
+    return screen
 
 
 async def test_df_shows_each_kind_as_the_engine_counts_it_and_prunes_exactly_the_previewed(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
+    populated: Engine, tmp_path: Path
 ) -> None:
-    dockerd, client, image = engine
+    dockerd, client, image = populated
     raw = client.api.df()
     app = app_on(HostConfig("local", docker_socket=str(dockerd.socket)), tmp_path=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("colon", *"df", "enter")
-        await until(pilot, lambda: isinstance(app.screen, DiskUsageScreen), what="the disk usage screen")
-        screen = app.screen
-        assert isinstance(screen, DiskUsageScreen)
-        await until(pilot, lambda: len(screen.table.rows) == 4, what="the four kinds")
+        screen = await open_df(pilot, app, 4)
         images = cells(screen, "local/images")
         assert (images["count"], images["active"]) == ("2", "1")
         assert images["size"] == human_bytes(raw["LayersSize"])
@@ -133,11 +129,7 @@ async def test_all_hosts_in_one_table_and_read_only_hides_the_prune(
     ]
     app = app_on(*hosts, all_hosts=True, tmp_path=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("colon", *"df", "enter")
-        await until(pilot, lambda: isinstance(app.screen, DiskUsageScreen), what="the disk usage screen")
-        screen = app.screen
-        assert isinstance(screen, DiskUsageScreen)
-        await until(pilot, lambda: len(screen.table.rows) == 8, what="four kinds on each host")
+        screen = await open_df(pilot, app, 8)  # four kinds on each host
         assert cells(screen, "two/volumes")["host"] == "two" and cells(screen, "one/images")["host"] == "one"
         assert screen.table.columns[0].label == "HOST"
         await pilot.pause()
@@ -161,10 +153,8 @@ async def test_one_read_serves_every_caller_for_a_few_seconds(dockerd: DockerEng
         await backend.close()
 
 
-def test_berth_df_lists_each_kind_per_host(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
-) -> None:
-    dockerd, client, _image = engine
+def test_berth_df_lists_each_kind_per_host(populated: Engine, tmp_path: Path) -> None:
+    dockerd, client, _image = populated
     config = tmp_path / "config.toml"
     hosts = [HostConfig(name, docker_socket=str(dockerd.socket)) for name in ("one", "two")]
     save_config(Config(hosts=hosts), config)

@@ -32,11 +32,13 @@ DATA = 300_000
 """Bytes written into the volume whose size the view must show."""
 
 
+Engine = tuple[DockerEngine, docker.DockerClient, str]
+"""A dockerd of the test's own, its SDK client and the busybox image's id there."""
+
+
 @pytest.fixture
-def engine(
-    make_dockerd: Callable[..., DockerEngine],
-) -> Iterator[tuple[DockerEngine, docker.DockerClient, str]]:
-    """A dockerd of the test's own (a prune takes every unused volume there), its SDK client and
+def engine(make_dockerd: Callable[..., DockerEngine]) -> Iterator[Engine]:
+    """A dockerd of the test's own (a prune takes everything unused there), its SDK client and
     the busybox image's id."""
     started = make_dockerd()
     client = started.client()
@@ -82,7 +84,7 @@ async def show_volumes(pilot: Pilot[None], app: BerthApp, names: set[str]) -> Re
 
 
 async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes_exactly_the_previewed(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
+    engine: Engine, tmp_path: Path
 ) -> None:
     dockerd, client, image = engine
     for name in ("v-used", "v-data", "v-empty"):
@@ -135,7 +137,7 @@ async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes
 
 
 async def test_forced_removal_takes_the_stopped_users_with_it_and_a_running_one_still_refuses(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
+    engine: Engine, tmp_path: Path
 ) -> None:
     dockerd, client, image = engine
     client.volumes.create("v-stopped")
@@ -165,9 +167,7 @@ async def test_forced_removal_takes_the_stopped_users_with_it_and_a_running_one_
     running.remove(force=True)
 
 
-def test_cli_lists_refuses_removes_and_prunes_exactly_what_it_listed(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
-) -> None:
+def test_cli_lists_refuses_removes_and_prunes_exactly_what_it_listed(engine: Engine, tmp_path: Path) -> None:
     dockerd, client, image = engine
     config = config_file(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
     for name in ("c-used", "c-free", "c-gone"):
@@ -209,9 +209,7 @@ def test_cli_lists_refuses_removes_and_prunes_exactly_what_it_listed(
         client.containers.get(user.id)
 
 
-def test_cli_read_only_refuses_before_touching_the_engine(
-    engine: tuple[DockerEngine, docker.DockerClient, str], tmp_path: Path
-) -> None:
+def test_cli_read_only_refuses_before_touching_the_engine(engine: Engine, tmp_path: Path) -> None:
     dockerd, client, _image = engine
     client.volumes.create("ro-free")
     config = config_file(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket), read_only=True))

@@ -97,6 +97,22 @@ class ResourceView(TablePane, Generic[B, T]):
                 found.append((feed, self.items[key]))
         return found
 
+    def cursor_target(self) -> tuple[HostFeed[B, Any], T] | None:
+        """(host feed, resource) under the cursor, when its host is connected."""
+        key = self.table.cursor_id() or ""
+        feed = self.pane.feeds.get(self.host_of(key) or self.pane.host.name)
+        if key not in self.items or feed is None or feed.backend is None:
+            return None
+        return feed, self.items[key]
+
+    def acting_backend(self) -> tuple[HostFeed[B, Any], B] | None:
+        """The host a verb on the whole view (a prune) acts on: the marked rows' or the cursor
+        row's, else the pane's; None, with a notification saying why, when it may not change."""
+        chosen = self.targets()
+        feed = chosen[0][0] if chosen else self.pane.feeds[self.pane.host.name]
+        backend = self.pane.writable(feed)
+        return None if backend is None else (feed, backend)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """No verb that changes state in read-only mode."""
         return permitted(self, action, parameters)
@@ -116,3 +132,17 @@ class ResourceView(TablePane, Generic[B, T]):
             self.app.push_screen(LogScreen(title, lines=lines, source_name=source_name))
 
         self.run_call("inspect", job)
+
+    def inspect_cursor(
+        self, noun: str, name: Callable[[T], str], read: Callable[[B, T], Awaitable[object]]
+    ) -> None:
+        """The inspect document (`read(backend, resource)`) of the resource under the cursor,
+        titled with its `noun` and `name`."""
+        chosen = self.cursor_target()
+        if chosen is None:
+            return
+        feed, item = chosen
+        backend = feed.backend
+        assert backend is not None
+        label = name(item)
+        self.show_document(f"inspect · {noun} {label}", f"{label}-inspect", lambda: read(backend, item))

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from backends.docker import DockerBackend
 from backends.docker_volumes import VolumeInfo
 from tui.disk_words import nothing_to_prune, prune_preview, prune_question, prune_summary
 from tui.format import age, human_bytes, parse_bytes
-from tui.models.host_feed import HostFeed
 from tui.panes.container_rows import text_number
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
 from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
-
-VolumeFeed = HostFeed[DockerBackend, Any]
 
 VOLUME_COLUMNS: Sequence[Column] = (
     Column("name", "VOLUME"),
@@ -66,27 +62,12 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
 
     def action_inspect(self) -> None:
         """The volume's full inspect document, searchable like a log."""
-        chosen = self.cursor_target()
-        if chosen is None:
-            return
-        feed, volume = chosen
-        backend = feed.backend
-        assert backend is not None
-        title = f"inspect · volume {volume.name}"
-        self.show_document(title, f"{volume.name}-inspect", lambda: backend.inspect_volume(volume.name))
+        self.inspect_cursor("volume", lambda v: v.name, lambda backend, v: backend.inspect_volume(v.name))
 
     def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
         """Enter on a volume: its inspect document."""
         event.stop()
         self.action_inspect()
-
-    def cursor_target(self) -> tuple[VolumeFeed, VolumeInfo] | None:
-        """(host feed, volume) under the cursor, when its host is connected."""
-        key = self.table.cursor_id()
-        feed = self.pane.feeds.get(self.host_of(key or "") or self.pane.host.name)
-        if key not in self.items or feed is None or feed.backend is None:
-            return None
-        return feed, self.items[key]
 
     def action_remove(self) -> None:
         """Remove the selected volumes, after asking (naming the containers that use each);
@@ -125,12 +106,10 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
 
     def action_prune(self) -> None:
         """Remove the unused volumes of the host under the cursor, after listing each with its size."""
-        pane = self.pane
-        chosen = self.targets()
-        feed = chosen[0][0] if chosen else pane.feeds[pane.host.name]
-        backend = pane.writable(feed)
-        if backend is None:
+        acting = self.acting_backend()
+        if acting is None:
             return
+        feed, backend = acting
         host = feed.host.name
 
         async def preview() -> None:
