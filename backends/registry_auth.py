@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def auth_header(registry: str) -> str | None:
     from docker.errors import DockerException
 
     try:
-        found = _load().resolve_authconfig(registry)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the SDK warns of a missing helper before it fails
+            found = _load().resolve_authconfig(registry)
     except DockerException as exc:  # a credential helper that failed
         raise BerthError(
             f"The credential helper for {registry} failed: {exc}.",
@@ -109,7 +112,9 @@ def store_credentials(registry: str, username: str, password: str) -> str:
         raise Invalid(f"{path}: auths is not a mapping.", "Fix or move that file.")
     if helper:
         try:
-            store: Any = Store(helper)  # types-docker leaves store() untyped
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                store: Any = Store(helper)  # types-docker leaves store() untyped
             store.store(key, username, password)
         except StoreError as exc:
             raise BerthError(

@@ -216,6 +216,12 @@ def test_berth_pull_refuses_wrong_credentials_and_an_unknown_image_in_one_senten
     )
     bad = run_berth(config, "pull", "a//b")
     assert bad.returncode == 2 and "REF" in bad.stderr
+    # A credential helper that is not installed is one sentence too, naming it.
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "berth-none"}))
+    failed = run_berth(config, "pull", registry_busybox)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert failed.stderr.startswith(f"berth: The credential helper for {registry.host} failed: ")
+    assert "docker-credential-berth-none not installed" in failed.stderr
 
 
 def test_berth_login_writes_config_json_the_docker_cli_pulls_with(
