@@ -91,8 +91,9 @@ def auth_header(registry: str) -> str | None:
             warnings.simplefilter("ignore")  # the SDK warns of a missing helper before it fails
             found = _load().resolve_authconfig(registry)
     except DockerException as exc:  # a credential helper that failed
+        why = str(exc.__cause__ or exc).rstrip(".")  # the helper's words, not the SDK's wrapping
         raise BerthError(
-            f"The credential helper for {registry} failed: {exc}.",
+            f"The credential helper for {registry} failed: {why}.",
             f"Check it, or log in again with berth login {registry}.",
         ) from exc
     return encode_header(found).decode("ascii") if found else None

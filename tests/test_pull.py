@@ -221,7 +221,10 @@ def test_berth_pull_refuses_wrong_credentials_and_an_unknown_image_in_one_senten
     failed = run_berth(config, "pull", registry_busybox)
     assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
     assert failed.stderr.startswith(f"berth: The credential helper for {registry.host} failed: ")
-    assert "docker-credential-berth-none not installed" in failed.stderr
+    assert failed.stderr == (
+        f"berth: The credential helper for {registry.host} failed: docker-credential-berth-none not "
+        f"installed or not available in PATH. Check it, or log in again with berth login {registry.host}.\n"
+    )
 
 
 def test_berth_login_writes_config_json_the_docker_cli_pulls_with(
