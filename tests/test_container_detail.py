@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Label, TabbedContent
 
+from backends.audit import read_audit
 from backends.config import Config, HostConfig, UiConfig
 from tui import verbs
 from tui.app import BerthApp
@@ -214,6 +215,9 @@ async def test_resources_edit_reaches_the_engine_and_bad_input_is_one_sentence(
         await until(pilot, lambda: "64MiB" in tab_text(screen), what="the new limit on the tab")
         assert "unless-stopped" in tab_text(screen)
         assert f"Limits changed: {detailed.name}" in said
+        (record,) = [r for r in read_audit() if r["action"] == "container.limits"]
+        assert record["targets"] == [detailed.id] and record["outcome"] == "ok", record
+        assert record["Memory"] == 64 * 1024**2 and record["RestartPolicy"] == "unless-stopped", record
 
         # A limit the engine cannot take away is refused in the form, in one sentence.
         await pilot.press("e")

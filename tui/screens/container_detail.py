@@ -26,6 +26,7 @@ from backends.parse_container import CPUS, RESTART_POLICY
 from backends.streams import LogLine
 from backends.units import COUNT, SIZE, Grammar
 from tui.acting import permitted, run_action
+from tui.screens.copy_prompt import ask_copy, container_target
 from tui.screens.detail_tabs import LIMIT_LABELS, RAW_TAB, TABS, Document, limit_texts, raw_lines
 from tui.screens.form import Field, FormScreen
 from tui.verbs import bindings
@@ -127,16 +128,23 @@ class ContainerDetailScreen(Screen[None]):
     async def reload(self) -> None:
         """Read the document again and draw every tab."""
         try:
-            document = await self.backend.inspect(self.container_id)
+            document, self.error = await self.backend.inspect(self.container_id), ""
         except BerthError as exc:
-            self.error = exc.message
-        else:
-            self.error = ""
+            document, self.error = None, exc.message
+        if self.leaving:
+            return
+        if document is not None:
             self.document = document
             self.name_text = str(document.get("Name") or self.name_text).lstrip("/")
             self.draw()
         self.query_one("#detail-title", Label).update(self.title_text())
         self.loads += 1
+
+    @property
+    def leaving(self) -> bool:
+        """True once the screen is on its way out (closed, or the app quitting): its widgets are
+        being taken away, and a read that ends then draws nothing."""
+        return not self.app.is_running or self not in self.app.screen_stack
 
     def draw(self) -> None:
         """Draw each tab from the document (secrets as `reveal` says)."""
@@ -171,7 +179,7 @@ class ContainerDetailScreen(Screen[None]):
             await asyncio.sleep(EVENTS_RETRY)
 
     def _refresh_health(self) -> None:
-        if self.active_tab == "health" and self.app.screen is self:
+        if self.app.screen is self and not self.leaving and self.active_tab == "health":
             self.reload()
 
     # Keys --------------------------------------------------------------------------------------
@@ -255,6 +263,10 @@ class ContainerDetailScreen(Screen[None]):
         self.app.push_screen(
             FormScreen(f"Limits of {self.name_text} on {self.host.name}", fields, submit, "Apply"), chosen
         )
+
+    def action_copy(self) -> None:
+        """The copy form: files in or out of this container, run as a job."""
+        ask_copy(self, container_target(self.backend, self.host, self.container_id, self.name_text))
 
     def acting_hosts(self) -> list[HostConfig]:
         """The container's host: what the read-only rule asks about."""
