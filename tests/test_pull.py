@@ -77,6 +77,12 @@ def image_ids(sdk: docker.DockerClient, ref: str) -> str | None:
         return None
 
 
+def drop(sdk: docker.DockerClient, ref: str) -> None:
+    """Remove the image the test pulled as `ref`, if it is there."""
+    if image_ids(sdk, ref):
+        sdk.images.remove(ref)
+
+
 def parts_text(app: object) -> str:
     """What the jobs screen shows of the job under its cursor's parts."""
     screen = app.screen  # type: ignore[attr-defined]
@@ -135,8 +141,7 @@ async def test_p_pulls_with_layer_progress_in_jobs_and_the_list_shows_the_image(
             await until(pilot, lambda: image_id in pane(app).images_table.rows, what="the list read again")
     finally:
         proxy.close()
-        if image_ids(sdk, ref):
-            sdk.images.remove(ref)
+        drop(sdk, ref)
 
 
 async def test_c_in_jobs_stops_the_pull_and_its_download(
@@ -301,8 +306,7 @@ def test_berth_pull_through_the_ssh_tunnel(
         assert "Pull complete" in out.stderr and "Already exists" in out.stderr
         assert image_ids(sdk, ref) == image_id
     finally:
-        if image_ids(sdk, ref):
-            sdk.images.remove(ref)
+        drop(sdk, ref)
 
 
 HELPER = '''#!{python}
@@ -363,8 +367,7 @@ def test_login_and_pull_go_through_the_configured_credential_helper(
         assert out.returncode == 0, out.stderr
         assert image_ids(sdk, ref) == image_id
     finally:
-        if image_ids(sdk, ref):
-            sdk.images.remove(ref)
+        drop(sdk, ref)
 
 
 def test_ctrl_c_stops_berth_pull_and_its_download(
@@ -436,8 +439,7 @@ def test_on_a_terminal_login_asks_and_pull_redraws_its_layers_in_place(
         assert f"{ref} is {image_id.removeprefix('sha256:')[:12]} on local." in shown
     finally:
         proxy.close()
-        if image_ids(sdk, ref):
-            sdk.images.remove(ref)
+        drop(sdk, ref)
 
 
 async def test_p_in_the_all_hosts_view_pulls_on_the_host_of_the_row_under_the_cursor(
@@ -471,8 +473,7 @@ async def test_p_in_the_all_hosts_view_pulls_on_the_host_of_the_row_under_the_cu
             assert image_ids(sdk, ref) == image_id
             assert not any(key.startswith("elsewhere/") for key in images.rows)
     finally:
-        if image_ids(sdk, ref):
-            sdk.images.remove(ref)
+        drop(sdk, ref)
 
 
 async def test_read_only_refuses_the_pull_in_the_console_and_berth_pull(
