@@ -116,6 +116,13 @@ async def test_df_shows_each_kind_as_the_engine_counts_it_and_prunes_exactly_the
         await pilot.press("P")
         await until(pilot, lambda: any("No unused build cache records on local" in t for t in toasts(app)))
         assert isinstance(app.screen, DiskUsageScreen)
+
+        # r reads again: a volume made meanwhile is counted.
+        client.volumes.create("df-new")
+        await pilot.press("r")
+        await until(
+            pilot, lambda: cells(screen, "local/volumes")["count"] == "2", what="the new volume counted"
+        )
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DiskUsageScreen), what="back to the panes")
 

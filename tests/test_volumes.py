@@ -109,6 +109,11 @@ async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes
         assert '  "Name": "v-data",' in log_lines(app)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back")
+        await pilot.press("enter")  # enter shows the same document
+        await until(pilot, lambda: isinstance(app.screen, LogScreen), what="the inspect document on enter")
+        assert app.screen.title_text == "inspect · volume v-data"
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back")
 
         # d on the used one: the question names its user; confirmed unforced, the engine is not asked.
         assert table.move_cursor_to("v-used")
@@ -188,6 +193,11 @@ def test_cli_lists_refuses_removes_and_prunes_exactly_what_it_listed(engine: Eng
     assert refused.returncode == 1
     assert "Volume c-used is used by user on local: nothing was removed." in refused.stderr
     assert "--force" in refused.stderr and "c-used" in volume_names(client)
+    missing = berth(config, "volume", "rm", "nope")
+    assert missing.returncode == 1 and "no such volume" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    every = berth(config, "--host", "all", "volume", "prune", "--yes")
+    assert every.returncode == 2 and "This command works on one host." in every.stderr
     removed = berth(config, "volume", "rm", "c-gone")
     assert removed.returncode == 0 and removed.stdout.strip() == "c-gone"
 
