@@ -1,7 +1,8 @@
 """The Containers pane's volumes view (tui/panes/volumes_view.py) and `berth volumes`, `berth volume
 rm|prune|inspect`, against test dockerds and through the SSH tunnel: sizes from the disk usage,
 inspect, remove refused with the user's name (and forced: the stopped users go with it, a running
-one still refuses), prune removing exactly the unused volumes its preview listed."""
+one still refuses), prune removing exactly the unused volumes its preview listed, and the all-hosts
+view with an SSH host."""
 
 import json
 from collections.abc import Callable, Iterator
@@ -254,4 +255,35 @@ def test_over_the_ssh_tunnel_volumes_are_listed_refused_and_removed(
         user.remove()
         client.volumes.get("ssh-a17-used").remove()
     finally:
+        client.close()
+
+
+async def test_all_hosts_view_through_the_ssh_tunnel_refuses_a_used_volume_naming_its_host_and_user(
+    sshd: SshServer, dockerd: DockerEngine, docker_busybox: str, ssh_host: SshHost, tmp_path: Path
+) -> None:
+    client = dockerd.client()
+    client.volumes.create("tun-a17-used")
+    user = client.containers.create(
+        docker_busybox, ["true"], name="tun-a17-user", volumes={"tun-a17-used": {"bind": "/v"}}
+    )
+    hosts = [
+        HostConfig("local", docker_socket=str(dockerd.socket)),
+        ssh_host(sshd, docker_socket=str(dockerd.socket)),
+    ]
+    app = BerthApp(Config(hosts=hosts, path=tmp_path / "config.toml"), "all")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            table = await show_volumes(pilot, app, {"local/tun-a17-used", "box/tun-a17-used"})
+            assert table.rows["box/tun-a17-used"].cells["host"] == "box"
+            assert table.rows["box/tun-a17-used"].cells["users"] == "tun-a17-user"
+            assert table.move_cursor_to("box/tun-a17-used")
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            assert "on box?" in str(app.screen.query_one(".dialog-title").render())
+            await pilot.press("y")
+            await until(pilot, lambda: any("is used by tun-a17-user on box" in t for t in toasts(app)))
+            assert "tun-a17-used" in volume_names(client)
+    finally:
+        user.remove()
+        client.volumes.get("tun-a17-used").remove()
         client.close()
