@@ -6,7 +6,7 @@ nothing behind. Ports are published on 127.0.0.1 and never sent traffic."""
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import docker
 import pytest
 from broker_helpers import free_port
 from engines.dockerd import DockerEngine
-from engines.images import DOCKER_REPO, DOCKER_TAG
+from engines.images import DOCKER_REPO, DOCKER_TAG, import_docker_busybox
 from engines.registry import Registry, push_fresh
 from pilot_helpers import fill_form
 from test_app import toasts
@@ -23,6 +23,8 @@ from test_containers_pane import SIZE, make_app, pane, until
 from test_pull import docker_config, file_credentials  # noqa: F401
 from textual.widgets import Label
 
+from backends.config import Config, HostConfig, UiConfig
+from tui.app import BerthApp
 from tui.screens.form import FormScreen
 
 pytestmark = pytest.mark.engines
@@ -88,13 +90,13 @@ def form_values(made: dict[str, str], port: int, bound: Path) -> dict[str, str]:
     }
 
 
-async def open_run_form(pilot: Any, app: Any, docker_busybox: str) -> FormScreen:
-    """Show the images view, put the cursor on the busybox test image and press n."""
+async def open_run_form(pilot: Any, app: Any, image_row: str) -> FormScreen:
+    """Show the images view, put the cursor on the image's row and press n."""
     await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
     await pilot.press("v")
     images = pane(app).images_table
-    await until(pilot, lambda: docker_busybox in images.rows, what="the images")
-    assert images.move_cursor_to(docker_busybox)
+    await until(pilot, lambda: image_row in images.rows, what="the images")
+    assert images.move_cursor_to(image_row)
     await pilot.press("n")
     await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the run form")
     assert isinstance(app.screen, FormScreen)
@@ -115,6 +117,35 @@ async def test_n_runs_a_container_with_exactly_the_form_settings(
         await until(pilot, lambda: any(made["name"] in t for t in toasts(app)), 20, "the run's toast")
         assert any(f"{made['name']} runs on local." in t for t in toasts(app)), toasts(app)
     assert_runs_with_the_settings(sdk, made["name"], made, port, bound)
+
+
+async def test_in_the_all_hosts_view_n_runs_on_the_host_of_the_image_under_the_cursor(
+    dockerd: DockerEngine,
+    docker_busybox: str,
+    make_dockerd: Callable[..., DockerEngine],
+    sdk: docker.DockerClient,
+    made: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    other = make_dockerd()
+    other_client = other.client()
+    try:
+        other_image = import_docker_busybox(other_client)
+        hosts = [
+            HostConfig("local", docker_socket=str(dockerd.socket)),
+            HostConfig("second", docker_socket=str(other.socket)),
+        ]
+        app = BerthApp(Config(ui=UiConfig(), hosts=hosts, path=tmp_path / "config.toml"), "all")
+        async with app.run_test(size=SIZE) as pilot:
+            form = await open_run_form(pilot, app, f"second/{other_image}")
+            assert "Run a container on second" in str(form.query_one(".dialog-title", Label).render())
+            await fill_form(pilot, app, name=made["name"], command="sleep 300")
+            await until(pilot, lambda: any(made["name"] in t for t in toasts(app)), 20, "the run's toast")
+            assert any(f"{made['name']} runs on second." in t for t in toasts(app)), toasts(app)
+        (container,) = [c for c in other_client.containers.list() if c.name == made["name"]]
+        assert container.image.id == other_image and not named(sdk, made["name"])
+    finally:
+        other_client.close()
 
 
 BAD_FIELDS = [
@@ -156,6 +187,24 @@ async def test_a_bad_field_is_one_sentence_naming_it_and_nothing_is_made(
             assert error.count("Write it like") == 1
     assert {c.id for c in sdk.containers.list(all=True)} == before
     assert not sdk.volumes.list(filters={"name": made["volume"]})
+
+
+async def test_on_an_80x24_terminal_the_form_scrolls_to_the_field_and_to_its_error(
+    dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
+) -> None:
+    # Ten fields are taller than such a terminal's dialog: it scrolls, or Run and the error
+    # would be cut off below its edge.
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await open_run_form(pilot, app, docker_busybox)
+        dialog = form.query_one(".dialog")
+        assert dialog.max_scroll_y > 0
+        await fill_form(pilot, app, cpus="0")
+        error = form.query_one("#form-error", Label)
+        await until(
+            pilot, lambda: dialog.content_region.contains_region(error.region), what="the error in view"
+        )
+        assert str(error.render()).startswith("CPUs: Not a number of CPUs: '0'")
 
 
 def test_berth_run_round_trip_with_the_same_settings(

@@ -153,7 +153,9 @@ class FormScreen(ModalScreen[Any]):
             result = self.submit(values)
         except BerthError as exc:
             # What was typed may hold [ ]: shown as text, not as markup.
-            self.query_one("#form-error", Label).update(f"[$error]{escape(str(exc))}[/]")
+            error = self.query_one("#form-error", Label)
+            error.update(f"[$error]{escape(str(exc))}[/]")
+            self.call_after_refresh(error.scroll_visible)  # once it is as tall as its sentence
             return
         self._answered = True
         self.dismiss(result)
