@@ -16,7 +16,7 @@ from broker_helpers import free_port
 from engines.dockerd import DockerEngine
 from engines.images import DOCKER_REPO, DOCKER_TAG, import_docker_busybox
 from engines.registry import Registry, push_fresh
-from pilot_helpers import fill_form
+from pilot_helpers import fill_form, footer_text
 from test_app import toasts
 from test_cli_docker import berth
 from test_containers_pane import SIZE, make_app, pane, until
@@ -97,6 +97,7 @@ async def open_run_form(pilot: Any, app: Any, image_row: str) -> FormScreen:
     images = pane(app).images_table
     await until(pilot, lambda: image_row in images.rows, what="the images")
     assert images.move_cursor_to(image_row)
+    assert "n Run" in footer_text(app)
     await pilot.press("n")
     await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the run form")
     assert isinstance(app.screen, FormScreen)
@@ -187,6 +188,22 @@ async def test_a_bad_field_is_one_sentence_naming_it_and_nothing_is_made(
             assert error.count("Write it like") == 1
     assert {c.id for c in sdk.containers.list(all=True)} == before
     assert not sdk.volumes.list(filters={"name": made["volume"]})
+
+
+async def test_a_read_only_host_offers_no_run(
+    dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
+) -> None:
+    app = make_app(dockerd, tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+        await pilot.press("v")
+        images = pane(app).images_table
+        await until(pilot, lambda: docker_busybox in images.rows, what="the images")
+        assert images.move_cursor_to(docker_busybox)
+        assert "n Run" not in footer_text(app)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, FormScreen)
 
 
 async def test_on_an_80x24_terminal_the_form_scrolls_to_the_field_and_to_its_error(
