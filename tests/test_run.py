@@ -23,6 +23,7 @@ from test_containers_pane import SIZE, make_app, pane, until
 from test_pull import docker_config, file_credentials  # noqa: F401
 from textual.widgets import Label
 
+from backends.audit import read_audit
 from backends.config import Config, HostConfig, UiConfig
 from tui.app import BerthApp
 from tui.screens.form import FormScreen
@@ -118,6 +119,8 @@ async def test_n_runs_a_container_with_exactly_the_form_settings(
         await until(pilot, lambda: any(made["name"] in t for t in toasts(app)), 20, "the run's toast")
         assert any(f"{made['name']} runs on local." in t for t in toasts(app)), toasts(app)
     assert_runs_with_the_settings(sdk, made["name"], made, port, bound)
+    runs = [r for r in read_audit() if r["action"] == "container.run" and r["targets"] == [made["name"]]]
+    assert [(r["host"], r["outcome"], r["image"]) for r in runs] == [("local", "ok", IMAGE)]
 
 
 async def test_in_the_all_hosts_view_n_runs_on_the_host_of_the_image_under_the_cursor(
@@ -276,6 +279,8 @@ def test_a_taken_name_port_or_missing_network_is_one_sentence_and_leaves_nothing
     assert no_network.returncode == 1
     assert "No network 'run-nowhere' on local: nothing was made." in no_network.stderr
     assert {c.id for c in sdk.containers.list(all=True)} == before and taken in before
+    runs = [r for r in read_audit() if r["action"] == "container.run" and made["name"] in r["targets"][0]]
+    assert [r["outcome"][:7] for r in runs] == ["ok", "failed:", "failed:", "failed:"]
 
 
 def test_berth_run_pulls_an_image_the_host_lacks_first(
