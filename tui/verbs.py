@@ -223,6 +223,8 @@ VERBS: tuple[Verb, ...] = (
              help="Open a shell in the member (it can change anything there)."),
         Verb("members.logs", "l", "logs", "Console log", ROW,
              help="Show the member's console log and LXD's log of it."),
+        Verb("members.copy", "c", "copy", "Copy files", ROW,
+             help="Copy files in or out of the member from a form (in is refused on a read-only host)."),
     ),
     # The Wasm tasks pane: tasks run in berth's own pool (or go to the broker) and change its history.
     *_owned(
@@ -308,6 +310,8 @@ VERBS: tuple[Verb, ...] = (
                   "or hide them again."),
         Verb("container_detail.limits", "e", "edit_limits", "Edit limits", WHOLE, HOST,
              help="Change the restart policy and limits from a form (docker update)."),
+        Verb("container_detail.copy", "c", "copy", "Copy files",
+             help="Copy files in or out of the container from a form (in is refused on a read-only host)."),
     ),
     # The other screens and dialogs.
     *_owned(

@@ -21,6 +21,7 @@ from tui.error_log import log_unexpected, setup_error_log
 VERBS = {
     "broker": "tui.cli.broker:broker",
     "config": "tui.cli.config:config",
+    "cp": "tui.cli.cp:cp",
     "df": "tui.cli.volumes:df",
     "hosts": "tui.cli.hosts:hosts",
     "image": "tui.cli.docker:image",
@@ -29,6 +30,8 @@ VERBS = {
     "logs": "tui.cli.docker:logs",
     "member": "tui.cli.members:member",
     "members": "tui.cli.members:members",
+    "network": "tui.cli.networks:network",
+    "networks": "tui.cli.networks:networks",
     "provider": "tui.cli.broker:provider_cmd",
     "ps": "tui.cli.docker:ps",
     "pull": "tui.cli.pull:pull",
