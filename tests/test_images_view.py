@@ -8,8 +8,10 @@ from pathlib import Path
 
 from engines.dockerd import DockerEngine
 from engines.images import import_docker_busybox
+from test_app import toasts
 from test_containers_pane import SIZE, make_app, pane, until
 
+from backends.config import HostConfig
 from tui.app import BerthApp
 from tui.screens.confirm import ConfirmScreen
 
@@ -56,3 +58,19 @@ async def test_d_removes_an_image_and_p_prunes_the_dangling_ones_after_asking(
             assert {i.id for i in client.images.list(all=True)} == {kept}
     finally:
         client.close()
+
+
+async def test_a_host_that_cannot_answer_leaves_the_others_images_on_show(
+    dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
+) -> None:
+    """All hosts: one whose engine is gone is named in one notification; the reachable host's
+    images stay listed (every host was read together, and one failure emptied the view)."""
+    gone = HostConfig("gone", docker_socket=str(tmp_path / "no-docker.sock"))
+    app = make_app(dockerd, tmp_path, extra=[gone])
+    app.all_hosts = True
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        await pilot.press("v")
+        images = pane(app).images_table
+        await until(pilot, lambda: f"local/{docker_busybox}" in images.rows, what="the local images")
+        await until(pilot, lambda: any("gone:" in t for t in toasts(app)), what="the failure named")

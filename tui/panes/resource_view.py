@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from textual.app import ComposeResult
 
+from backends.errors import BerthError
 from backends.streams import LogLine
 from tui.acting import permitted, run_action
 from tui.models.host_feed import Backend, HostFeed
@@ -61,7 +62,8 @@ class ResourceView(TablePane, Generic[B, T]):
         raise NotImplementedError
 
     def reload(self) -> None:
-        """Read the resources again (every reachable host's, at once)."""
+        """Read the resources again (every reachable host's, at once); a host that fails is
+        said in one notification, and the others' rows are shown."""
         feeds = [f for f in self.pane.feeds.values() if f.backend is not None]
 
         async def one(feed: HostFeed[B, Any]) -> dict[str, T]:
@@ -71,10 +73,20 @@ class ResourceView(TablePane, Generic[B, T]):
 
         async def job() -> None:
             items: dict[str, T] = {}
-            for part in await asyncio.gather(*(one(f) for f in feeds)):
-                items.update(part)
+            failed: list[str] = []
+            # Each host on its own: one that cannot answer must not empty the others' rows.
+            parts = await asyncio.gather(*(one(f) for f in feeds), return_exceptions=True)
+            for feed, part in zip(feeds, parts, strict=True):
+                if isinstance(part, BerthError):
+                    failed.append(f"{feed.host.name}: {part}")
+                elif isinstance(part, BaseException):
+                    raise part
+                else:
+                    items.update(part)
             self.items = items
             self.table.update_rows({key: self.row(item, self.host_of(key)) for key, item in items.items()})
+            if failed:
+                raise BerthError(" ".join(failed))
 
         self.run_call(self.NOUN, job)
 

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 from textual.widgets.data_table import RowKey
@@ -41,12 +42,14 @@ def binding_rows(section: str, bindings: list[Binding], keymap: dict[str, str]) 
     return rows
 
 
-_KEY_NAMES = {"question_mark": "?", "colon": ":", "slash": "/", "space": "space"}
+_KEY_NAMES = {"escape": "escape"}
+"""Names said in full where Textual's footer abbreviates (`esc`): help has the room."""
 
 
 def binding_key_display(key: str) -> str:
-    """How a Textual key name reads to a person (`question_mark` -> `?`)."""
-    return _KEY_NAMES.get(key.strip(), key.strip())
+    """How a Textual key name reads to a person (`question_mark` -> `?`, `left_square_bracket`
+    -> `[`), as the footer writes it."""
+    return _KEY_NAMES.get(key.strip(), format_key(key.strip()))
 
 
 def command_rows() -> list[HelpRow]:
