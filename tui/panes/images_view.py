@@ -121,11 +121,10 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
     def action_prune(self) -> None:
         """Remove dangling images of the host under the cursor, after asking."""
         pane = self.pane
-        chosen = self.targets()
-        feed = chosen[0][0] if chosen else pane.feeds[pane.host.name]
-        backend = pane.writable(feed)
-        if backend is None:
+        acting = self.acting_backend()
+        if acting is None:
             return
+        feed, backend = acting
         dangling = [
             k.rpartition("/")[2] if pane.all_hosts else k
             for k, row in self.table.rows.items()

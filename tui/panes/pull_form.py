@@ -22,12 +22,10 @@ PULL_FIELDS = (Field("ref", "Image", grammar=IMAGE_REF, required=True),)
 
 def ask_pull(view: ImagesView) -> None:
     """Ask for a reference and pull it on the view's host as a job."""
-    pane = view.pane
-    chosen = view.targets()
-    feed = chosen[0][0] if chosen else pane.feeds[pane.host.name]
-    backend = pane.writable(feed)
-    if backend is None:
+    acting = view.acting_backend()
+    if acting is None:
         return
+    feed, backend = acting
     host = feed.host.name
 
     def pull(values: Any) -> None:
