@@ -14,7 +14,9 @@ import pytest
 from cli_helpers import berth
 from engines.dockerd import DockerEngine
 from engines.images import import_docker_busybox
+from engines.sshd import SshServer
 from pilot_helpers import fill_form, footer_text, log_lines
+from ssh_helpers import SshHost
 from test_app import toasts
 from test_containers_pane import SIZE, make_app, pane, until
 from textual.pilot import Pilot
@@ -262,3 +264,40 @@ def test_cli_round_trip(engine: Engine, tmp_path: Path) -> None:
     assert pruned == {"host": "local", "removed": ["cli-net", "spare"], "kept": []}
     assert network_names(client) == {"none", "host"}
     client.containers.get("db").remove(force=True)
+
+
+async def test_all_hosts_view_through_the_ssh_tunnel_connects_on_the_networks_own_host_only(
+    engine: Engine, sshd: SshServer, ssh_host: SshHost, tmp_path: Path
+) -> None:
+    dockerd, client, image = engine
+    web = client.containers.run(image, ["sleep", "600"], name="web", detach=True)
+    made = client.networks.create("t-net", driver="bridge")
+    # Two inventory hosts on the one engine: here, and through the SSH tunnel as "box".
+    hosts = [
+        HostConfig("local", docker_socket=str(dockerd.socket)),
+        ssh_host(sshd, docker_socket=str(dockerd.socket)),
+    ]
+    app = BerthApp(Config(hosts=hosts, path=tmp_path / "config.toml"), "all")
+    toasts(app)
+    async with app.run_test(size=SIZE) as pilot:
+        containers = pane(app).table
+        await until(pilot, lambda: f"local/{web.id}" in containers.rows, what="the container here")
+        assert containers.move_cursor_to(f"local/{web.id}")
+        await pilot.press("space")
+        table = await show_networks(pilot, app)
+        await until(pilot, lambda: f"box/{made.id}" in table.rows, what="the network through the tunnel")
+        assert table.rows[f"box/{made.id}"].cells["host"] == "box"
+
+        # The mark is on local: on box's row, c says so and changes nothing.
+        assert table.move_cursor_to(f"box/{made.id}")
+        await pilot.press("c")
+        said = "The marked containers are not on box, where network t-net is."
+        await until(pilot, lambda: any(said in t for t in toasts(app)), what="the refusal")
+        assert attached(client, "t-net") == set()
+
+        # On local's row it attaches; both rows show it (one engine), and the engine agrees.
+        assert table.move_cursor_to(f"local/{made.id}")
+        await pilot.press("c")
+        await until(pilot, lambda: table.rows[f"box/{made.id}"].cells["containers"] == "web", what="web")
+        assert table.rows[f"local/{made.id}"].cells["containers"] == "web"
+        assert attached(client, "t-net") == {"web"}
