@@ -229,6 +229,9 @@ def test_cli_round_trip(engine: Engine, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[0].split()[:4] == ["NETWORK", "ID", "DRIVER", "SCOPE"]
     assert "10.218.0.0/24" in next(line for line in listed.stdout.splitlines() if line.startswith("cli-net"))
+    every = berth(config, "--host", "all", "networks")
+    assert every.returncode == 0 and every.stdout.splitlines()[0].split()[:2] == ["HOST", "NETWORK"]
+    assert any(line.split()[:2] == ["local", "cli-net"] for line in every.stdout.splitlines())
 
     connected = berth(config, "network", "connect", "cli-net", "db", "--alias", "database")
     assert connected.returncode == 0, connected.stderr
