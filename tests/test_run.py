@@ -167,6 +167,7 @@ BAD_FIELDS = [
         "./here:/in",
         "Mounts: Not a mount: './here:/in' ('./here' is no volume name, and a host path is absolute).",
     ),
+    ("network", "-net", "Network: Not a network name: '-net'."),
     ("restart", "sometimes", "Restart policy: Not a restart policy: 'sometimes'."),
     ("memory", "64M", "Memory limit: Not a size: '64M'."),
     ("cpus", "0", "CPUs: Not a number of CPUs: '0' (from 0.01 to 8192)."),
@@ -248,6 +249,8 @@ def test_berth_run_round_trip_with_the_same_settings(
     assert bad.returncode == 2 and "Not a number of CPUs: '0' (from 0.01 to 8192)." in bad.stderr
     bad = berth(dockerd, "run", "-p", "99999:80", IMAGE)
     assert bad.returncode == 2 and "Not a port mapping: '99999:80' ('99999' is no port" in bad.stderr
+    bad = berth(dockerd, "run", "--network", "a/b", IMAGE)
+    assert bad.returncode == 2 and "Not a network name: 'a/b'." in bad.stderr
     denied = berth(dockerd, "--read-only", "run", "--name", f"{made['name']}-ro", IMAGE)
     assert denied.returncode == 1 and "changes state and was not run" in denied.stderr
     assert not named(sdk, f"{made['name']}-ro")

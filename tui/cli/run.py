@@ -19,6 +19,7 @@ from backends.parse_container import (
     RestartPolicy,
 )
 from backends.parse_images import IMAGE_REF
+from backends.parse_networks import NETWORK_NAME
 from backends.parse_pairs import ENV_PAIR
 from backends.units import SIZE
 from tui.cli.context import CliContext, changes_state
@@ -43,7 +44,7 @@ from tui.cli.params import Parsed
     "-v", "--volume", "mounts", multiple=True, type=Parsed(MOUNT), metavar="MOUNT",
     help="Mount a volume or host path: data:/data, /srv/site:/site:ro.",
 )  # fmt: skip
-@click.option("--network", metavar="NET", default="", help="Network to attach it to (default: bridge).")
+@click.option("--network", type=Parsed(NETWORK_NAME), metavar="NET", help="Network to attach it to.")
 @click.option(
     "--restart",
     type=Parsed(RESTART_POLICY),
@@ -62,7 +63,7 @@ def run(
     env: tuple[tuple[str, str], ...],
     ports: tuple[PortMapping, ...],
     mounts: tuple[Mount, ...],
-    network: str,
+    network: str | None,
     restart: RestartPolicy | None,
     memory: int | None,
     cpus: int | None,
@@ -70,7 +71,7 @@ def run(
     command: tuple[str, ...],
 ) -> None:
     """Run a container from IMAGE on --host (pulled first if the host lacks it); prints its id."""
-    spec = RunSpec(image, name or "", command, env, ports, mounts, network, restart, memory, cpus)
+    spec = RunSpec(image, name or "", command, env, ports, mounts, network or "", restart, memory, cpus)
 
     async def work(backend: DockerBackend) -> tuple[str, str]:
         made = await backend.run(spec)

@@ -15,6 +15,7 @@ from backends.parse_container import (
     RESTART_POLICY,
 )
 from backends.parse_images import IMAGE_REF
+from backends.parse_networks import NETWORK_NAME
 from backends.parse_pairs import ENV
 from backends.units import SIZE
 from tui.acting import run_job
@@ -34,7 +35,7 @@ def run_fields(image: str) -> tuple[Field, ...]:
         Field("env", "Env (K=V, one a line or space-separated)", grammar=ENV, lines=2),
         Field("ports", "Ports (one a line or comma-separated)", grammar=PORT_MAPPINGS, lines=2),
         Field("mounts", "Mounts (one a line or comma-separated)", grammar=MOUNTS, lines=2),
-        Field("network", "Network (optional: the default bridge)", "bridge"),
+        Field("network", "Network (optional: the engine's default)", grammar=NETWORK_NAME),
         Field("restart", "Restart policy (optional: no)", grammar=RESTART_POLICY),
         Field("memory", "Memory limit (optional)", grammar=SIZE),
         Field("cpus", "CPUs (optional)", grammar=CPUS),
@@ -50,7 +51,7 @@ def run_spec(values: dict[str, str]) -> RunSpec:
         env=ENV.parse(values["env"]),
         ports=PORT_MAPPINGS.parse(values["ports"]),
         mounts=MOUNTS.parse(values["mounts"]),
-        network=values["network"],
+        network=NETWORK_NAME.parse(values["network"]) if values["network"] else "",
         restart=RESTART_POLICY.parse(values["restart"]) if values["restart"] else None,
         memory=SIZE.parse(values["memory"]) if values["memory"] else None,
         cpus=CPUS.parse(values["cpus"]) if values["cpus"] else None,
