@@ -149,6 +149,8 @@ VERBS: tuple[Verb, ...] = (
     # The Containers pane's images view (tui/panes/images_view.py): ids as when the pane held them.
     *_owned(
         "images",
+        Verb("images.inspect", "i", "inspect", "Inspect", ROW,
+             help="Show the image's full inspect document (enter too)."),
         Verb("containers.move", "m", "move", "Move to host", ROW, HOST,
              help="Stream the images to another host of the inventory."),
         Verb("containers.prune", "P", "prune", "Prune dangling", WHOLE, HOST, destroys=True,

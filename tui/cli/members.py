@@ -268,6 +268,18 @@ def member_keys(obj: CliContext, name: str, add_file: Path | None) -> None:
     click.echo(json.dumps(keys) if obj.json else "\n".join(keys))
 
 
+@member.command("cp")
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.pass_obj
+def member_cp(obj: CliContext, source: str, destination: str) -> None:
+    """Copy files between an instance and here, as `berth cp` does for containers: NAME:PATH on
+    one side (the instance's name), a path here on the other."""
+    from tui.cli.cp import copy_files
+
+    copy_files(obj, source, destination, "member")
+
+
 @member.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask (needed when not on a terminal).")

@@ -25,6 +25,7 @@ from tui.panes.container_rows import HOST_COLUMN
 from tui.panes.engine_pane import EnginePane
 from tui.panes.member_rows import MEMBER_COLUMNS, host_error_row, member_row
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.copy_prompt import ask_copy, member_target
 from tui.screens.form import Field, FormScreen
 from tui.screens.logs import LogScreen
 from tui.screens.member_details import DetailScreen, ForwardsScreen, KeysScreen, SnapshotsScreen
@@ -251,6 +252,14 @@ class MembersPane(EnginePane[LxdBackend, Instances]):
             "snapshots": SnapshotsScreen,
         }
         self.app.push_screen(screens[what](backend, cursor[1]), lambda _result: self.refresh_now())
+
+    def action_copy(self) -> None:
+        """The copy form for the instance under the cursor: files in or out, run as a job."""
+        cursor = self._cursor()
+        backend = cursor[0].backend if cursor is not None else None
+        if cursor is None or backend is None:
+            return
+        ask_copy(self, member_target(backend, cursor[0].host, cursor[1]))
 
     def action_backup(self) -> None:
         """Export the instance under the cursor to a file (streamed, with progress)."""
