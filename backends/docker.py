@@ -304,10 +304,16 @@ class DockerBackend(
             used[c.get("ImageID", "")] = used.get(c.get("ImageID", ""), 0) + 1
         return [ImageInfo.from_api(item, used.get(item["Id"], 0)) for item in raw]
 
+    async def inspect_image(self, image: str) -> dict[str, Any]:
+        """The full inspect object of an image name or id."""
+        result: dict[str, Any] = await self.http.get_json(
+            f"/images/{image}/json", f"inspecting image {short(image)}"
+        )
+        return result
+
     async def image_id(self, image: str) -> str:
         """The full id of an image name or id."""
-        raw = await self.http.get_json(f"/images/{image}/json", f"inspecting image {short(image)}")
-        return str(raw["Id"])
+        return str((await self.inspect_image(image))["Id"])
 
     async def has_image(self, image_id: str, refs: Iterable[str]) -> bool:
         """Whether every one of `refs` (repo:tags or ids) names image `image_id` here."""

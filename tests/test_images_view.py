@@ -74,3 +74,27 @@ async def test_a_host_that_cannot_answer_leaves_the_others_images_on_show(
         images = pane(app).images_table
         await until(pilot, lambda: f"local/{docker_busybox}" in images.rows, what="the local images")
         await until(pilot, lambda: any("gone:" in t for t in toasts(app)), what="the failure named")
+
+
+async def test_enter_and_i_on_an_image_show_its_inspect_document(
+    dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
+) -> None:
+    """The images view's enter and `i`, like the volumes' and networks': the engine's document."""
+    from tui.screens.logs import LogScreen
+
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pane(app).changes_seen > 0, what="the containers")
+        await pilot.press("v")
+        images = pane(app).images_table
+        await until(pilot, lambda: docker_busybox in images.rows, what="the images")
+        images.move_cursor_to(docker_busybox)
+        for key in ("enter", "i"):
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, LogScreen), what=f"the document ({key})")
+            screen = app.screen
+            assert isinstance(screen, LogScreen)
+            text = "\n".join(screen.view.line(i).text for i in range(screen.view.line_count))
+            assert f'"Id": "{docker_busybox}"' in text and "berth-test/busybox:latest" in text
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back")

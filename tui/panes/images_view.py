@@ -26,6 +26,7 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
     TABLE_ID = "images-table"
     COLUMNS = IMAGE_COLUMNS
     NOUN = "images"
+    NOUN_ONE = "image"
     BINDINGS = bindings("images")
 
     async def read(self, backend: DockerBackend) -> dict[str, ImageInfo]:
@@ -35,6 +36,14 @@ class ImagesView(ResourceView[DockerBackend, ImageInfo]):
     def row(self, item: ImageInfo, host: str | None) -> Row:
         """One image's row."""
         return image_row(item, host=host)
+
+    def label(self, item: ImageInfo) -> str:
+        """An image is named by its first tag, else its short id."""
+        return image_label(item)
+
+    async def inspect_item(self, backend: DockerBackend, item: ImageInfo) -> object:
+        """The image's inspect document."""
+        return await backend.inspect_image(item.id)
 
     # Verbs ---------------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from backends.parse_networks import GATEWAY, NETWORK_NAME, SUBNET, check_gateway
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
-from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
 if TYPE_CHECKING:
@@ -56,6 +55,7 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
     TABLE_ID = "networks-table"
     COLUMNS = NETWORK_COLUMNS
     NOUN = "networks"
+    NOUN_ONE = "network"
     BINDINGS = bindings("networks")
 
     async def read(self, backend: DockerBackend) -> dict[str, NetworkInfo]:
@@ -79,14 +79,13 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
 
     # Verbs ---------------------------------------------------------------------------------------
 
-    def action_inspect(self) -> None:
-        """The network's full inspect document, searchable like a log."""
-        self.inspect_cursor("network", lambda n: n.name, lambda backend, n: backend.inspect_network(n.id))
+    def label(self, item: NetworkInfo) -> str:
+        """A network is named by its name."""
+        return item.name
 
-    def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
-        """Enter on a network: its inspect document."""
-        event.stop()
-        self.action_inspect()
+    async def inspect_item(self, backend: DockerBackend, item: NetworkInfo) -> object:
+        """The network's inspect document."""
+        return await backend.inspect_network(item.id)
 
     def action_create(self) -> None:
         """Make a network on the cursor row's host from a form: name, driver, subnet, gateway."""

@@ -145,16 +145,31 @@ class ResourceView(TablePane, Generic[B, T]):
 
         self.run_call("inspect", job)
 
-    def inspect_cursor(
-        self, noun: str, name: Callable[[T], str], read: Callable[[B, T], Awaitable[object]]
-    ) -> None:
-        """The inspect document (`read(backend, resource)`) of the resource under the cursor,
-        titled with its `noun` and `name`."""
+    NOUN_ONE: ClassVar[str]
+    """What one resource is called in a title ("volume")."""
+
+    def label(self, item: T) -> str:
+        """How one resource is named in titles and questions."""
+        raise NotImplementedError
+
+    async def inspect_item(self, backend: B, item: T) -> object:
+        """The engine's full document of one resource."""
+        raise NotImplementedError
+
+    def action_inspect(self) -> None:
+        """The full inspect document of the resource under the cursor, searchable like a log."""
         chosen = self.cursor_target()
         if chosen is None:
             return
         feed, item = chosen
         backend = feed.backend
         assert backend is not None
-        label = name(item)
-        self.show_document(f"inspect · {noun} {label}", f"{label}-inspect", lambda: read(backend, item))
+        label = self.label(item)
+        self.show_document(
+            f"inspect · {self.NOUN_ONE} {label}", f"{label}-inspect", lambda: self.inspect_item(backend, item)
+        )
+
+    def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
+        """Enter on a row: its inspect document."""
+        event.stop()
+        self.action_inspect()

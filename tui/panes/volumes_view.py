@@ -14,7 +14,6 @@ from tui.panes.container_rows import text_number
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
-from tui.widgets.resource_table import ResourceTable
 from tui.widgets.table_model import Column, Row
 
 VOLUME_COLUMNS: Sequence[Column] = (
@@ -48,6 +47,7 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
     TABLE_ID = "volumes-table"
     COLUMNS = VOLUME_COLUMNS
     NOUN = "volumes"
+    NOUN_ONE = "volume"
     BINDINGS = bindings("volumes")
 
     async def read(self, backend: DockerBackend) -> dict[str, VolumeInfo]:
@@ -60,14 +60,13 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
 
     # Verbs ---------------------------------------------------------------------------------------
 
-    def action_inspect(self) -> None:
-        """The volume's full inspect document, searchable like a log."""
-        self.inspect_cursor("volume", lambda v: v.name, lambda backend, v: backend.inspect_volume(v.name))
+    def label(self, item: VolumeInfo) -> str:
+        """A volume is named by its name."""
+        return item.name
 
-    def on_resource_table_activated(self, event: ResourceTable.Activated) -> None:
-        """Enter on a volume: its inspect document."""
-        event.stop()
-        self.action_inspect()
+    async def inspect_item(self, backend: DockerBackend, item: VolumeInfo) -> object:
+        """The volume's inspect document."""
+        return await backend.inspect_volume(item.name)
 
     def action_remove(self) -> None:
         """Remove the selected volumes, after asking (naming the containers that use each);
