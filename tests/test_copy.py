@@ -11,7 +11,7 @@ import subprocess
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from engines.dockerd import DockerEngine
 from engines.lxd import LxdEngine, launch_busybox
 from pilot_helpers import fill_form
 from test_app import toasts
+from test_cli_members import inventory  # noqa: F401  (fixture)
 from test_container_detail import open_detail
 from test_containers_pane import SIZE, make_app, until
 
@@ -96,20 +97,34 @@ def peak_rss(
     return subprocess.CompletedProcess(argv, process.returncode, out, err), peak
 
 
+def round_trip_50mb(
+    base: list[str], tmp_path: Path, note: Path, name: str, folder: str, sha256_inside: Callable[[str], str]
+) -> None:
+    """Copy 50 MB of random files into `name`:`folder` and back out with the real berth (`base`:
+    its command line up to SRC DST): sha256-identical inside (`sha256_inside(folder)` is its
+    `sha256sum` output) and here, and each copy's peak RSS within RSS_LIMIT of the same copy of
+    `note`'s (printed)."""
+    tree = random_tree(tmp_path / "tree")
+    _small, small_in = peak_rss([*base, str(note), f"{name}:{folder}/small"])
+    big, big_in = peak_rss([*base, str(tree), f"{name}:{folder}"])
+    assert big.returncode == 0, big.stderr
+    inside = f"{folder}/tree"
+    assert inside_digests(sha256_inside(inside), inside) == files_only(digests(tree))
+    _small, small_out = peak_rss([*base, f"{name}:{folder}/small", str(tmp_path / "small-out")])
+    back, big_out = peak_rss([*base, f"{name}:{inside}", str(tmp_path / "back")])
+    assert back.returncode == 0, back.stderr
+    assert digests(tmp_path / "back") == digests(tree)
+    grew_in, grew_out = big_in - small_in, big_out - small_out
+    print(f"{' '.join(base[3:])}, 50 MB: peak RSS {big_in / MB:.1f} MB in (+{grew_in / MB:.1f} over a "
+          f"{note.stat().st_size} B copy), {big_out / MB:.1f} MB out (+{grew_out / MB:.1f})")  # fmt: skip
+    assert grew_in < RSS_LIMIT and grew_out < RSS_LIMIT
+
+
 @pytest.fixture
 def docker_inventory(dockerd: DockerEngine, tmp_path: Path) -> Path:
     """A config whose local host's Docker is the test dockerd."""
     path = tmp_path / "config.toml"
     save_config(Config(hosts=[HostConfig("local", docker_socket=str(dockerd.socket))]), path)
-    return path
-
-
-@pytest.fixture
-def lxd_inventory(lxd: LxdEngine, tmp_path: Path) -> Path:
-    """A config whose local host's LXD is the test one (and whose Docker is nowhere)."""
-    path = tmp_path / "config.toml"
-    host = HostConfig("local", docker_socket=str(tmp_path / "no-docker.sock"), lxd_socket=str(lxd.socket))
-    save_config(Config(hosts=[host]), path)
     return path
 
 
@@ -156,24 +171,11 @@ def test_cp_a_file_and_50_mb_folder_in_and_out_of_a_container(
     assert (tmp_path / "got" / "note.txt").read_bytes() == note.read_bytes()
 
     # 50 MB in and out: byte-identical, and the process's memory does not grow with the size.
-    tree = random_tree(tmp_path / "tree")
-    env = dict(os.environ)
-    base = [BERTH, "--config", str(docker_inventory), "cp"]
-    _small, small_in = peak_rss([*base, str(note), f"{box.name}:/tmp/small-in"], env)
-    big, big_in = peak_rss([*base, str(tree), f"{box.name}:/tmp"], env)
-    assert big.returncode == 0, big.stderr
-    inside = exec_in(box, "find /tmp/tree -type f | xargs sha256sum")
-    assert inside_digests(inside, "/tmp/tree") == files_only(digests(tree))
+    round_trip_50mb(
+        [BERTH, "--config", str(docker_inventory), "cp"], tmp_path, note, box.name, "/tmp",
+        lambda folder: exec_in(box, f"find {folder} -type f | xargs sha256sum"),
+    )  # fmt: skip
     assert exec_in(box, "readlink /tmp/tree/sub/to-a").strip() == "../a.bin"
-
-    _small, small_out = peak_rss([*base, f"{box.name}:/tmp/note.txt", str(tmp_path / "small-out")], env)
-    back, big_out = peak_rss([*base, f"{box.name}:/tmp/tree", str(tmp_path / "back")], env)
-    assert back.returncode == 0, back.stderr
-    assert digests(tmp_path / "back") == digests(tree)
-    grew_in, grew_out = big_in - small_in, big_out - small_out
-    print(f"berth cp 50 MB: RSS {big_in / MB:.1f} MB in (+{grew_in / MB:.1f} over a 16 B copy), "
-          f"{big_out / MB:.1f} MB out (+{grew_out / MB:.1f})")  # fmt: skip
-    assert grew_in < RSS_LIMIT and grew_out < RSS_LIMIT
 
     records = [r for r in read_audit(50) if r["action"] == "container.cp" and r["targets"] == [box.id]]
     assert {(r["direction"], r["path"]) for r in records} >= {("in", "/tmp"), ("out", "/tmp/tree")}
@@ -250,42 +252,33 @@ def test_endpoints_follow_dockers_colon_rule() -> None:
 
 
 def test_member_cp_a_file_and_50_mb_folder_in_and_out(
-    lxd_inventory: Path, instance: Any, tmp_path: Path
+    inventory: Path,  # noqa: F811
+    instance: Any,
+    tmp_path: Path,
 ) -> None:
     name = instance.name
     note = tmp_path / "note.txt"
     note.write_bytes(b"hello member\n")
-    into = berth(lxd_inventory, "member", "cp", str(note), f"{name}:/root/")
+    into = berth(inventory, "member", "cp", str(note), f"{name}:/root/")
     assert into.returncode == 0, into.stderr
     assert instance.files.get("/root/note.txt") == note.read_bytes()
-    out = berth(lxd_inventory, "member", "cp", f"{name}:/root/note.txt", str(tmp_path / "back.txt"))
+    out = berth(inventory, "member", "cp", f"{name}:/root/note.txt", str(tmp_path / "back.txt"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "back.txt").read_bytes() == note.read_bytes()
 
-    tree = random_tree(tmp_path / "tree")
-    env = dict(os.environ)
-    base = [BERTH, "--config", str(lxd_inventory), "member", "cp"]
-    _small, small_in = peak_rss([*base, str(note), f"{name}:/root/small"], env)
-    big, big_in = peak_rss([*base, str(tree), f"{name}:/root"], env)
-    assert big.returncode == 0, big.stderr
-    inside = instance.execute(["sh", "-c", "find /root/tree -type f | xargs sha256sum"])
-    assert inside.exit_code == 0, inside.stderr
-    assert inside_digests(inside.stdout, "/root/tree") == files_only(digests(tree))
+    def sha256_inside(folder: str) -> str:
+        found = instance.execute(["sh", "-c", f"find {folder} -type f | xargs sha256sum"])
+        assert found.exit_code == 0, found.stderr
+        return str(found.stdout)
 
-    _small, small_out = peak_rss([*base, f"{name}:/root/note.txt", str(tmp_path / "small-out")], env)
-    back, big_out = peak_rss([*base, f"{name}:/root/tree", str(tmp_path / "back")], env)
-    assert back.returncode == 0, back.stderr
-    assert digests(tmp_path / "back") == digests(tree)
-    grew_in, grew_out = big_in - small_in, big_out - small_out
-    print(f"berth member cp 50 MB: RSS {big_in / MB:.1f} MB in (+{grew_in / MB:.1f} over a 13 B copy), "
-          f"{big_out / MB:.1f} MB out (+{grew_out / MB:.1f})")  # fmt: skip
-    assert grew_in < RSS_LIMIT and grew_out < RSS_LIMIT
+    base = [BERTH, "--config", str(inventory), "member", "cp"]
+    round_trip_50mb(base, tmp_path, note, name, "/root", sha256_inside)
     records = [r for r in read_audit(50) if r["action"] == "member.cp" and r["targets"] == [name]]
     assert {(r["direction"], r["path"]) for r in records} >= {("in", "/root"), ("out", "/root/tree")}
 
     # What would land outside is refused: a link to an absolute path out of the copy.
     instance.execute(["sh", "-c", "mkdir -p /data; ln -s /etc/passwd /data/abs"])
-    refused = berth(lxd_inventory, "member", "cp", f"{name}:/data", str(tmp_path / "hostile"))
+    refused = berth(inventory, "member", "cp", f"{name}:/data", str(tmp_path / "hostile"))
     assert (
         refused.returncode == 2 and "Refused to copy: 'abs' is a link to an absolute path" in refused.stderr
     )
