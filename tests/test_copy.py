@@ -4,6 +4,7 @@ detail screen and on the Members pane. sha256 is the truth: files are checked he
 `sha256sum` run inside, in the container or instance. The 50 MB copies sample the real process's
 resident memory from /proc."""
 
+import asyncio
 import hashlib
 import io
 import os
@@ -30,6 +31,7 @@ from test_containers_pane import SIZE, make_app, until
 from backends.audit import read_audit
 from backends.config import Config, HostConfig, save_config
 from backends.copying import parse_endpoints
+from backends.docker import DockerBackend
 from backends.docker_copy import Pipe, extract
 from backends.errors import Invalid
 from tui.app import BerthApp
@@ -342,3 +344,31 @@ async def test_detail_screen_c_refuses_copying_in_on_a_read_only_host(
         assert isinstance(app.screen, FormScreen)
         assert "copying into" in str(app.screen.query_one("#form-error").render())
     assert "x" not in exec_in(box, "ls /tmp").split()
+
+
+async def test_a_cancelled_copy_stops_both_sides(
+    backend: DockerBackend, spawn: Spawn, tmp_path: Path
+) -> None:
+    """Cancelled mid-stream (as `:jobs` cancels a job), the copy ends at once: a copy waits for its
+    tar thread before it ends, so that thread stopped too (none is left waiting on the pipe). The
+    audit log says it was interrupted, and the next copy works."""
+    box = spawn("head -c 30000000 /dev/urandom > /tmp/big; sleep 600")
+    await asyncio.to_thread(
+        exec_in, box, "while [ $(stat -c %s /tmp/big) -lt 30000000 ]; do sleep 0.05; done"
+    )
+    (tmp_path / "big").write_bytes(os.urandom(30 * MB))
+    for start in (
+        lambda progress: backend.copy_out(box.id, "/tmp/big", tmp_path / "out", progress),
+        lambda progress: backend.copy_in(box.id, tmp_path / "big", "/tmp/in", progress),
+    ):
+        started = asyncio.Event()
+        task = asyncio.ensure_future(start(lambda done, total, started=started: started.set()))
+        await asyncio.wait_for(started.wait(), 20)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    records = [r for r in read_audit(20) if r["action"] == "container.cp" and r["targets"] == [box.id]]
+    assert [r["outcome"].split(":")[0] for r in records[-2:]] == ["interrupted", "interrupted"]
+    (tmp_path / "small").write_text("after\n")
+    assert await backend.copy_in(box.id, tmp_path / "small", "/tmp/after") == 6
+    assert exec_in(box, "cat /tmp/after") == "after\n"
