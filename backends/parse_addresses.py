@@ -65,7 +65,8 @@ HOST_URL: Grammar[SshTarget | None] = Grammar(
 def parse_port(text: str) -> int:
     """A TCP/UDP port number, 1 to 65535; Invalid otherwise."""
     written = text.strip()
-    if not (written.isascii() and written.isdecimal()) or not 0 < int(written) < 65536:
+    # Five digits at most before int(): Python refuses to read over 4300 (a ValueError, no sentence).
+    if not (written.isascii() and written.isdecimal()) or len(written) > 5 or not 0 < int(written) < 65536:
         raise PORT.refuse(text)
     return int(written)
 

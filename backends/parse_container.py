@@ -18,26 +18,26 @@ T = TypeVar("T")
 
 MAX_NAME = 128
 """Longest container or volume name taken (Docker sets none; a name is read in tables)."""
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)  # Docker's own, at least 2 characters
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)  # Docker's own
 
 
-def parse_container_name(text: str) -> str:
-    """A container name as Docker takes it (a letter or digit, then letters, digits, `_ . -`;
-    2 to MAX_NAME characters), stripped; Invalid otherwise."""
-    written = text.strip()
-    if len(written) > MAX_NAME:
-        raise CONTAINER_NAME.refuse(text, f"at most {MAX_NAME} characters")
-    if not _NAME.fullmatch(written):
-        raise CONTAINER_NAME.refuse(text)
-    return written
+def docker_name(kind: str, examples: tuple[str, ...], shortest: int) -> Grammar[str]:
+    """The grammar of a name Docker gives something (`kind`: "container name"): a letter or
+    digit, then letters, digits, `_ . -`; `shortest` to MAX_NAME characters; read stripped."""
+
+    def parse(text: str) -> str:
+        written = text.strip()
+        if len(written) > MAX_NAME:
+            raise grammar.refuse(text, f"at most {MAX_NAME} characters")
+        if len(written) < shortest or not _NAME.fullmatch(written):
+            raise grammar.refuse(text)
+        return written
+
+    grammar = Grammar(kind, examples, parse, "a letter or digit, then letters, digits, _ . or -")
+    return grammar
 
 
-CONTAINER_NAME: Grammar[str] = Grammar(
-    "container name",
-    ("web", "db-1", "my_app.2"),
-    parse_container_name,
-    "a letter or digit, then letters, digits, _ . or -",
-)
+CONTAINER_NAME = docker_name("container name", ("web", "db-1", "my_app.2"), shortest=2)
 """What `docker run --name` takes."""
 
 
@@ -221,7 +221,7 @@ def parse_mount(text: str) -> Mount:
         raise MOUNT.refuse(text, "the container's path is absolute, and not /")
     if source.startswith("/"):
         return Mount("bind", source, target, read_only)
-    if len(source) > MAX_NAME or not _NAME.fullmatch(source):
+    if not 2 <= len(source) <= MAX_NAME or not _NAME.fullmatch(source):
         raise MOUNT.refuse(text, f"{quoted(source)} is no volume name, and a host path is absolute")
     return Mount("volume", source, target, read_only)
 

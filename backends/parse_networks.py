@@ -4,34 +4,14 @@ and gateway; one reader each for the command line's options and the forms' field
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 
 from backends.errors import Invalid
 from backends.parse_addresses import parse_ip_address
-from backends.parse_container import MAX_NAME
+from backends.parse_container import docker_name
 from backends.units import Grammar, quoted
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", re.ASCII)  # Docker's name grammar, one character or more
-
-
-def parse_network_name(text: str) -> str:
-    """A network name (a letter or digit, then letters, digits, `_ . -`; at most MAX_NAME
-    characters), stripped; Invalid otherwise."""
-    written = text.strip()
-    if len(written) > MAX_NAME:
-        raise NETWORK_NAME.refuse(text, f"at most {MAX_NAME} characters")
-    if not _NAME.fullmatch(written):
-        raise NETWORK_NAME.refuse(text)
-    return written
-
-
-NETWORK_NAME: Grammar[str] = Grammar(
-    "network name",
-    ("backend", "app_net", "web.1"),
-    parse_network_name,
-    "a letter or digit, then letters, digits, _ . or -",
-)
+NETWORK_NAME = docker_name("network name", ("backend", "app_net", "web.1"), shortest=1)
 """What `docker network create NAME` takes."""
 
 

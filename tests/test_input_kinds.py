@@ -361,3 +361,12 @@ def test_image_references_as_docker_reads_them() -> None:
         assert IMAGE_REF.parse(f" {ref} ") == ref
     for bad in ("a//b", "http://127.0.0.1/y", "[red]x[/red]", "x:y:z", "NC2/Upper", "a/", "-a", "a" * 600):
         assert refusal(IMAGE_REF, bad).startswith("Not an image reference: "), bad
+
+
+def test_a_port_of_thousands_of_digits_is_one_sentence() -> None:
+    """Python will not read an int of over 4300 digits (ValueError): the port grammar refuses
+    it as it refuses any other bad port, before reading it."""
+    from backends.parse_addresses import PORT
+
+    with pytest.raises(Invalid, match="Not a port number"):
+        PORT.parse("9" * 5000)
