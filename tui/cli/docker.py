@@ -22,12 +22,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _run(obj: CliContext, work: Callable[[DockerBackend], Awaitable[T]], host: str | None = None) -> T:
+def run_docker(obj: CliContext, work: Callable[[DockerBackend], Awaitable[T]], host: str | None = None) -> T:
     """Run `work` on the chosen host's Docker, closing the connections afterwards."""
     return obj.run_on(DockerBackend.for_session, work, host)
 
 
-def _run_each_host(
+def run_each_host(
     obj: CliContext, work: Callable[[DockerBackend], Awaitable[list[R]]]
 ) -> tuple[list[tuple[str, R]], bool]:
     """Run `work` on every host --host chose, concurrently; report hosts that failed on stderr.
@@ -61,9 +61,10 @@ def _run_each_host(
     return [(name, item) for name, r in results if not isinstance(r, BerthError) for item in r], bool(failed)
 
 
-def _emit(
+def emit(
     obj: CliContext, rows: list[dict[str, Any]], headers: Sequence[str], cells: list[list[str]]
 ) -> None:
+    """Print `rows` as JSON with --json, else `cells` as a table under `headers`."""
     if obj.json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -75,10 +76,10 @@ def _emit(
 @click.pass_obj
 def ps(obj: CliContext, show_all: bool) -> None:
     """List containers (running ones first); with --host all, every host's, with a host column."""
-    found, failed = _run_each_host(obj, lambda b: b.containers(all=show_all))
+    found, failed = run_each_host(obj, lambda b: b.containers(all=show_all))
     found.sort(key=lambda hc: (hc[1].rank, hc[1].name, hc[0]))
     many = obj.host == ALL_HOSTS
-    _emit(
+    emit(
         obj,
         [c.to_json(host) for host, c in found],
         ["HOST"] * many + ["NAME", "ID", "IMAGE", "STATE", "STATUS", "PORTS", "PROJECT"],
@@ -120,29 +121,52 @@ def logs(
                 sys.stderr.write("".join(err))
                 sys.stderr.flush()
 
-    _run(obj, work)
+    run_docker(obj, work)
+
+
+def act_on_each(
+    obj: CliContext,
+    names: Sequence[str],
+    act: Callable[[DockerBackend, str], Awaitable[tuple[dict[str, Any], str]]],
+) -> None:
+    """Run `act(backend, name)` on each of `names` in turn: it returns what the thing was (the
+    JSON object printed with --json) and its line. A refusal does not stop the others: it is
+    said on stderr, and the exit is 1 if any was refused."""
+
+    async def work(backend: DockerBackend) -> tuple[list[dict[str, Any]], list[str]]:
+        done: list[dict[str, Any]] = []
+        failures: list[str] = []
+        for name in names:
+            try:
+                document, line = await act(backend, name)
+            except BerthError as exc:
+                failures.append(f"{name}: {exc.for_cli()}")
+                continue
+            done.append(document)
+            if not obj.json:
+                click.echo(line)
+        return done, failures
+
+    done, failures = run_docker(obj, work)
+    if obj.json:
+        click.echo(json.dumps(done, indent=2))
+    for failure in failures:
+        click.echo(f"berth: {failure}", err=True)
+    if failures:
+        sys.exit(1)
 
 
 def _each(
     obj: CliContext, names: Sequence[str], act: Callable[[DockerBackend, ContainerInfo], Awaitable[None]]
 ) -> None:
-    """Apply `act` to each named container; report each failure and exit 1 if any failed."""
+    """Apply `act` to each named container (found by name or id)."""
 
-    async def work(backend: DockerBackend) -> list[str]:
-        failures = []
-        for name in names:
-            try:
-                await act(backend, await backend.find(name))
-                click.echo(name)
-            except BerthError as exc:
-                failures.append(f"{name}: {exc.for_cli()}")
-        return failures
+    async def one(backend: DockerBackend, name: str) -> tuple[dict[str, Any], str]:
+        container = await backend.find(name)
+        await act(backend, container)
+        return {"name": container.name, "id": container.id}, name
 
-    failures = _run(obj, work)
-    for failure in failures:
-        click.echo(f"berth: {failure}", err=True)
-    if failures:
-        sys.exit(1)
+    act_on_each(obj, names, one)
 
 
 def _action_command(action: str, summary: str) -> click.Command:
@@ -175,11 +199,11 @@ def rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
 @click.pass_obj
 def images(obj: CliContext) -> None:
     """List images, with how many containers use each; with --host all, every host's."""
-    found, failed = _run_each_host(obj, lambda b: b.images())
+    found, failed = run_each_host(obj, lambda b: b.images())
     found.sort(key=lambda hi: (hi[1].name, hi[0]))
     now = time.time()
     many = obj.host == ALL_HOSTS
-    _emit(
+    emit(
         obj,
         [i.to_json(host) for host, i in found],
         ["HOST"] * many + ["IMAGE", "ID", "SIZE", "CREATED", "USED BY"],

@@ -9,10 +9,10 @@ from typing import Any
 import click
 
 from backends.docker import DockerBackend
-from backends.errors import BerthError, Invalid
+from backends.errors import Invalid
 from backends.parse_networks import GATEWAY, NETWORK_NAME, SUBNET
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state
-from tui.cli.docker import _emit, _run, _run_each_host
+from tui.cli.docker import act_on_each, emit, run_docker, run_each_host
 from tui.cli.params import Parsed
 
 
@@ -20,10 +20,10 @@ from tui.cli.params import Parsed
 @click.pass_obj
 def networks(obj: CliContext) -> None:
     """List networks with their subnets and the containers attached; with --host all, every host's."""
-    found, failed = _run_each_host(obj, lambda b: b.networks())
+    found, failed = run_each_host(obj, lambda b: b.networks())
     found.sort(key=lambda hn: (hn[1].name, hn[0]))
     many = obj.host == ALL_HOSTS
-    _emit(
+    emit(
         obj,
         [n.to_json(host) for host, n in found],
         ["HOST"] * many + ["NETWORK", "ID", "DRIVER", "SCOPE", "SUBNET", "CONTAINERS", "FLAGS"],
@@ -51,7 +51,7 @@ def _say(obj: CliContext, text: str, document: dict[str, Any]) -> None:
 @click.pass_obj
 def network_inspect(obj: CliContext, name: str) -> None:
     """Print a network's inspect document (JSON)."""
-    click.echo(json.dumps(_run(obj, lambda b: b.inspect_network(name)), indent=2, sort_keys=True))
+    click.echo(json.dumps(run_docker(obj, lambda b: b.inspect_network(name)), indent=2, sort_keys=True))
 
 
 @network.command("create")
@@ -92,7 +92,7 @@ def network_create(
             name, driver, subnet=subnet, gateway=gateway, internal=internal, attachable=attachable
         )
 
-    made = _run(obj, work)
+    made = run_docker(obj, work)
     _say(obj, made, {"name": name, "id": made})
 
 
@@ -103,26 +103,11 @@ def network_create(
 def network_rm(obj: CliContext, names: tuple[str, ...]) -> None:
     """Remove networks; refused, naming them, while containers (stopped ones too) are attached."""
 
-    async def work(backend: DockerBackend) -> tuple[list[dict[str, Any]], list[str]]:
-        done, failures = [], []
-        for name in names:
-            try:
-                gone = await backend.remove_network(name)
-            except BerthError as exc:
-                failures.append(f"{name}: {exc.for_cli()}")
-                continue
-            done.append({"name": gone.name, "id": gone.id, "removed": True})
-            if not obj.json:
-                click.echo(gone.name)
-        return done, failures
+    async def one(backend: DockerBackend, name: str) -> tuple[dict[str, Any], str]:
+        gone = await backend.remove_network(name)
+        return {"name": gone.name, "id": gone.id, "removed": True}, gone.name
 
-    done, failures = _run(obj, work)
-    if obj.json:
-        click.echo(json.dumps(done, indent=2))
-    for failure in failures:
-        click.echo(f"berth: {failure}", err=True)
-    if failures:
-        sys.exit(1)
+    act_on_each(obj, names, one)
 
 
 @network.command("connect")
@@ -139,7 +124,7 @@ def network_rm(obj: CliContext, names: tuple[str, ...]) -> None:
 @changes_state()
 def network_connect(obj: CliContext, network_name: str, container: str, aliases: tuple[str, ...]) -> None:
     """Attach a container to a network."""
-    _run(obj, lambda b: b.connect_network(network_name, container, aliases=aliases))
+    run_docker(obj, lambda b: b.connect_network(network_name, container, aliases=aliases))
     document = {"network": network_name, "container": container, "connected": True, "aliases": list(aliases)}
     _say(obj, f"{container} is attached to {network_name}.", document)
 
@@ -152,7 +137,7 @@ def network_connect(obj: CliContext, network_name: str, container: str, aliases:
 @changes_state()
 def network_disconnect(obj: CliContext, network_name: str, container: str, force: bool) -> None:
     """Detach a container from a network."""
-    _run(obj, lambda b: b.disconnect_network(network_name, container, force=force))
+    run_docker(obj, lambda b: b.disconnect_network(network_name, container, force=force))
     document = {"network": network_name, "container": container, "connected": False}
     _say(obj, f"{container} is no longer attached to {network_name}.", document)
 
@@ -164,7 +149,7 @@ def network_disconnect(obj: CliContext, network_name: str, container: str, force
 def network_prune(obj: CliContext, yes: bool) -> None:
     """Remove the networks no container is attached to (the engine's own are kept), after listing them."""
     host = obj.host_config(obj.load()).name
-    unused = _run(obj, lambda b: b.unused_networks())
+    unused = run_docker(obj, lambda b: b.unused_networks())
     names = [n.name for n in unused]
     if not unused:
         _say(
@@ -176,7 +161,7 @@ def network_prune(obj: CliContext, yes: bool) -> None:
             raise Invalid(f"The prune would remove, on {host}: {', '.join(names)}.", "Add --yes to go ahead.")
         click.echo("\n".join(f"  {name}" for name in names))
         click.confirm(f"Remove these {len(names)} network(s) on {host}?", abort=True)
-    removed, kept = _run(obj, lambda b: b.prune_networks(unused))
+    removed, kept = run_docker(obj, lambda b: b.prune_networks(unused))
     text = f"Removed {len(removed)} network(s) on {host}" + (f": {', '.join(removed)}." if removed else ".")
     if kept:
         text += f" Kept {', '.join(kept)}: in use or gone since the list was read."

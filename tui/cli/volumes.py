@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
 
 from backends.docker import DockerBackend
 from backends.docker_disk import DiskKind, PruneResult
-from backends.errors import BerthError, Invalid
+from backends.errors import Invalid
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state
-from tui.cli.docker import _emit, _run, _run_each_host
+from tui.cli.docker import act_on_each, emit, run_docker, run_each_host
 from tui.disk_words import nothing_to_prune, prune_preview, prune_question, prune_summary
 from tui.format import age, human_bytes
 
@@ -21,11 +22,11 @@ from tui.format import age, human_bytes
 @click.pass_obj
 def volumes(obj: CliContext) -> None:
     """List volumes with their size and the containers using them; with --host all, every host's."""
-    found, failed = _run_each_host(obj, lambda b: b.volumes())
+    found, failed = run_each_host(obj, lambda b: b.volumes())
     found.sort(key=lambda hv: (hv[1].name, hv[0]))
     now = time.time()
     many = obj.host == ALL_HOSTS
-    _emit(
+    emit(
         obj,
         [v.to_json(host) for host, v in found],
         ["HOST"] * many + ["VOLUME", "DRIVER", "SIZE", "USED BY", "CREATED"],
@@ -55,7 +56,7 @@ def volume() -> None:
 @click.pass_obj
 def volume_inspect(obj: CliContext, name: str) -> None:
     """Print a volume's inspect document (JSON)."""
-    click.echo(json.dumps(_run(obj, lambda b: b.inspect_volume(name)), indent=2, sort_keys=True))
+    click.echo(json.dumps(run_docker(obj, lambda b: b.inspect_volume(name)), indent=2, sort_keys=True))
 
 
 @volume.command("rm")
@@ -71,26 +72,12 @@ def volume_inspect(obj: CliContext, name: str) -> None:
 def volume_rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
     """Remove volumes; refused, naming them, while containers use one (unless --force)."""
 
-    async def work(backend: DockerBackend) -> tuple[list[dict[str, object]], list[str]]:
-        done, failures = [], []
-        for name in names:
-            try:
-                gone_with = await backend.remove_volume(name, force=force)
-            except BerthError as exc:
-                failures.append(f"{name}: {exc.for_cli()}")
-                continue
-            done.append({"name": name, "removed": True, "containers_removed": gone_with})
-            if not obj.json:
-                click.echo(name + (f" (with {', '.join(gone_with)})" if gone_with else ""))
-        return done, failures
+    async def one(backend: DockerBackend, name: str) -> tuple[dict[str, Any], str]:
+        gone_with = await backend.remove_volume(name, force=force)
+        line = name + (f" (with {', '.join(gone_with)})" if gone_with else "")
+        return {"name": name, "removed": True, "containers_removed": gone_with}, line
 
-    done, failures = _run(obj, work)
-    if obj.json:
-        click.echo(json.dumps(done, indent=2))
-    for failure in failures:
-        click.echo(f"berth: {failure}", err=True)
-    if failures:
-        sys.exit(1)
+    act_on_each(obj, names, one)
 
 
 @volume.command("prune")
@@ -100,7 +87,7 @@ def volume_rm(obj: CliContext, force: bool, names: tuple[str, ...]) -> None:
 def volume_prune(obj: CliContext, yes: bool) -> None:
     """Remove the unused local volumes (named ones too), after listing each with its size."""
     host = obj.host_config(obj.load()).name
-    unused = _run(obj, lambda b: b.disk_usage(fresh=True)).kinds["volumes"]
+    unused = run_docker(obj, lambda b: b.disk_usage(fresh=True)).kinds["volumes"]
     if not unused.prunable:
         if obj.json:
             click.echo(json.dumps(PruneResult("volumes", ()).to_json(host), indent=2))
@@ -113,7 +100,7 @@ def volume_prune(obj: CliContext, yes: bool) -> None:
             raise Invalid(f"The prune would remove, on {host}: {listed}.", "Add --yes to go ahead.")
         click.echo("\n".join(f"  {line}" for line in prune_preview(unused)))
         click.confirm(prune_question(unused, host), abort=True)
-    result = _run(obj, lambda b: b.prune(unused))
+    result = run_docker(obj, lambda b: b.prune(unused))
     click.echo(json.dumps(result.to_json(host), indent=2) if obj.json else prune_summary(result, host))
     if result.failed:
         sys.exit(1)
@@ -124,9 +111,9 @@ def volume_prune(obj: CliContext, yes: bool) -> None:
 def df(obj: CliContext) -> None:
     """Disk usage by kind (images, containers, volumes, build cache) with what a prune gives back;
     with --host all, every host's."""
-    found, failed = _run_each_host(obj, _kinds)
+    found, failed = run_each_host(obj, _kinds)
     many = obj.host == ALL_HOSTS
-    _emit(
+    emit(
         obj,
         [kind.to_json(host) for host, kind in found],
         ["HOST"] * many + ["KIND", "COUNT", "ACTIVE", "SIZE", "RECLAIMABLE"],
