@@ -10,6 +10,7 @@ out), the Docker archive as it streams and the LXD file API's entries alike.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import posixpath
 import tarfile
@@ -22,8 +23,42 @@ from backends.units import Grammar, field_error
 
 Progress = Callable[[int, int | None], None]
 """Told the bytes copied so far and the total when it is known, on the event loop."""
+REPORT_EVERY = 1 << 20
+"""Bytes between two progress reports from a worker thread."""
 DIR, FILE = "dir", "file"
 """What a path is, for `landing`: a folder, or anything else that exists (None: nothing)."""
+
+
+class Counter:
+    """The bytes a copy moved, counted in worker threads and told to its `Progress` on the event
+    loop every REPORT_EVERY bytes (not for every piece: a job's listeners redraw) and at the end."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self._told = 0
+        self._loop = asyncio.get_running_loop()
+
+    def add(self, size: int) -> None:
+        """Count `size` more bytes (from any one thread at a time)."""
+        self.done += size
+        if self.done - self._told >= REPORT_EVERY:
+            self.tell()
+
+    def tell(self) -> None:
+        """Report the count now."""
+        self._told = self.done
+        if self.progress is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # a worker thread
+            on_loop = False
+        if on_loop:  # at once: a report queued now could land after the copy's last word
+            self.progress(self.done, self.total)
+        else:
+            self._loop.call_soon_threadsafe(self.progress, self.done, self.total)
 
 
 def parse_direction(text: str) -> str:

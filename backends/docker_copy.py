@@ -25,6 +25,7 @@ from backends.audit import audited
 from backends.copying import (
     DIR,
     FILE,
+    Counter,
     Progress,
     checked,
     landing,
@@ -43,8 +44,6 @@ PIPE_LIMIT = 4 << 20
 """Bytes the pipe between the HTTP stream and the tar thread holds at most."""
 CHUNK = 1 << 20
 """The largest piece sent in one write of a chunked upload."""
-REPORT_EVERY = 1 << 20
-"""Bytes between two progress reports from the thread that builds a tar."""
 _MODE_DIR = 1 << 31  # Go's os.ModeDir, as the stat header gives a mode
 _MODE_SYMLINK = 1 << 27
 
@@ -182,7 +181,7 @@ def extract(source: Pipe | BinaryIO, target: Path, is_dir: bool) -> int:
 
 
 class _Counted:
-    """A file read for the tar, its bytes counted (the count is reported every REPORT_EVERY)."""
+    """A file read for the tar, its bytes counted."""
 
     def __init__(self, file: BinaryIO, count: Callable[[int], None]) -> None:
         self.file = file
@@ -194,17 +193,9 @@ class _Counted:
         return data
 
 
-def build(sink: Pipe, source: Path, arcname: str, report: Callable[[int], None]) -> int:
+def build(sink: Pipe, source: Path, arcname: str, counter: Counter) -> int:
     """Write a tar of `source` named `arcname` into `sink`, owned by root (as docker cp makes
-    what it copies in); `report(bytes so far)` now and then. Returns the bytes of the files."""
-    done = reported = 0
-
-    def count(size: int) -> None:
-        nonlocal done, reported
-        done += size
-        if done - reported >= REPORT_EVERY:
-            reported = done
-            report(done)
+    what it copies in), its files' bytes counted on `counter`. Returns them."""
 
     try:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
@@ -216,7 +207,7 @@ def build(sink: Pipe, source: Path, arcname: str, report: Callable[[int], None])
                 info.uname = info.gname = "root"
                 if info.isreg():
                     with path.open("rb") as file:
-                        tar.addfile(info, _Counted(file, count))
+                        tar.addfile(info, _Counted(file, counter.add))
                 else:
                     tar.addfile(info)
     except OSError as exc:
@@ -225,8 +216,8 @@ def build(sink: Pipe, source: Path, arcname: str, report: Callable[[int], None])
         raise BerthError(f"Could not read {exc.filename or source}: {exc.strerror or exc}.") from None
     finally:
         sink.end()
-    report(done)
-    return done
+    counter.tell()
+    return counter.done
 
 
 async def _with_thread(pipe: Pipe, work: Callable[[], T], stream: Callable[[], Awaitable[None]]) -> T:
@@ -309,16 +300,16 @@ class CopyCalls(EngineCalls):
             ) as resp:  # fmt: skip
                 pipe = Pipe()
 
+                counter = Counter(progress, total)  # of the archive's bytes: what is known ahead
+
                 async def stream() -> None:
-                    done = 0
                     async for piece in resp.content.iter_any():
                         try:
                             await asyncio.to_thread(pipe.write, piece)
                         except BrokenPipeError:
                             return  # the tar ended or was refused: the thread says which
-                        done += len(piece)
-                        if progress is not None:
-                            progress(done, total)
+                        counter.add(len(piece))
+                    counter.tell()
                     pipe.end()
 
                 return await _with_thread(pipe, lambda: extract(pipe, target, stat.is_dir), stream)
@@ -346,13 +337,7 @@ class CopyCalls(EngineCalls):
         into = await self.path_stat(cid, folder)
         if into is None or not into.is_dir:
             raise NotFound(f"No folder {folder} in {name} on {self.host_name}.", "Make it first.")
-        total = await asyncio.to_thread(local_total, src)
-        loop = asyncio.get_running_loop()
-
-        def report(done: int) -> None:
-            if progress is not None:
-                loop.call_soon_threadsafe(progress, done, total)
-
+        counter = Counter(progress, await asyncio.to_thread(local_total, src))
         audit_as = {"names": [name], "direction": "in", "path": path, "local": str(src)}
         with audited(self.host_name, "container.cp", [cid], **audit_as):
             pipe = Pipe()
@@ -369,4 +354,4 @@ class CopyCalls(EngineCalls):
                 ) as resp:  # fmt: skip
                     await resp.read()
 
-            return await _with_thread(pipe, lambda: build(pipe, src, base, report), stream)
+            return await _with_thread(pipe, lambda: build(pipe, src, base, counter), stream)

@@ -24,6 +24,7 @@ from backends.audit import audited
 from backends.copying import (
     DIR,
     FILE,
+    Counter,
     Progress,
     checked,
     landing,
@@ -152,7 +153,8 @@ class MemberFiles:
         with audited(self.host_name, "member.cp", [name], **audit_as), copy.stopping():
             destination = str(target) if is_dir else str(target.parent)
             await copy.pull(first, root, root, "" if is_dir else target.name, destination)
-        return copy.done
+        copy.counter.tell()
+        return copy.counter.done
 
     async def copy_in(
         self, name: str, src: Path, path: str, progress: Progress | None = None, *, contents: bool = False
@@ -173,7 +175,8 @@ class MemberFiles:
         with audited(self.host_name, "member.cp", [name], **audit_as), copy.stopping():
             for local, remote in walk_local(src, posixpath.normpath(posixpath.join(folder, base))):
                 await copy.push(local, remote)
-        return copy.done
+        copy.counter.tell()
+        return copy.counter.done
 
 
 class _Copy:
@@ -184,11 +187,8 @@ class _Copy:
         self.files = files
         self.backend = files.backend
         self.name = name
-        self.progress = progress
-        self.total = total
-        self.done = 0
+        self.counter = Counter(progress, total)
         self.stop = threading.Event()
-        self.loop = asyncio.get_running_loop()
 
     @contextlib.contextmanager
     def stopping(self) -> Iterator[None]:
@@ -197,12 +197,6 @@ class _Copy:
             yield
         finally:
             self.stop.set()
-
-    def count(self, size: int) -> None:
-        """Add `size` bytes (from a worker thread): told to `progress` on the event loop."""
-        self.done += size
-        if self.progress is not None:
-            self.loop.call_soon_threadsafe(self.progress, self.done, self.total)
 
     async def pull(
         self, response: requests.Response, remote: str, root: str, name: str, destination: str
@@ -225,7 +219,7 @@ class _Copy:
             try:
                 if info.isreg():
                     what = f"copy {remote} out of {self.name}"
-                    await self.backend.in_thread(what, _save, response, made, self.count, self.stop)
+                    await self.backend.in_thread(what, _save, response, made, self.counter.add, self.stop)
                     made.chmod(safe.mode)
                     return
                 if info.issym():
@@ -264,6 +258,6 @@ class _Copy:
                 await self.backend.request("post", post, what, params=params, headers=headers)
         elif local.is_file():
             with local.open("rb") as file:
-                body = _Sent(file, stat.st_size, self.count, self.stop)
+                body = _Sent(file, stat.st_size, self.counter.add, self.stop)
                 headers |= {"X-LXD-type": "file", "X-LXD-write": "overwrite"}
                 await self.backend.request("post", post, what, params=params, data=body, headers=headers)
