@@ -303,7 +303,9 @@ async def test_members_pane_c_copies_a_file_out(lxd: LxdEngine, instance: Any, t
         assert isinstance(app.screen, FormScreen)
         error = str(app.screen.query_one("#form-error").render())
         assert "Direction: Not a copy direction: 'sideways'." in error
-        await fill_form(pilot, app, direction="out")
+        await fill_form(pilot, app, direction="out", local="")
+        assert "Path here: Not a local path: ''." in str(app.screen.query_one("#form-error").render())
+        await fill_form(pilot, app, local=str(tmp_path))
         assert not isinstance(app.screen, FormScreen)
         got = tmp_path / "report.txt"
         await until(pilot, lambda: got.exists() and got.read_bytes() == b"from the member\n", 20, "the file")

@@ -85,8 +85,8 @@ def ask_copy(node: Widget, target: CopyTarget) -> None:
         Field("direction", "Direction (out: from it to here; in: from here into it)", value="out",
               grammar=DIRECTION, required=True),
         Field("remote", f"Path in {target.name}", grammar=REMOTE_PATH, required=True),
-        Field("local", "Path here (a folder that exists takes the copy inside it)", value=f"{Path.cwd()}/",
-              grammar=LOCAL_PATH, required=True),
+        Field("local", "Path here (a folder that exists takes the copy inside it)", grammar=LOCAL_PATH,
+              required=True),
     ]  # fmt: skip
 
     def submit(values: dict[str, str]) -> Endpoints:
