@@ -46,7 +46,7 @@ class LimitCalls(EngineCalls):
         }
         body: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
         if restart is not None:
-            body["RestartPolicy"] = {"Name": restart.name, "MaximumRetryCount": restart.retries}
+            body["RestartPolicy"] = restart.to_api()
         if not body:
             raise Invalid("Nothing to change: give a restart policy or a limit.")
         doing = f"changing the limits of {container[:12]}"

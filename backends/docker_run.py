@@ -50,7 +50,7 @@ class RunSpec:
         if self.network:
             host["NetworkMode"] = self.network
         if self.restart is not None:
-            host["RestartPolicy"] = {"Name": self.restart.name, "MaximumRetryCount": self.restart.retries}
+            host["RestartPolicy"] = self.restart.to_api()
         if self.memory is not None:
             host["Memory"] = self.memory
         if self.cpus is not None:

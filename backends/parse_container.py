@@ -8,7 +8,7 @@ import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from backends.errors import Invalid
 from backends.parse_addresses import parse_port
@@ -47,6 +47,10 @@ class RestartPolicy(NamedTuple):
     name: str
     retries: int
     """The most restarts `on-failure` makes (0: no limit); 0 for the other policies."""
+
+    def to_api(self) -> dict[str, Any]:
+        """The Engine API's `RestartPolicy` object (create and update take the same)."""
+        return {"Name": self.name, "MaximumRetryCount": self.retries}
 
 
 MAX_RETRIES = 10_000
