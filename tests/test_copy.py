@@ -8,6 +8,8 @@ import asyncio
 import hashlib
 import io
 import os
+import pty
+import select
 import subprocess
 import tarfile
 import time
@@ -374,3 +376,31 @@ async def test_a_cancelled_copy_stops_both_sides(
     (tmp_path / "small").write_text("after\n")
     assert await backend.copy_in(box.id, tmp_path / "small", "/tmp/after") == 6
     assert exec_in(box, "cat /tmp/after") == "after\n"
+
+
+def test_cp_shows_progress_on_a_terminal(docker_inventory: Path, spawn: Spawn, tmp_path: Path) -> None:
+    """On a terminal stderr carries a progress line redrawn in place and cleared at the end; piped
+    (as in the tests above) it carries nothing."""
+    box = spawn()
+    (tmp_path / "five").write_bytes(os.urandom(5 * MB))
+    main, side = pty.openpty()
+    argv = [BERTH, "--config", str(docker_inventory), "cp", str(tmp_path / "five"), f"{box.name}:/tmp/"]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=side, text=True, timeout=60)
+    os.close(side)
+    shown = b""
+    while select.select([main], [], [], 0.2)[0]:
+        try:
+            piece = os.read(main, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not piece:
+            break
+        shown += piece
+    os.close(main)
+    assert (
+        done.returncode == 0
+        and done.stdout.strip() == f"Copied 5.0 MB from {tmp_path / 'five'} to {box.name}:/tmp/."
+    )
+    lines = shown.decode().split("\r\x1b[K")
+    assert "1.0 MB of 5.0 MB copied" in lines and "5.0 MB of 5.0 MB copied" in lines, shown
+    assert shown.endswith(b"\r\x1b[K")
