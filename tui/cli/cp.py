@@ -4,7 +4,6 @@ instance, `NAME:PATH` on one side and a path here on the other, by docker cp's r
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ import click
 
 from backends.copying import Endpoints, Progress, parse_endpoints
 from tui.cli.context import CliContext
+from tui.cli.progress import ProgressLine
 from tui.format import human_bytes
 
 if TYPE_CHECKING:
@@ -19,24 +19,16 @@ if TYPE_CHECKING:
     from backends.lxd import LxdBackend
 
 
-def _progress(obj: CliContext) -> Progress | None:
-    """A progress line on stderr when a person watches (a terminal, no --json)."""
-    if obj.json or not sys.stderr.isatty():
-        return None
-
-    def show(done: int, total: int | None) -> None:
-        of = f" of {human_bytes(total)}" if total else ""
-        click.echo(f"\r\033[K{human_bytes(done)}{of} copied", err=True, nl=False)
-
-    return show
-
-
 def copy_files(obj: CliContext, source: str, destination: str, engine: str) -> None:
     """Run one copy on the chosen host's Docker ("container") or LXD ("member"), then say what it did."""
     ends = parse_endpoints(source, destination, engine)
     if ends.direction == "in":
         obj.refuse_if_read_only()  # copying out only reads the container; copying in changes it
-    progress = _progress(obj)
+    line = ProgressLine(obj)
+
+    def progress(done: int, total: int | None) -> None:
+        line.show(f"{human_bytes(done)}{f' of {human_bytes(total)}' if total else ''} copied")
+
     if engine == "container":
         from backends.docker import DockerBackend
 
@@ -45,8 +37,7 @@ def copy_files(obj: CliContext, source: str, destination: str, engine: str) -> N
         from backends.lxd import LxdBackend
 
         copied = obj.run_on(LxdBackend.for_session, lambda b: _member(b, ends, progress))
-    if progress is not None:
-        click.echo("\r\033[K", err=True, nl=False)
+    line.end()
     if obj.json:
         click.echo(
             json.dumps({"from": source, "to": destination, "direction": ends.direction, "bytes": copied})

@@ -16,6 +16,7 @@ from backends.docker import DockerBackend
 from backends.docker_models import ContainerInfo
 from backends.errors import BerthError
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state, on_host
+from tui.cli.progress import ProgressLine
 from tui.format import age, human_bytes, table
 
 T = TypeVar("T")
@@ -232,11 +233,10 @@ def image_move(obj: CliContext, image_ref: str, to_host: str, from_host: str | N
     target_config = obj.host_config(config, to_host)
     source_config = obj.host_config(config, from_host)
     obj.refuse_if_read_only([target_config])  # the source is only read
-    show = sys.stderr.isatty() and not obj.json
+    line = ProgressLine(obj)
 
     def progress(sent: int, size: int) -> None:
-        if show:
-            sys.stderr.write(f"\r{human_bytes(sent)} of ~{human_bytes(size)} sent")
+        line.show(f"{human_bytes(sent)} of ~{human_bytes(size)} sent")
 
     async def go() -> str:
         sessions = obj.sessions(config)
@@ -253,8 +253,7 @@ def image_move(obj: CliContext, image_ref: str, to_host: str, from_host: str | N
             await sessions.close()
 
     image_id = asyncio.run(go())
-    if show:
-        sys.stderr.write("\n")
+    line.end()
     if obj.json:
         click.echo(json.dumps({"image": image_ref, "id": image_id, "to": target_config.name}))
     else:

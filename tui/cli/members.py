@@ -18,6 +18,7 @@ from backends.parse_keys import read_key_file
 from backends.units import COUNT, MEMORY_LIMIT, SIZE
 from tui.cli.context import CliContext, changes_state
 from tui.cli.params import Parsed
+from tui.cli.progress import ProgressLine
 from tui.format import age, human_bytes, table
 
 if TYPE_CHECKING:
@@ -37,18 +38,6 @@ def _run(obj: CliContext, work: Callable[[LxdBackend], Awaitable[T]]) -> T:
 def _say(obj: CliContext, text: str, data: dict[str, Any]) -> None:
     """Report what was done: `data` as JSON with --json, else the sentence."""
     click.echo(json.dumps(data) if obj.json else text)
-
-
-def _progress(obj: CliContext) -> Callable[[str], None] | None:
-    """A progress line on stderr when a person watches (a terminal, no --json)."""
-    if obj.json or not sys.stderr.isatty():
-        return None
-    return lambda text: click.echo(f"\r\033[K{text}", err=True, nl=False)
-
-
-def _end_progress(obj: CliContext) -> None:
-    if _progress(obj) is not None:
-        click.echo("\r\033[K", err=True, nl=False)
 
 
 @click.command()
@@ -129,11 +118,13 @@ def member_create(
     keys = tuple(line for path in key_files for line in read_key_file(path))
     spec = MemberSpec(name, who, image, keys, contact, profile, cpu, memory, disk)
 
+    line = ProgressLine(obj)
+
     async def work(backend: LxdBackend) -> tuple[str, MemberInstance]:
-        return backend.host_name, await backend.create(spec, _progress(obj))
+        return backend.host_name, await backend.create(spec, line.show if line.live else None)
 
     host, made = _run(obj, work)
-    _end_progress(obj)
+    line.end()
     _say(obj, f"{made.name} is {made.state.lower()} for {who} on {host}.", made.to_json(host))
 
 
@@ -187,14 +178,9 @@ def member_restore(obj: CliContext, name: str, snap: str) -> None:
 @changes_state()
 def member_backup(obj: CliContext, name: str, file: Path) -> None:
     """Export the instance with its snapshots to FILE (a tarball `berth member import` takes)."""
-    show = _progress(obj)
-
-    def progress(done: int) -> None:
-        if show:
-            show(f"{human_bytes(done)} written")
-
-    _run(obj, lambda b: b.backup(name, file, progress))
-    _end_progress(obj)
+    line = ProgressLine(obj)
+    _run(obj, lambda b: b.backup(name, file, lambda done: line.show(f"{human_bytes(done)} written")))
+    line.end()
     size = file.stat().st_size
     _say(
         obj,
