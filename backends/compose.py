@@ -1,4 +1,5 @@
-"""Compose projects: up, down, restart and stop through the host's compose CLI, on berth's socket.
+"""Compose projects: up, down, restart and stop (and a service's pull and up) through the host's
+compose CLI, on berth's socket.
 
 berth does not reimplement compose: it runs `docker compose` (the plugin) or `docker-compose` on
 the host itself (over its SSH connection when it is remote), with `DOCKER_HOST` pointing at the
@@ -21,6 +22,12 @@ COMPOSE_ACTIONS = {
     "restart": ["restart"],
     "stop": ["stop"],
 }
+SERVICE_ACTIONS = {
+    "pull": ["pull"],
+    "up": ["up", "-d"],
+}
+"""What is run on one service of a project (an update: pull its image, then recreate it); `up`
+without --remove-orphans, which would reach past the service."""
 
 
 _COMMANDS: weakref.WeakKeyDictionary[HostSession, list[str]] = weakref.WeakKeyDictionary()
@@ -44,22 +51,30 @@ async def compose_command(session: HostSession) -> list[str]:
     return command
 
 
-def compose_argv(project: ComposeProject, action: str, command: list[str]) -> list[str]:
-    """The full command line for `action` on `project` with `command`, from its labelled files."""
-    if action not in COMPOSE_ACTIONS:
-        raise Invalid(f"Unknown compose action {action!r}.", f"Use one of {', '.join(COMPOSE_ACTIONS)}.")
+def compose_argv(
+    project: ComposeProject, action: str, command: list[str], service: str | None = None
+) -> list[str]:
+    """The full command line for `action` on `project` (on its `service` only, when given) with
+    `command`, from its labelled files."""
+    actions = COMPOSE_ACTIONS if service is None else SERVICE_ACTIONS
+    if action not in actions:
+        raise Invalid(f"Unknown compose action {action!r}.", f"Use one of {', '.join(actions)}.")
     argv = [*command, "-p", project.name]
     for f in project.config_files:
         argv += ["-f", f]
     if project.working_dir:
         argv += ["--project-directory", project.working_dir]
-    return argv + COMPOSE_ACTIONS[action]
+    return argv + actions[action] + ([service] if service is not None else [])
 
 
-async def run_compose(session: HostSession, project: ComposeProject, action: str) -> str:
-    """Run `action` on `project` on the host, against its Docker; the output on success."""
-    with audited(session.host.name, f"compose.{action}", [project.name]):
-        argv = compose_argv(project, action, await compose_command(session))
+async def run_compose(
+    session: HostSession, project: ComposeProject, action: str, service: str | None = None
+) -> str:
+    """Run `action` on `project` (on its `service` only, when given) on the host, against its
+    Docker; the output on success."""
+    on = {"service": service} if service is not None else {}
+    with audited(session.host.name, f"compose.{action}", [project.name], **on):
+        argv = compose_argv(project, action, await compose_command(session), service)
         files = project.config_files
         missing = (await session.run(["sh", "-c", _MISSING, "sh", *files])).output.split()
         if not files or missing:
@@ -73,5 +88,6 @@ async def run_compose(session: HostSession, project: ComposeProject, action: str
     text = result.output.strip()
     if result.returncode != 0:
         last = text.splitlines()[-1] if text else f"exit status {result.returncode}"
-        raise BerthError(f"compose {action} of {project.name!r} failed: {last}", "See `berth` error log.")
+        what = project.name if service is None else f"{service} in {project.name}"
+        raise BerthError(f"compose {action} of {what!r} failed: {last}", "See `berth` error log.")
     return text

@@ -142,6 +142,8 @@ VERBS: tuple[Verb, ...] = (
         Verb("containers.down", "D", "compose('down')", "Project down", ROW, HOST, show=False,
              destroys=True, view=CONTAINERS_VIEW,
              help="Take the compose project under the cursor down (its containers are removed)."),
+        Verb("containers.update", "u", "update", "Update", ROW, HOST, destroys=True, view=CONTAINERS_VIEW,
+             help="Pull the containers' images and recreate those whose image changed, same settings."),
         Verb("containers.view", "v", "switch_view", "Images", view=CONTAINERS_VIEW,
              also=(("images", "Volumes"), ("volumes", "Networks"), ("networks", "Containers")),
              help="Show the next view: containers, images, volumes, networks."),

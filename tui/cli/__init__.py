@@ -41,6 +41,7 @@ VERBS = {
     "start": "tui.cli.docker:start",
     "stop": "tui.cli.docker:stop",
     "submit": "tui.cli.broker:submit_cmd",
+    "update": "tui.cli.update:update",
     "volume": "tui.cli.volumes:volume",
     "volumes": "tui.cli.volumes:volumes",
     "wasm": "tui.cli.wasm:wasm",

@@ -354,6 +354,55 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
             answered,
         )
 
+    def action_update(self) -> None:
+        """Update the targets to their images' newest pull, after asking: one job for all of them,
+        each recreated with the same settings when its image changed (backends/docker_update.py);
+        a toast per container says old id → new id, or that it was up to date."""
+        from backends.docker_pull import PullProgress
+        from tui.pull_progress import pull_summary
+        from tui.screens.confirm import subject
+
+        chosen = self.targets()
+        backends = self.writable_all(f for f, _c in chosen)
+        if not chosen or backends is None:
+            return
+        names = [self._label(f, c.name) for f, c in chosen]
+        hosts = ", ".join(sorted({f.host.name for f, _c in chosen}))
+
+        async def update(job: Job) -> None:
+            failures: list[BerthError] = []
+            for index, ((feed, container), name) in enumerate(zip(chosen, names, strict=True)):
+
+                def report(stage: str, pull: PullProgress | None, at: int = index, name: str = name) -> None:
+                    job.progress(at, len(chosen), f"{name}: {pull_summary(pull) if pull else stage}")
+
+                try:
+                    result = await backends[feed.host.name].update(container.id, report, session=feed.session)
+                except BerthError as exc:
+                    failures.append(exc)
+                    continue
+                self.notify(result.sentence(), timeout=8)
+            job.progress(len(chosen), len(chosen), f"{len(chosen) - len(failures)} of {len(chosen)} done")
+            if len(failures) == 1:
+                raise failures[0]
+            if failures:
+                raise BerthError(" ".join(exc.message for exc in failures), failures[0].hint)
+
+        what = subject(names, "container")
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Update {what} on {hosts}? Each is pulled; one whose image changed is recreated with "
+                "the same settings (files it keeps outside its volumes are lost).",
+                names,
+                "Update",
+            ),
+            lambda answer: (
+                run_job(self, f"update {what}", hosts, update, done=f"update {what}: finished.")
+                if answer and answer[0]
+                else None
+            ),
+        )
+
     def _label(self, feed: DockerFeed, name: str) -> str:
         """`name`, with its host in the all-hosts view."""
         return f"{feed.host.name}/{name}" if self.all_hosts else name
