@@ -279,7 +279,7 @@ class UpdateCalls(EngineCalls):
         info = await self._inspect(container)
         check = (info.get("Config") or {}).get("Healthcheck") or {}
         checked = bool(check.get("Test")) and tuple(check["Test"][:1]) != NO_HEALTHCHECK
-        deadline = started + (_health_wait(check) if checked else STAY_UP)
+        deadline = started + max(STAY_UP, _health_wait(check) if checked else 0.0)
         while True:
             state = info.get("State") or {}
             if state.get("Restarting") or state.get("RestartCount") or not state.get("Running"):

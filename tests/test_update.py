@@ -8,7 +8,9 @@ name, and one sentence says why."""
 
 import contextlib
 import json
+import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,11 @@ from test_containers_pane import SIZE, make_app, pane, select, until
 from test_pull import docker_config, file_credentials, inventory, run_berth  # noqa: F401  (a fixture)
 
 from backends.audit import read_audit
+from backends.compose import compose_command
 from backends.config import HostConfig
+from backends.docker import DockerBackend
+from backends.errors import BerthError, Invalid, NotFound
+from backends.hosts import HostSession
 from tui.screens.confirm import ConfirmScreen
 
 pytestmark = pytest.mark.engines
@@ -88,9 +94,7 @@ def served(
         for network in (front, back):
             network.remove()
         volume.remove(force=True)
-        for found in sdk.images.list(name=ref.rpartition(":")[0]):
-            with contextlib.suppress(docker.errors.APIError):
-                sdk.images.remove(found.id, force=True)
+        drop_images(sdk, ref)
 
 
 def assert_same_settings(sdk: docker.DockerClient, served: Served, new_image: str) -> str:
@@ -116,29 +120,40 @@ def assert_same_settings(sdk: docker.DockerClient, served: Served, new_image: st
     return str(now.id)
 
 
-async def test_u_updates_a_container_to_the_new_image_with_every_setting(
+async def test_u_updates_the_marked_containers_to_the_new_image_with_every_setting(
     dockerd: DockerEngine, sdk: docker.DockerClient, registry: Registry, docker_busybox: str,
     served: Served, tmp_path: Path,
 ) -> None:  # fmt: skip
+    plain = sdk.containers.run(served.ref, name=f"{served.name}-b", detach=True, network_mode="none")
     new_image, _ = push_fresh(sdk, registry, docker_busybox, served.ref, size=64 << 10, changes=STOPS_AT_ONCE)
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await select(pilot, app, sdk.containers.get(served.id))
+        table = await select(pilot, app, sdk.containers.get(served.id))
+        await until(pilot, lambda: set(table.visible_ids()) == {served.id, plain.id}, what="both rows")
+        await pilot.press("space", "space")
+        assert set(table.selected_ids()) == {served.id, plain.id}
         await pilot.press("u")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-        assert served.name in str(app.screen.query_one(".targets").render())
+        named = str(app.screen.query_one(".targets").render())
+        assert served.name in named and plain.name in named
         await pilot.press("y")
         await until(pilot, lambda: app.jobs.jobs, what="the update job")
-        job = next(iter(app.jobs.jobs.values()))
-        assert job.title == f"update container {served.name}"
+        [job] = app.jobs.jobs.values()  # one job for both
+        assert job.title == "update 2 containers"
         await until(pilot, lambda: job.state != "running", timeout=40, what="the update to end")
-        assert job.state == "done", job.detail
+        assert job.state == "done" and job.detail == "2 of 2 done", job.detail
         new_id = assert_same_settings(sdk, served, new_image)
-        said = f"{served.name} updated: {short(served.id)} → {short(new_id)}"
-        assert any(said in t for t in toasts(app)), toasts(app)
+        plain_now = sdk.containers.get(plain.name)
+        assert plain_now.id != plain.id and plain_now.attrs["Image"] == new_image
+        shown = toasts(app)
+        assert any(f"{served.name} updated: {short(served.id)} → {short(new_id)}" in t for t in shown), shown
+        assert any(f"{plain.name} updated: {short(plain.id)} → {short(plain_now.id)}" in t for t in shown)
         await until(pilot, lambda: new_id in pane(app).table.rows, what="the new row")
     records = [r for r in read_audit() if r["action"] == "container.update"]
-    assert [(r["targets"], r["new_id"], r["outcome"]) for r in records] == [([served.id], new_id, "ok")]
+    assert {(r["targets"][0], r["new_id"], r["outcome"]) for r in records} == {
+        (served.id, new_id, "ok"),
+        (plain.id, plain_now.id, "ok"),
+    }
 
 
 def test_berth_update_swaps_back_when_the_new_image_exits_at_once(
@@ -189,3 +204,114 @@ def test_berth_update_through_the_ssh_tunnel(
         "host": "box", "name": served.name, "image": served.ref, "updated": True, "old_id": served.id,
         "new_id": new_id, "old_image": served.image, "new_image": new_image, "compose": False,
     }  # fmt: skip
+
+
+def drop_images(sdk: docker.DockerClient, ref: str) -> None:
+    for found in sdk.images.list(name=ref.rpartition(":")[0]):
+        with contextlib.suppress(docker.errors.APIError):
+            sdk.images.remove(found.id, force=True)
+
+
+async def test_a_health_check_must_pass_and_the_old_images_env_is_not_kept(
+    backend: DockerBackend, sdk: docker.DockerClient, registry: Registry, docker_busybox: str,
+    docker_config: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    tag = f"hc{time.monotonic_ns() % 1_000_000}"
+    ref = f"{registry.host}/berth-test/{tag}:1"
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    push_fresh(sdk, registry, docker_busybox, ref, size=4 << 10, changes=[*STOPS_AT_ONCE, "ENV READY=yes"])
+    sdk.images.pull(ref, auth_config=registry.auth_config)
+    # The container's own check reads READY, which only its image sets: the env it got from its
+    # old image must not be pinned on the new container, or the new image's could never apply.
+    check = {
+        "test": ["CMD-SHELL", 'test "$READY" = yes || { echo not ready; exit 1; }'],
+        "interval": 300_000_000, "timeout": 1_000_000_000, "retries": 1,
+    }  # fmt: skip
+    old = sdk.containers.run(ref, name=tag, detach=True, healthcheck=check, network_mode="none")
+    try:
+        push_fresh(sdk, registry, docker_busybox, ref, size=4 << 10, changes=[*STOPS_AT_ONCE, "ENV READY=no"])
+        with pytest.raises(BerthError) as caught:
+            await backend.update(tag)
+        assert caught.value.message == (
+            f"{tag} was not updated: the new container was unhealthy (its last check: “not ready”, "
+            f"exit code 1); the old one is back as {tag}, running."
+        )
+        assert sdk.containers.get(tag).id == old.id and sdk.containers.get(tag).status == "running"
+        steps: list[str] = []
+        new_image, _ = push_fresh(
+            sdk, registry, docker_busybox, ref, size=4 << 10, changes=[*STOPS_AT_ONCE, "ENV READY=yes"]
+        )
+        result = await backend.update(tag, lambda stage, _pull: steps.append(stage))
+        now = sdk.containers.get(tag)
+        assert result.new_id == now.id != old.id and result.new_image == new_image
+        assert now.attrs["State"]["Health"]["Status"] == "healthy"
+        assert list(dict.fromkeys(steps)) == [
+            f"pulling {ref}", "creating the new container", "stopping the old container",
+            "starting the new container", "waiting for the new container to stay up",
+            "removing the old container",
+        ]  # fmt: skip
+    finally:
+        for found in sdk.containers.list(all=True, filters={"name": tag}):
+            found.remove(force=True)
+        drop_images(sdk, ref)
+
+
+async def test_a_compose_service_is_updated_through_compose(
+    backend: DockerBackend, dockerd: DockerEngine, sdk: docker.DockerClient, registry: Registry,
+    docker_busybox: str, docker_config: Path, tmp_path: Path,  # noqa: F811
+) -> None:  # fmt: skip
+    tag = f"cmp{time.monotonic_ns() % 1_000_000}"
+    ref = f"{registry.host}/berth-test/{tag}:1"
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    push_fresh(sdk, registry, docker_busybox, ref, size=4 << 10, changes=STOPS_AT_ONCE)
+    (tmp_path / "docker-compose.yml").write_text(
+        f"version: '2.4'\nservices:\n  app:\n    image: {ref}\n    network_mode: none\n"
+    )
+    session = HostSession(HostConfig("local", docker_socket=str(dockerd.socket)))
+    compose = await compose_command(session)
+    env = {**os.environ, "DOCKER_HOST": dockerd.url}
+    up = subprocess.run(
+        [*compose, "-p", tag, "up", "-d"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        [old] = sdk.containers.list(filters={"label": f"com.docker.compose.project={tag}"})
+        new_image, _ = push_fresh(sdk, registry, docker_busybox, ref, size=4 << 10, changes=STOPS_AT_ONCE)
+        result = await backend.update(old.name, session=session)
+        now = sdk.containers.get(old.name)
+        assert result.compose and result.updated and result.new_id == now.id != old.id
+        assert now.attrs["Image"] == result.new_image == new_image
+        actions = [(r["action"], r.get("service")) for r in read_audit()][-3:]
+        assert actions == [("compose.pull", "app"), ("compose.up", "app"), ("container.update", "app")]
+        again = await backend.update(now.name, session=session)
+        assert not again.updated and sdk.containers.get(old.name).id == now.id
+    finally:
+        await session.close()
+        subprocess.run([*compose, "-p", tag, "down"], cwd=tmp_path, env=env, capture_output=True)
+        drop_images(sdk, ref)
+
+
+async def test_what_cannot_be_updated_is_one_sentence_and_nothing_changes(
+    backend: DockerBackend, sdk: docker.DockerClient, docker_busybox: str
+) -> None:
+    tag = f"no{time.monotonic_ns() % 1_000_000}"
+    by_id = sdk.containers.run(
+        docker_busybox, ["sleep", "600"], name=f"{tag}-id", detach=True, network_mode="none"
+    )
+    removed = sdk.containers.run(
+        "berth-test/busybox:latest", ["sleep", "600"], name=f"{tag}-rm", detach=True, auto_remove=True,
+        network_mode="none",
+    )  # fmt: skip
+    try:
+        with pytest.raises(
+            Invalid, match=rf"^{tag}-id was made from image id {short(docker_busybox)}, not from a"
+        ):
+            await backend.update(by_id.name)
+        with pytest.raises(Invalid, match=rf"^{tag}-rm was started with --rm: stopping it would remove it"):
+            await backend.update(removed.name)
+        with pytest.raises(NotFound):
+            await backend.update(f"{tag}-nothing")
+        assert {c.id for c in sdk.containers.list(filters={"name": tag})} == {by_id.id, removed.id}
+    finally:
+        for found in sdk.containers.list(all=True, filters={"name": tag}):
+            found.remove(force=True)
