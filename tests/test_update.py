@@ -6,6 +6,7 @@ the engine shows a new id under the same name with every setting, and the toast 
 An image whose command exits at once is swapped back: the old container runs again under its own
 name, and one sentence says why."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -315,3 +316,27 @@ async def test_what_cannot_be_updated_is_one_sentence_and_nothing_changes(
     finally:
         for found in sdk.containers.list(all=True, filters={"name": tag}):
             found.remove(force=True)
+
+
+async def test_an_update_cancelled_while_the_new_container_proves_itself_puts_the_old_one_back(
+    backend: DockerBackend, sdk: docker.DockerClient, registry: Registry, docker_busybox: str,
+    served: Served,
+) -> None:  # fmt: skip
+    push_fresh(sdk, registry, docker_busybox, served.ref, size=4 << 10, changes=STOPS_AT_ONCE)
+    proving = asyncio.Event()
+
+    def step(stage: str, _pull: object) -> None:
+        if stage == "waiting for the new container to stay up":
+            proving.set()
+
+    update = asyncio.create_task(backend.update(served.name, step))
+    await asyncio.wait_for(proving.wait(), 30)
+    assert sdk.containers.get(served.name).id != served.id  # the new one had taken the name
+    update.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await update
+    back = sdk.containers.get(served.name)
+    assert back.id == served.id and back.status == "running"
+    assert [c.id for c in sdk.containers.list(all=True, filters={"name": served.name})] == [served.id]
+    [record] = [r for r in read_audit() if r["action"] == "container.update"]
+    assert record["outcome"].startswith("interrupted")
