@@ -149,6 +149,7 @@ async def test_u_updates_the_marked_containers_to_the_new_image_with_every_setti
         shown = toasts(app)
         assert any(f"{served.name} updated: {short(served.id)} → {short(new_id)}" in t for t in shown), shown
         assert any(f"{plain.name} updated: {short(plain.id)} → {short(plain_now.id)}" in t for t in shown)
+        assert not any("finished" in t for t in shown), shown  # one toast says how the job ended
         await until(pilot, lambda: new_id in pane(app).table.rows, what="the new row")
     records = [r for r in read_audit() if r["action"] == "container.update"]
     assert {(r["targets"][0], r["new_id"], r["outcome"]) for r in records} == {

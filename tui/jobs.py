@@ -39,6 +39,9 @@ class Job:
     parts: list[str] = field(default_factory=list)
     """How each part of it goes, a line each (a pull's layers), for `:jobs` to show."""
     ended: float | None = None
+    outcome: str = ""
+    """What the work found, said when the job ends well in place of its fixed `done` text
+    (an update's old id → new id)."""
     worker: Worker[None] | None = None
     _changed: Callable[[Job], None] = field(default=lambda job: None, repr=False)
 
@@ -99,7 +102,7 @@ class Jobs:
                 self.app.notify(message, title=f"{title} failed", severity="error", timeout=10)
             else:
                 self._end(job, "done", job.detail)
-                self.app.notify(done or f"{title}: done.", timeout=4)
+                self.app.notify(job.outcome or done or f"{title}: done.", timeout=8 if job.outcome else 4)
 
         job.worker = self.app.run_worker(run(), group="jobs", exit_on_error=False)
         self._notify(job)

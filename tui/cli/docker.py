@@ -15,6 +15,7 @@ from backends.config import HostConfig
 from backends.docker import DockerBackend
 from backends.docker_models import ContainerInfo
 from backends.errors import BerthError
+from backends.hosts import HostSession
 from tui.cli.context import ALL_HOSTS, CliContext, changes_state, on_host
 from tui.cli.progress import ProgressLine
 from tui.format import age, human_bytes, table
@@ -129,10 +130,12 @@ def act_on_each(
     obj: CliContext,
     names: Sequence[str],
     act: Callable[[DockerBackend, str], Awaitable[tuple[dict[str, Any], str]]],
+    connect: Callable[[HostSession], Awaitable[DockerBackend]] = DockerBackend.for_session,
 ) -> None:
     """Run `act(backend, name)` on each of `names` in turn: it returns what the thing was (the
     JSON object printed with --json) and its line. A refusal does not stop the others: it is
-    said on stderr, and the exit is 1 if any was refused."""
+    said on stderr (after the name, unless its sentence starts with it), and the exit is 1 if
+    any was refused. `connect` reaches the host's Docker (one that keeps the session, say)."""
 
     async def work(backend: DockerBackend) -> tuple[list[dict[str, Any]], list[str]]:
         done: list[dict[str, Any]] = []
@@ -141,14 +144,15 @@ def act_on_each(
             try:
                 document, line = await act(backend, name)
             except BerthError as exc:
-                failures.append(f"{name}: {exc.for_cli()}")
+                said = exc.for_cli()
+                failures.append(said if said.startswith(f"{name} ") else f"{name}: {said}")
                 continue
             done.append(document)
             if not obj.json:
                 click.echo(line)
         return done, failures
 
-    done, failures = run_docker(obj, work)
+    done, failures = obj.run_on(connect, work)
     if obj.json:
         click.echo(json.dumps(done, indent=2))
     for failure in failures:

@@ -357,7 +357,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
     def action_update(self) -> None:
         """Update the targets to their images' newest pull, after asking: one job for all of them,
         each recreated with the same settings when its image changed (backends/docker_update.py);
-        a toast per container says old id → new id, or that it was up to date."""
+        its end says old id → new id of each, or that it was up to date."""
         from backends.docker_pull import PullProgress
         from tui.pull_progress import pull_summary
         from tui.screens.confirm import subject
@@ -371,6 +371,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
 
         async def update(job: Job) -> None:
             failures: list[BerthError] = []
+            said: list[str] = []
             for index, ((feed, container), name) in enumerate(zip(chosen, names, strict=True)):
 
                 def report(stage: str, pull: PullProgress | None, at: int = index, name: str = name) -> None:
@@ -381,8 +382,11 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
                 except BerthError as exc:
                     failures.append(exc)
                     continue
-                self.notify(result.sentence(), timeout=8)
+                said.append(result.sentence())
             job.progress(len(chosen), len(chosen), f"{len(chosen) - len(failures)} of {len(chosen)} done")
+            job.outcome = " ".join(said)
+            if failures and said:  # the failure ends the job: say what went well first
+                self.notify(job.outcome, timeout=8)
             if len(failures) == 1:
                 raise failures[0]
             if failures:
@@ -397,7 +401,7 @@ class ContainersPane(EnginePane[DockerBackend, ContainerChange]):
                 "Update",
             ),
             lambda answer: (
-                run_job(self, f"update {what}", hosts, update, done=f"update {what}: finished.")
+                run_job(self, f"update {what}", hosts, update)
                 if answer and answer[0]
                 else None
             ),
