@@ -307,7 +307,8 @@ def test_berth_run_pulls_an_image_the_host_lacks_first(
             dockerd, "run", "--name", f"{made['name']}-2", f"{registry.host}/berth-test/nothing:1"
         )
         assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
-        assert f"could not pull {registry.host}/berth-test/nothing:1" in missing.stderr
+        assert f"could not pull {registry.host}/berth-test/nothing:1" in missing.stderr, missing.stderr
+        assert "was not found on" in missing.stderr
         assert not named(sdk, f"{made['name']}-2")
     finally:
         container.remove(force=True)
