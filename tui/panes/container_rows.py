@@ -78,7 +78,8 @@ def status_text(container: ContainerInfo, now: float) -> str:
     return container.status_at(now, table_age)
 
 
-def _with_host(cells: dict[str, Any], host: str | None) -> dict[str, Any]:
+def with_host(cells: dict[str, Any], host: str | None) -> dict[str, Any]:
+    """A row's cells with a HOST cell first, in the all-hosts view (`host` given)."""
     return {"host": host, **cells} if host else cells
 
 
@@ -107,7 +108,7 @@ def container_row(
     service = f"{container.project}/{container.service}" if container.project else ""
     group = f"{host}/{container.project}" if host and container.project else container.project
     return Row(
-        _with_host(
+        with_host(
             {
                 "name": container.name,
                 "state": state_cell(container, pending),
@@ -162,7 +163,7 @@ def image_row(image: ImageInfo, now: float | None = None, host: str | None = Non
     """One image's row; unused ones dimmed, dangling ones marked; a host cell with `host`."""
     name = Text(image.name, style="dim italic" if not image.tags else "")
     return Row(
-        _with_host(
+        with_host(
             {
                 "name": name,
                 "id": image.short_id,

@@ -15,6 +15,7 @@ from backends.docker import DockerBackend
 from backends.docker_models import ContainerInfo
 from backends.docker_networks import NetworkInfo, refused_removal
 from backends.parse_networks import GATEWAY, NETWORK_NAME, SUBNET, check_gateway
+from tui.panes.container_rows import with_host
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
@@ -44,9 +45,7 @@ def network_row(network: NetworkInfo, host: str | None) -> Row:
         "flags": network.flags,
         "id": network.id,
     }
-    if host is not None:
-        cells["host"] = host
-    return Row(cells)
+    return Row(with_host(cells, host))
 
 
 class NetworksView(ResourceView[DockerBackend, NetworkInfo]):

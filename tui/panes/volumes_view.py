@@ -10,7 +10,7 @@ from backends.docker import DockerBackend
 from backends.docker_volumes import VolumeInfo
 from tui.disk_words import nothing_to_prune, prune_preview, prune_question, prune_summary
 from tui.format import age, human_bytes, parse_bytes
-from tui.panes.container_rows import text_number
+from tui.panes.container_rows import text_number, with_host
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
 from tui.verbs import bindings
@@ -36,9 +36,7 @@ def volume_row(volume: VolumeInfo, host: str | None, now: float) -> Row:
         "age": age(now - volume.created) if volume.created else "",
         "labels": ", ".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
     }
-    if host is not None:
-        cells["host"] = host
-    return Row(cells)
+    return Row(with_host(cells, host))
 
 
 class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
