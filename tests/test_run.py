@@ -210,21 +210,24 @@ async def test_a_read_only_host_offers_no_run(
         assert not isinstance(app.screen, FormScreen)
 
 
-async def test_on_an_80x24_terminal_the_form_scrolls_to_the_field_and_to_its_error(
+async def test_on_an_80x24_terminal_the_fields_scroll_and_the_title_error_and_buttons_stay(
     dockerd: DockerEngine, docker_busybox: str, tmp_path: Path
 ) -> None:
-    # Ten fields are taller than such a terminal's dialog: it scrolls, or Run and the error
-    # would be cut off below its edge.
+    # Ten fields are taller than such a terminal's dialog: they scroll, or Run and the error
+    # would be cut off below its edge; the title, the error and the buttons stay on show.
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         form = await open_run_form(pilot, app, docker_busybox)
-        dialog = form.query_one(".dialog")
-        assert dialog.max_scroll_y > 0
+        dialog, fields = form.query_one(".dialog"), form.query_one(".form-fields")
+
+        def on_show(*selectors: str) -> bool:
+            return all(dialog.content_region.contains_region(form.query_one(s).region) for s in selectors)
+
+        await until(pilot, lambda: fields.max_scroll_y > 0 and on_show(".dialog-title", "#submit"), what="it")
         await fill_form(pilot, app, cpus="0")
         error = form.query_one("#form-error", Label)
-        await until(
-            pilot, lambda: dialog.content_region.contains_region(error.region), what="the error in view"
-        )
+        await until(pilot, lambda: str(error.render()).startswith("CPUs: Not a number"), what="the error")
+        await until(pilot, lambda: on_show(".dialog-title", "#form-error", "#submit"), what="all on show")
         assert str(error.render()).startswith("CPUs: Not a number of CPUs: '0'")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, TextArea
@@ -70,14 +70,18 @@ class FormScreen(ModalScreen[Any]):
         """One labelled input per field, the error line and the buttons."""
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
-            for field in self.fields:
-                yield Label(field.label, markup=False)
-                if field.lines > 1:
-                    area = TextArea(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
-                    area.styles.height = field.lines
-                    yield area
-                else:
-                    yield Input(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
+            # Only the fields scroll: the title, the error and the buttons stay on show.
+            with VerticalScroll(classes="form-fields"):
+                for field in self.fields:
+                    yield Label(field.label, markup=False)
+                    if field.lines > 1:
+                        area = TextArea(
+                            field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True
+                        )
+                        area.styles.height = field.lines
+                        yield area
+                    else:
+                        yield Input(field.value, placeholder=field.hint, id=f"field-{field.id}", compact=True)
             yield Label("", id="form-error")
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="submit")
@@ -91,6 +95,24 @@ class FormScreen(ModalScreen[Any]):
     def on_mount(self) -> None:
         """Start in the first field."""
         self.set_focus(self.inputs()[0])
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        """The fields get what room the terminal leaves them."""
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Let the fields take the dialog's room (80 % of the screen above the footer) less what
+        stays on show around them: its title, error, buttons, padding and border; past that they
+        scroll."""
+        dialog = self.query_one(".dialog")
+        kept = 0
+        for part in (".dialog-title", "#form-error", ".buttons"):
+            widget = self.query_one(part)
+            kept += widget.outer_size.height + widget.styles.margin.top + widget.styles.margin.bottom
+        frame = dialog.outer_size.height - dialog.content_size.height
+        room = (self.size.height - self.query_one(Footer).outer_size.height) * 8 // 10 - frame - kept
+        self.query_one(".form-fields").styles.max_height = max(room, 3)
 
     def values(self) -> dict[str, str]:
         """What is typed in each field, stripped."""
@@ -153,9 +175,8 @@ class FormScreen(ModalScreen[Any]):
             result = self.submit(values)
         except BerthError as exc:
             # What was typed may hold [ ]: shown as text, not as markup.
-            error = self.query_one("#form-error", Label)
-            error.update(f"[$error]{escape(str(exc))}[/]")
-            self.call_after_refresh(error.scroll_visible)  # once it is as tall as its sentence
+            self.query_one("#form-error", Label).update(f"[$error]{escape(str(exc))}[/]")
+            self.call_after_refresh(self._fit)  # once it is as tall as its sentence
             return
         self._answered = True
         self.dismiss(result)
