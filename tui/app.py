@@ -450,6 +450,8 @@ class BerthApp(App[None]):
             self.switch_theme(arg)
         elif command.verb == "theme":
             self.action_pick_theme()
+        elif command.verb == "pane.containers":  # the containers themselves, from any of its views
+            self.main_screen.show_containers_view("containers")
         elif command.verb.startswith("pane."):
             self.main_screen.action_show_pane(command.verb.removeprefix("pane."))
         elif command.verb.startswith("view."):

@@ -14,7 +14,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "help": (("help", "h", "?"), "show keys and commands"),
     "audit": (("audit", "aud"), "the audit log: every action that changed something, newest first"),
     "jobs": (("jobs", "job"), "long operations (moves, backups, imports, batches) with progress; c cancels"),
-    "pane.containers": (("containers", "ctr", "docker", "dp"), "show the Containers pane"),
+    "pane.containers": (("containers", "ctr", "docker", "dp"), "show the Containers pane, on its containers"),
     "view.images": (("images", "img"), "the Containers pane's images"),
     "view.volumes": (("volumes", "vol"), "the Containers pane's volumes"),
     "view.networks": (("networks", "net"), "the Containers pane's networks"),
