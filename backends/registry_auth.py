@@ -69,13 +69,16 @@ def server_key(registry: str) -> str:
 
 
 def _load() -> Any:
-    """The docker SDK's view of the config file (an `AuthConfig`)."""
-    from docker.auth import load_config
+    """The docker SDK's view of the config file (an `AuthConfig`). The file is read here and
+    handed over: given no file, or one it cannot parse, the SDK falls back to
+    `~/.docker/config.json` and `~/.dockercfg`, which the docker CLI never reads."""
+    from docker.auth import AuthConfig, load_config
     from docker.errors import InvalidConfigFile
 
     path = config_file()
+    settings = _read_settings(path)
     try:
-        return load_config(str(path) if path.exists() else None)
+        return load_config(config_dict=settings) if settings else AuthConfig({})
     except InvalidConfigFile as exc:
         raise Invalid(f"{path} cannot be read: {exc}.", "Fix or move that file.") from exc
 
@@ -142,7 +145,7 @@ def _read_settings(path: Path) -> dict[str, Any]:
     try:
         settings = json.loads(text) if text.strip() else {}
     except ValueError as exc:
-        raise Invalid(f"{path} is not JSON: {exc}.", "Fix or move that file.") from exc
+        raise Invalid(f"{path} is not valid JSON: {exc}; fix it or move it aside.") from exc
     if not isinstance(settings, dict):
         raise Invalid(f"{path} is not a JSON object.", "Fix or move that file.")
     return settings

@@ -500,3 +500,42 @@ async def test_read_only_refuses_the_pull_in_the_console_and_berth_pull(
         "and was not run.\n"
     )
     assert image_ids(sdk, registry_busybox) is None
+
+
+def test_berth_pull_reads_only_the_config_json_the_docker_cli_reads(
+    dockerd: DockerEngine, registry_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, isolated_home: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    # Good credentials in ~/.docker/config.json and ~/.dockercfg; DOCKER_CONFIG names a folder
+    # without config.json: the docker CLI has no credentials then, and neither has berth.
+    home_docker = isolated_home / ".docker"
+    home_docker.mkdir()
+    file_credentials(home_docker, registry.host, registry.username, registry.password)
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    (isolated_home / ".dockercfg").write_text(json.dumps({registry.host: {"auth": token}}))
+    config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    failed = run_berth(config, "pull", registry_busybox)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"berth: Docker on local could not pull {registry_busybox}: {registry.host} asks for "
+        f"credentials. Log in with berth login {registry.host}.\n"
+    )
+    assert image_ids(sdk, registry_busybox) is None
+    # A config.json that is not JSON is said so, naming it; the pull is not tried.
+    settings = docker_config / "config.json"
+    settings.write_text("{bad json")
+    failed = run_berth(config, "pull", registry_busybox)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1, failed.stderr
+    assert failed.stderr.startswith(f"berth: {settings} is not valid JSON: "), failed.stderr
+    assert "credentials" not in failed.stderr and "login" not in failed.stderr, failed.stderr
+    # Without DOCKER_CONFIG, ~/.docker/config.json is the one read, as the docker CLI does.
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_CONFIG"}
+    done = subprocess.run(
+        [BERTH, "--config", str(config), "pull", registry_busybox],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert image_ids(sdk, registry_busybox)
+    finally:
+        drop(sdk, registry_busybox)
