@@ -144,12 +144,23 @@ class UpdateCalls(EngineCalls):
                 "back to, so berth does not update it.",
                 "Recreate it yourself from the new image.",
             )
+        try:
+            image = await self.http.get_json(f"/images/{info['Image']}/json", "reading the old image")
+        except BerthError:
+            image = {}  # gone: no default to leave out, everything is kept as the container has it
+        if image and not image.get("RepoDigests"):
+            # Built or imported here: its name would send the pull to a registry (Docker Hub for
+            # a bare name) that never had it.
+            raise Invalid(
+                f"{name}'s image {ref} was built or imported on {self.host_name}, not pulled: "
+                "there is no registry to update it from."
+            )
         step(f"pulling {ref}", None)
         new_image = await self.pull(ref, lambda state: step(f"pulling {ref}", state))
         result = UpdateResult(name, ref, info["Id"], info["Id"], info["Image"], new_image)
         if new_image == info["Image"]:
             return result
-        body, others = await self._recreated(info, ref)
+        body, others = self._recreated(info, image, ref)
         step("creating the new container", None)
         try:
             created = await self.http.post(
@@ -192,15 +203,13 @@ class UpdateCalls(EngineCalls):
 
     # Making the new container --------------------------------------------------------------------
 
-    async def _recreated(
-        self, info: dict[str, Any], ref: str
+    @staticmethod
+    def _recreated(
+        info: dict[str, Any], image: dict[str, Any], ref: str
     ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         """The create body of the new container (config, host config, its first network) and the
-        other networks to connect it to before it starts (API 1.41 creates with one network)."""
-        try:
-            image = await self.http.get_json(f"/images/{info['Image']}/json", "reading the old image")
-        except BerthError:
-            image = {}  # gone: no default to leave out, everything is kept as the container has it
+        other networks to connect it to before it starts (API 1.41 creates with one network);
+        `image` is the old image's inspection (empty when it is gone)."""
         config = _own_settings(dict(info["Config"]), image.get("Config") or {}, info["Id"])
         config["Image"] = ref
         host_config = dict(info.get("HostConfig") or {})

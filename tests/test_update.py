@@ -341,3 +341,36 @@ async def test_an_update_cancelled_while_the_new_container_proves_itself_puts_th
     assert [c.id for c in sdk.containers.list(all=True, filters={"name": served.name})] == [served.id]
     [record] = [r for r in read_audit() if r["action"] == "container.update"]
     assert record["outcome"].startswith("interrupted")
+
+
+async def test_an_image_built_or_imported_here_is_refused_before_any_pull(
+    dockerd: DockerEngine, sdk: docker.DockerClient, docker_busybox: str, tmp_path: Path
+) -> None:
+    # The busybox test image was imported: it has no RepoDigests, so no registry knows it, and
+    # its name would send a pull to Docker Hub.
+    tag = f"loc{time.monotonic_ns() % 1_000_000}"
+    local = f"berth-test/{tag}:local"
+    sdk.images.get(docker_busybox).tag(f"berth-test/{tag}", "local")
+    assert not sdk.images.get(local).attrs.get("RepoDigests")
+    grab = sdk.containers.run(local, ["sleep", "600"], name=f"{tag}-grab", detach=True, network_mode="none")
+    refusal = (
+        f"{grab.name}'s image {local} was built or imported on local, not pulled: there is no "
+        "registry to update it from."
+    )
+    try:
+        config = inventory(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+        refused = run_berth(config, "update", grab.name)
+        assert refused.returncode != 0, refused.stderr
+        assert refused.stderr == f"berth: {grab.name}: {refusal}\n", refused.stderr
+        app = make_app(dockerd, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, grab)
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("y")
+            await until(pilot, lambda: any(refusal in t for t in toasts(app)), what="the refusal")
+        assert sdk.containers.get(grab.name).id == grab.id
+        assert not [r for r in read_audit() if r["action"] == "image.pull" and r["targets"] == [local]]
+    finally:
+        grab.remove(force=True)
+        sdk.images.remove(local)
