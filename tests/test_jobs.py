@@ -5,6 +5,7 @@ import asyncio
 
 from test_containers_pane import until
 from textual.app import App
+from textual.widgets import Button
 
 from backends.config import Config
 from backends.errors import Unreachable
@@ -68,6 +69,10 @@ async def test_jobs_report_progress_end_fail_and_cancel_from_the_screen() -> Non
         assert table.move_cursor_to(str(stuck.id))
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        # The buttons say which way each goes: "Cancel" would be both.
+        buttons = [str(b.label) for b in app.screen.query(Button)]
+        assert buttons == ["Stop job (y)", "Keep it (n)"], buttons
+        assert str(app.screen.query_one(".dialog-title").render()) == "Stop 1 job(s)?"
         await pilot.press("y")
         await until(pilot, cancelled.is_set)
         await until(pilot, lambda: str(table.rows[str(stuck.id)].cells["state"]) == "cancelled")

@@ -26,12 +26,16 @@ class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
 
     BINDINGS = bindings("confirm")
 
-    def __init__(self, question: str, targets: list[str], verb: str, option: str | None = None) -> None:
+    def __init__(
+        self, question: str, targets: list[str], verb: str, option: str | None = None, *, keep: str = "Cancel"
+    ) -> None:
         super().__init__(classes="confirm")
         self.question = question
         self.targets = targets
         self.verb = verb
         self.option = option
+        self.keep = keep
+        """The other button's words, where "Cancel" would be ambiguous (cancelling a job)."""
 
     def compose(self) -> ComposeResult:
         """The question, the names, an optional checkbox, and the two buttons."""
@@ -45,7 +49,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, bool]]):
                 yield Checkbox(self.option, id="option")
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.verb} (y)", variant="error", id="yes")
-                yield Button("Cancel (n)", id="no")
+                yield Button(f"{self.keep} (n)", id="no")
         yield Footer()
 
     def on_mount(self) -> None:

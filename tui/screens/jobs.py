@@ -130,9 +130,10 @@ class JobsScreen(Screen[None]):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Cancel {len(running)} job(s)?",
+                f"Stop {len(running)} job(s)?",
                 [f"#{j.id} {j.title} ({j.host})" for j in running],
-                "Cancel job",
+                "Stop job",
+                keep="Keep it",
             ),
             answered,
         )
