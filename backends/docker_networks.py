@@ -23,6 +23,8 @@ from backends.units import Grammar
 
 PREDEFINED = ("bridge", "host", "none")
 """The networks the engine makes itself; it removes none of them."""
+UNJOINABLE = ("host", "none")
+"""The engine's own networks no container is connected to or disconnected from by hand."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,30 @@ def refused_removal(network: NetworkInfo, host: str) -> BerthError | None:
     return None
 
 
+def refused_joining(network: NetworkInfo, host: str) -> BerthError | None:
+    """Why no container may be connected to or disconnected from `network` (Docker's own `host`
+    and `none`: a container is put on those when made, or not at all), or None."""
+    if network.name in UNJOINABLE:
+        return Denied(
+            f"{network.name} is one of Docker's own networks on {host}: "
+            "containers are not connected to it or disconnected from it by hand."
+        )
+    return None
+
+
+def overlapping(subnet: str, networks: Iterable[NetworkInfo]) -> list[str]:
+    """The names of the networks with a subnet that overlaps `subnet`."""
+    wanted = ipaddress.ip_network(subnet)
+    return sorted(
+        n.name
+        for n in networks
+        if any(
+            ipaddress.ip_network(s).version == wanted.version and ipaddress.ip_network(s).overlaps(wanted)
+            for s in n.subnets
+        )
+    )
+
+
 class NetworkCalls(EngineCalls):
     """A base of `DockerBackend`: the calls this module's docstring names."""
 
@@ -193,7 +219,18 @@ class NetworkCalls(EngineCalls):
             body["EnableIPv6"] = ipaddress.ip_network(subnet).version == 6
         settings = {"driver": driver, "subnet": subnet, "gateway": gateway, "internal": internal}
         with audited(self.host_name, "network.create", [name], attachable=attachable, **settings):
-            made = await self.http.post("/networks/create", f"creating network {name}", body=body)
+            try:
+                made = await self.http.post("/networks/create", f"creating network {name}", body=body)
+            except BerthError as exc:
+                # "Pool overlaps with other one on this address space": say with which.
+                if not subnet or "overlaps" not in exc.message:
+                    raise
+                others = overlapping(subnet, await self.networks())
+                raise Conflict(
+                    f"The subnet {subnet} overlaps a network on {self.host_name}"
+                    + (f" ({', '.join(others)})." if others else "."),
+                    "Give another subnet, or none for the engine to pick a free one.",
+                ) from None
         return str(made["Id"])
 
     async def remove_network(self, name_or_id: str) -> NetworkInfo:
@@ -206,26 +243,50 @@ class NetworkCalls(EngineCalls):
             await self.http.delete(f"/networks/{network.id}", f"removing network {network.name}")
         return network
 
+    async def _joinable(self, network: str, container: str, *, connect: bool) -> NetworkInfo:
+        """The network, unless it is one no container joins or leaves by hand, or `container`
+        is attached already (to connect): one sentence, before asking the engine. Whether it is
+        attached (to disconnect) is the engine's to say: `container` may be an id, and the
+        network lists names."""
+        found = await self.network(network)
+        if refusal := refused_joining(found, self.host_name):
+            raise refusal
+        if connect and container in found.containers:
+            raise Conflict(_attachment(container, found.name, attached=True))
+        return found
+
     async def connect_network(self, network: str, container: str, *, aliases: Sequence[str] = ()) -> None:
         """Attach a container to a network (both by name or id), known there also by `aliases`."""
+        found = await self._joinable(network, container, connect=True)
         body: dict[str, Any] = {"Container": container}
         if aliases:
             body["EndpointConfig"] = {"Aliases": list(aliases)}
         with audited(
             self.host_name, "network.connect", [network], container=container, aliases=list(aliases)
         ):
-            await self.http.post(
-                f"/networks/{network}/connect", f"connecting {container} to network {network}", body=body
-            )
+            try:
+                await self.http.post(
+                    f"/networks/{found.id}/connect", f"connecting {container} to network {network}", body=body
+                )
+            except BerthError as exc:  # named by id, or attached since the check
+                if "already exists in network" not in exc.message:
+                    raise
+                raise Conflict(_attachment(container, found.name, attached=True)) from None
 
     async def disconnect_network(self, network: str, container: str, *, force: bool = False) -> None:
         """Detach a container from a network (both by name or id)."""
+        found = await self._joinable(network, container, connect=False)
         with audited(self.host_name, "network.disconnect", [network], container=container, force=force):
-            await self.http.post(
-                f"/networks/{network}/disconnect",
-                f"disconnecting {container} from network {network}",
-                body={"Container": container, "Force": force},
-            )
+            try:
+                await self.http.post(
+                    f"/networks/{found.id}/disconnect",
+                    f"disconnecting {container} from network {network}",
+                    body={"Container": container, "Force": force},
+                )
+            except BerthError as exc:  # named by id, or detached since the check
+                if "is not connected to" not in exc.message:
+                    raise
+                raise Conflict(_attachment(container, found.name, attached=False)) from None
 
     async def unused_networks(self) -> list[NetworkInfo]:
         """What a prune removes: the user's networks of this host that no container is attached to."""
@@ -251,3 +312,8 @@ class NetworkCalls(EngineCalls):
             else:
                 removed.append(name)
         return removed, kept
+
+
+def _attachment(container: str, network: str, *, attached: bool) -> str:
+    """The sentence for one attached already (to connect) or not (to disconnect)."""
+    return f"{container} is {'already' if attached else 'not'} attached to {network}."

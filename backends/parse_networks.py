@@ -55,8 +55,13 @@ def check_gateway(subnet: str | None, gateway: str | None) -> None:
         return
     if not subnet:
         raise Invalid("A gateway needs a subnet to be in.", "Give the subnet too, or no gateway.")
-    if ipaddress.ip_address(gateway) not in ipaddress.ip_network(subnet):
-        raise Invalid(f"The gateway {quoted(gateway)} is not in the subnet {subnet}.", GATEWAY.hint)
+    network = ipaddress.ip_network(subnet)
+    if ipaddress.ip_address(gateway) not in network:
+        first = next(iter(network.hosts()), network.network_address)
+        raise Invalid(
+            f"The gateway {quoted(gateway)} is not in the subnet {subnet}.",
+            f"Give an address in it, like {first}, or none (the engine takes its first address).",
+        )
 
 
 DRIVERS = ("bridge", "ipvlan", "macvlan", "overlay")

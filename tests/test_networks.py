@@ -43,6 +43,13 @@ def engine(make_dockerd: Callable[..., DockerEngine]) -> Iterator[Engine]:
     client.close()
 
 
+def make_network(client: docker.DockerClient, name: str, subnet: str) -> docker.models.networks.Network:
+    """A bridge network on `subnet`: given, not left to the engine's default pools, which the
+    bridges other dockerds of the machine left behind may have used up."""
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    return client.networks.create(name, driver="bridge", ipam=ipam)
+
+
 def network_names(client: docker.DockerClient) -> set[str]:
     return {n.name for n in client.networks.list()}
 
@@ -109,7 +116,8 @@ async def test_create_from_the_form_connect_the_marked_container_disconnect_pick
             ({"subnet": "10.217.0.0/24", "driver": "foo"}, "Driver: Not a network driver: 'foo'."),
             (
                 {"driver": "", "gateway": "10.9.9.9"},
-                "The gateway '10.9.9.9' is not in the subnet 10.217.0.0/24.",
+                "Gateway: The gateway '10.9.9.9' is not in the subnet 10.217.0.0/24. "
+                "Give an address in it, like 10.217.0.1,",
             ),
         ):
             await fill_form(pilot, app, **values)
@@ -123,9 +131,30 @@ async def test_create_from_the_form_connect_the_marked_container_disconnect_pick
         config = client.api.inspect_network("b-net")["IPAM"]["Config"]
         assert config == [{"Subnet": "10.217.0.0/24", "Gateway": "10.217.0.1"}]
 
-        # c: the marked container is attached, in the row and in the engine.
+        # r: a network made outside berth shows once the view reads again.
+        make_network(client, "outside-net", "10.219.9.0/24")
+        await pilot.press("r")
+        await until(pilot, lambda: row_of(table, "outside-net") is not None, what="the outside network")
+        client.networks.get("outside-net").remove()
+
+        # c and x on Docker's own host/none: one sentence at once, nothing asked.
+        host_key = row_of(table, "host")
+        assert host_key is not None and table.move_cursor_to(host_key)
+        for verb in ("c", "x"):
+            await pilot.press(verb)
+        said = "host is one of Docker's own networks on local: containers are not connected to it"
+        await until(pilot, lambda: sum(said in t for t in toasts(app)) == 2, what="the refusals")
+        assert not isinstance(app.screen, ConfirmScreen) and "host" not in networks_of(client, "web")
+
+        # c: after a question naming the marked container (and where it is marked), it is
+        # attached, in the row and in the engine.
         assert table.move_cursor_to(key)
-        await pilot.press("c")
+        await answer(pilot, app, "c", ConfirmScreen, "the question")
+        title = str(app.screen.query_one(".dialog-title").render())
+        assert "Connect the 1 container(s) marked in the containers view to b-net on local?" in title
+        assert "web" in str(app.screen.query_one(".targets").render())
+        assert attached(client, "b-net") == set()  # nothing yet
+        await pilot.press("y")
         await until(pilot, lambda: table.rows[key].cells["containers"] == "web", what="web attached")
         assert attached(client, "b-net") == {"web"} and "b-net" in networks_of(client, "web")
 
@@ -180,8 +209,8 @@ async def test_create_from_the_form_connect_the_marked_container_disconnect_pick
 
 async def test_prune_removes_exactly_the_unused_networks_it_listed(engine: Engine, tmp_path: Path) -> None:
     dockerd, client, image = engine
-    for name in ("p-free", "p-spare", "p-used"):
-        client.networks.create(name, driver="bridge")
+    for number, name in enumerate(("p-free", "p-spare", "p-used")):
+        make_network(client, name, f"10.219.{number}.0/24")
     # Never started: the engine has no endpoint for it, but it joins p-used when it starts.
     client.containers.create(image, ["true"], name="holder", network="p-used")
     app = make_app(dockerd, tmp_path)
@@ -233,9 +262,24 @@ def test_cli_round_trip(engine: Engine, tmp_path: Path) -> None:
     assert every.returncode == 0 and every.stdout.splitlines()[0].split()[:2] == ["HOST", "NETWORK"]
     assert any(line.split()[:2] == ["local", "cli-net"] for line in every.stdout.splitlines())
 
+    # A subnet that overlaps another network's: one sentence naming it, nothing made.
+    clash = berth(config, "network", "create", "clash", "--subnet", "10.218.0.0/25")
+    assert clash.returncode == 1
+    assert "The subnet 10.218.0.0/25 overlaps a network on local (cli-net)." in clash.stderr, clash.stderr
+    assert "permissions" not in clash.stderr and "clash" not in network_names(client)
+
     connected = berth(config, "network", "connect", "cli-net", "db", "--alias", "database")
     assert connected.returncode == 0, connected.stderr
     assert attached(client, "cli-net") == {"db"}
+    # Attached already, by name (checked first) and by id (the engine's answer, said the same way).
+    db_id = client.containers.get("db").id
+    for who in ("db", db_id):
+        again = berth(config, "network", "connect", "cli-net", who)
+        assert again.returncode == 1, again.stderr
+        assert f"{who} is already attached to cli-net." in again.stderr, again.stderr
+        assert "permissions" not in again.stderr
+    own_net = berth(config, "network", "connect", "none", "db")
+    assert own_net.returncode == 1 and "none is one of Docker's own networks on local" in own_net.stderr
     aliases = client.api.inspect_container("db")["NetworkSettings"]["Networks"]["cli-net"]["Aliases"]
     assert "database" in aliases
     as_json = {n["name"]: n for n in json.loads(berth(config, "--json", "networks").stdout)}
@@ -256,9 +300,14 @@ def test_cli_round_trip(engine: Engine, tmp_path: Path) -> None:
     gone = berth(config, "network", "disconnect", "cli-net", "db")
     assert gone.returncode == 0, gone.stderr
     assert attached(client, "cli-net") == set()
+    for who in ("db", db_id):
+        not_there = berth(config, "network", "disconnect", "cli-net", who)
+        assert not_there.returncode == 1, not_there.stderr
+        assert f"{who} is not attached to cli-net." in not_there.stderr, not_there.stderr
+        assert "internal error" not in not_there.stderr
 
     # Prune: without --yes and no terminal, the preview and nothing removed; with it, exactly those.
-    client.networks.create("spare", driver="bridge")
+    make_network(client, "spare", "10.219.5.0/24")
     asked = berth(config, "network", "prune")
     assert asked.returncode == 2
     assert "The prune would remove, on local: cli-net, spare." in asked.stderr and "--yes" in asked.stderr
@@ -274,7 +323,7 @@ async def test_all_hosts_view_through_the_ssh_tunnel_connects_on_the_networks_ow
 ) -> None:
     dockerd, client, image = engine
     web = client.containers.run(image, ["sleep", "600"], name="web", detach=True)
-    made = client.networks.create("t-net", driver="bridge")
+    made = make_network(client, "t-net", "10.219.6.0/24")
     # Two inventory hosts on the one engine: here, and through the SSH tunnel as "box".
     hosts = [
         HostConfig("local", docker_socket=str(dockerd.socket)),
@@ -300,7 +349,8 @@ async def test_all_hosts_view_through_the_ssh_tunnel_connects_on_the_networks_ow
 
         # On local's row it attaches; both rows show it (one engine), and the engine agrees.
         assert table.move_cursor_to(f"local/{made.id}")
-        await pilot.press("c")
+        await answer(pilot, app, "c", ConfirmScreen, "the question")
+        await pilot.press("y")
         await until(pilot, lambda: table.rows[f"box/{made.id}"].cells["containers"] == "web", what="web")
         assert table.rows[f"local/{made.id}"].cells["containers"] == "web"
         assert attached(client, "t-net") == {"web"}

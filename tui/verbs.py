@@ -171,6 +171,9 @@ VERBS: tuple[Verb, ...] = (
              help="Remove the volumes, after asking (refused while a container uses one, unless forced)."),
         Verb("volumes.prune", "P", "prune", "Prune unused", WHOLE, HOST, destroys=True,
              help="Remove the host's unused volumes, after listing them with their sizes."),
+        Verb("volumes.reload", "r", "reload", "Reload",
+             also=(("images", "Reload"), ("networks", "Reload")),
+             help="Read the view again from every host (what changed outside berth shows)."),
     ),
     # The disk usage screen (`:df`, tui/screens/disk_usage.py).
     *_owned(
@@ -316,6 +319,10 @@ VERBS: tuple[Verb, ...] = (
              help="Change the restart policy and limits from a form (docker update)."),
         Verb("container_detail.copy", "c", "copy", "Copy files",
              help="Copy files in or out of the container from a form (in is refused on a read-only host)."),
+        # Priority, as app.command: the prompt must open before the letters typed after ':' are
+        # routed, or they act as this screen's keys (`o` would sort the tab).
+        Verb("container_detail.command", "colon", "command_line", "Command", show=False, priority=True,
+             help="Open the `:` prompt over this screen (`:jobs`, `:help`, `:q`...)."),
     ),
     # The other screens and dialogs.
     *_owned(

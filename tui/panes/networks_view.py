@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, cast
 
 from backends.docker import DockerBackend
 from backends.docker_models import ContainerInfo
-from backends.docker_networks import NetworkInfo, refused_removal
+from backends.docker_networks import NetworkInfo, refused_joining, refused_removal
+from backends.errors import Invalid
 from backends.parse_networks import GATEWAY, NETWORK_NAME, SUBNET, check_gateway
+from backends.units import field_error
 from tui.panes.container_rows import with_host
 from tui.panes.resource_view import ResourceView
 from tui.screens.confirm import ConfirmScreen
@@ -108,7 +110,10 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
 
         def checked(values: dict[str, str]) -> dict[str, str]:
             subnet = values["subnet"]
-            check_gateway(SUBNET.parse(subnet) if subnet else None, values["gateway"] or None)
+            try:
+                check_gateway(SUBNET.parse(subnet) if subnet else None, values["gateway"] or None)
+            except Invalid as exc:
+                raise field_error("Gateway", exc) from None
             return values
 
         def made(values: dict[str, str] | None) -> None:
@@ -159,8 +164,9 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
         )
 
     def action_connect(self) -> None:
-        """Attach the containers marked in the containers view to the network under the cursor;
-        with none marked, one picked from its host's containers."""
+        """Attach the containers marked in the containers view to the network under the cursor,
+        after asking (the marks are not on show here); with none marked, one picked from its
+        host's containers."""
         self._join(connect=True)
 
     def action_disconnect(self) -> None:
@@ -177,6 +183,9 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
         if backend is None:
             return
         host = feed.host.name
+        if refusal := refused_joining(network, host):
+            self.notify(str(refusal), severity="warning")
+            return
         marked = self.marked_containers()
         on_host = [c.name for c in marked.get(host, ())]
         # Connect who is not attached yet; disconnect who is.
@@ -201,12 +210,14 @@ class NetworksView(ResourceView[DockerBackend, NetworkInfo]):
 
         if marked and not wanted:
             self.notify(self._nothing_marked(network, host, bool(on_host), connect), severity="warning")
-        elif wanted and connect:
-            run(wanted)
         elif wanted:
+            verb, way = ("Connect", "to") if connect else ("Disconnect", "from")
             self.app.push_screen(
                 ConfirmScreen(
-                    f"Disconnect {len(wanted)} container(s) from {network.name}?", wanted, "Disconnect"
+                    f"{verb} the {len(wanted)} container(s) marked in the containers view {way} "
+                    f"{network.name} on {host}?",
+                    wanted,
+                    verb,
                 ),
                 lambda answer: run(wanted) if answer and answer[0] else None,
             )

@@ -90,6 +90,11 @@ class ResourceView(TablePane, Generic[B, T]):
 
         self.run_call(self.NOUN, job)
 
+    def action_reload(self) -> None:
+        """`r`: read again now, for what changed outside berth (the view reads only when shown
+        and after its own verbs)."""
+        self.reload()
+
     def action_switch_view(self) -> None:
         """The pane's next view: `v` here is the pane's key, labelled for where it goes."""
         switch = getattr(self.pane, "action_switch_view", None)
