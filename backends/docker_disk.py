@@ -20,7 +20,7 @@ from typing import Any
 from backends.audit import audited
 from backends.docker_calls import EngineCalls
 from backends.engine_http import json_filter
-from backends.errors import BerthError, NotFound
+from backends.errors import BerthError, Conflict, NotFound
 
 DF_CACHE_SECONDS = 5.0
 """How long one `GET /system/df` answers every reader: it walks every volume on the host, so it
@@ -115,6 +115,21 @@ class DiskUsage:
     def volume_sizes(self) -> dict[str, int]:
         """Each volume's bytes by name."""
         return {item.id: item.size for item in self.kinds["volumes"].items}
+
+
+@dataclass(frozen=True)
+class VolumeUser:
+    """A container that mounts a volume, and whether it is running (paused, restarting)."""
+
+    id: str
+    name: str
+    active: bool
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> VolumeUser:
+        """From an entry of `GET /containers/json`."""
+        name = str((raw.get("Names") or ["?"])[0]).lstrip("/")
+        return cls(str(raw["Id"]), name, any(state in str(raw.get("State", "")) for state in ACTIVE_STATES))
 
 
 @dataclass(frozen=True)
@@ -236,6 +251,13 @@ class DiskCalls(EngineCalls):
             await asyncio.sleep(0.2)
             waited += 0.2
 
+    async def volume_users(self, name: str) -> list[VolumeUser]:
+        """The containers (stopped ones too) that mount volume `name`, read now."""
+        raw = await self.http.get_json(
+            "/containers/json", "listing containers", {"all": 1, "filters": json_filter({"volume": [name]})}
+        )
+        return [VolumeUser.from_api(container) for container in raw]
+
     def forget_disk_usage(self) -> None:
         """Drop the cached disk usage: something was removed, so the next read asks again."""
         self._disk_cache = None
@@ -280,7 +302,14 @@ class DiskCalls(EngineCalls):
         await self.http.delete(f"/containers/{item.id}", f"removing container {item.name}")
 
     async def _remove_unused_volume(self, item: DiskItem) -> None:
-        await self.http.delete(f"/volumes/{item.id}", f"removing volume {item.name}")
+        try:
+            await self.http.delete(f"/volumes/{item.id}", f"removing volume {item.name}")
+        except Conflict:
+            # The engine names the users by id ("volume is in use - [83527ffd…]"): say who, by name.
+            users = [user.name for user in await self.volume_users(item.id)]
+            if not users:
+                raise
+            raise Conflict(f"{', '.join(users)} now {'uses' if len(users) == 1 else 'use'} it") from None
 
     async def _remove_cache_record(self, item: DiskItem) -> None:
         # The engine takes one value per build-cache filter, `id` as a pattern: anchored, one record.

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from backends.audit import audited
-from backends.docker_disk import ACTIVE_STATES, DiskCalls
+from backends.docker_disk import DiskCalls, VolumeUser
 from backends.docker_logs import epoch_seconds
-from backends.engine_http import json_filter
 from backends.errors import Conflict
 
 
 @dataclass(frozen=True)
 class VolumeInfo:
     """One volume (an entry of `GET /volumes`); `users`: the names of the containers using it,
-    `size`: bytes from `GET /system/df` (None until that was read)."""
+    `running`: those of them that run (paused, restarting), `size`: bytes from `GET /system/df`
+    (None until that was read)."""
 
     name: str
     driver: str
@@ -24,20 +25,27 @@ class VolumeInfo:
     labels: dict[str, str]
     users: tuple[str, ...] = ()
     size: int | None = None
+    running: tuple[str, ...] = ()
 
     @classmethod
     def from_api(
-        cls, raw: dict[str, Any], users: tuple[str, ...] = (), size: int | None = None
+        cls, raw: dict[str, Any], users: Sequence[VolumeUser] = (), size: int | None = None
     ) -> VolumeInfo:
-        """Build from the Engine API's list entry."""
+        """Build from the Engine API's list entry and the containers that mount it."""
         return cls(
             str(raw["Name"]),
             str(raw.get("Driver") or ""),
             epoch_seconds(raw.get("CreatedAt")),
             dict(raw.get("Labels") or {}),
-            users,
+            tuple(sorted(user.name for user in users)),
             size,
+            tuple(sorted(user.name for user in users if user.active)),
         )
+
+    @property
+    def labels_text(self) -> str:
+        """Its labels as a table shows them: "app=web, tier=db"."""
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
 
     def to_json(self, host: str) -> dict[str, Any]:
         """The object `berth volumes --json` prints."""
@@ -52,15 +60,6 @@ class VolumeInfo:
         }
 
 
-@dataclass(frozen=True)
-class VolumeUser:
-    """A container that mounts a volume, and whether it is running (paused, restarting)."""
-
-    id: str
-    name: str
-    active: bool
-
-
 class VolumeCalls(DiskCalls):
     """A base of `DockerBackend`: the calls this module's docstring names."""
 
@@ -72,15 +71,15 @@ class VolumeCalls(DiskCalls):
             self.http.get_json("/containers/json", "listing containers", {"all": 1}),
             self.disk_usage(),
         )
-        users: dict[str, list[str]] = {}
+        users: dict[str, list[VolumeUser]] = {}
         for container in containers:
-            name = str((container.get("Names") or ["?"])[0]).lstrip("/")
+            user = VolumeUser.from_api(container)
             for mount in container.get("Mounts") or ():
                 if mount.get("Type") == "volume" and mount.get("Name"):
-                    users.setdefault(str(mount["Name"]), []).append(name)
+                    users.setdefault(str(mount["Name"]), []).append(user)
         sizes = usage.volume_sizes()
         return [
-            VolumeInfo.from_api(item, tuple(sorted(users.get(item["Name"], ()))), sizes.get(item["Name"]))
+            VolumeInfo.from_api(item, users.get(item["Name"], ()), sizes.get(item["Name"]))
             for item in raw.get("Volumes") or ()
         ]
 
@@ -89,41 +88,27 @@ class VolumeCalls(DiskCalls):
         result: dict[str, Any] = await self.http.get_json(f"/volumes/{name}", f"inspecting volume {name}")
         return result
 
-    async def volume_users(self, name: str) -> list[VolumeUser]:
-        """The containers (stopped ones too) that mount volume `name`, read now."""
-        raw = await self.http.get_json(
-            "/containers/json", "listing containers", {"all": 1, "filters": json_filter({"volume": [name]})}
-        )
-        return [
-            VolumeUser(
-                str(c["Id"]),
-                str((c.get("Names") or ["?"])[0]).lstrip("/"),
-                any(state in str(c.get("State", "")) for state in ACTIVE_STATES),
-            )
-            for c in raw
-        ]
-
     async def remove_volume(self, name: str, *, force: bool = False) -> list[str]:
         """Remove a volume; refused, naming them, while containers use it.
 
         The engine keeps a volume any container mounts, stopped or not, even when forced; so
-        `force` removes the stopped containers that use it first (returned, by name); a running one
-        still refuses it.
+        `force` removes the stopped containers that use it first (returned, by name). A running one
+        refuses it, forced or not: that is said first, as forcing cannot help. Each sentence starts
+        with the volume's name (the CLI then does not put it in front again).
         """
         users = await self.volume_users(name)
         names = [user.name for user in users]
-        if users and not force:
-            raise Conflict(
-                f"Volume {name} is used by {', '.join(names)} on {self.host_name}: nothing was removed.",
-                "Remove those containers first, or force it to remove the stopped ones with it.",
-                "Remove those containers first, or add --force to remove the stopped ones with it.",
-            )
         running = [user.name for user in users if user.active]
         if running:
             raise Conflict(
-                f"Volume {name} is used by running {', '.join(running)} on {self.host_name}: "
-                "even forced, nothing was removed.",
-                "Stop those containers first.",
+                f"{name} is used by running {', '.join(running)} on {self.host_name}: nothing was removed.",
+                f"Stop {'it' if len(running) == 1 else 'them'} first.",
+            )
+        if users and not force:
+            raise Conflict(
+                f"{name} is used by {', '.join(names)} (stopped) on {self.host_name}: nothing was removed.",
+                "Remove those containers first, or force it to remove them with it.",
+                "Remove those containers first, or add --force to remove them with it.",
             )
         with audited(self.host_name, "volume.remove", [name], force=force, users=names):
             try:
@@ -135,4 +120,3 @@ class VolumeCalls(DiskCalls):
             finally:
                 self.forget_disk_usage()
         return names
-

@@ -77,7 +77,7 @@ def test_volumes_prune_pull_with_progress_and_update_in_a_real_terminal(
         tmux.keys("d")
         tmux.wait_for("(used by dy-holder)")  # the question names the user
         tmux.keys("y")
-        tmux.wait_for("is used by dy-holder")  # and the refusal
+        tmux.wait_for("is used by running dy-holder")  # and the refusal
         assert volume_names(client) == {"dy-kept", "dy-spare"}
         tmux.keys("Escape")  # the filter goes
         tmux.wait_gone("esc Clear filter")

@@ -90,18 +90,27 @@ async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes
     dockerd, client, image = engine
     for name in ("v-used", "v-data", "v-empty"):
         client.volumes.create(name)
+    client.volumes.create("v-late", labels={"tier": "db"})
     fill(client, image, "v-data", DATA)
     holder = client.containers.run(
         image, ["sleep", "600"], name="holder", volumes={"v-used": {"bind": "/v"}}, detach=True
     )
     app = make_app(dockerd, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        table = await show_volumes(pilot, app, {"v-used", "v-data", "v-empty"})
+        table = await show_volumes(pilot, app, {"v-used", "v-data", "v-empty", "v-late"})
         assert table.rows["v-data"].cells["size"] == human_bytes(DATA)
+        assert table.rows["v-late"].cells["labels"] == "tier=db"
         assert table.rows["v-used"].cells["users"] == "holder" and table.rows["v-empty"].cells["users"] == ""
         await pilot.pause()
         shown = footer_text(app)
         assert "i Inspect" in shown and "d Remove" in shown and "P Prune unused" in shown, shown
+        assert "r Reload" in shown, shown
+
+        # r: a volume made outside berth shows once the view reads again.
+        client.volumes.create("v-outside")
+        await pilot.press("r")
+        await until(pilot, lambda: "v-outside" in table.rows, what="the outside volume")
+        client.volumes.get("v-outside").remove()
 
         # i: the inspect document, searchable as a log.
         assert table.move_cursor_to("v-data")
@@ -116,14 +125,16 @@ async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, LogScreen), what="back")
 
-        # d on the used one: the question names its user; confirmed unforced, the engine is not asked.
+        # d on the one a running container uses: the question names its user and offers no force
+        # (that cannot help); confirmed, the refusal says to stop it, naming the volume once.
         assert table.move_cursor_to("v-used")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         assert "v-used  (used by holder)" in targets_text(app)
-        assert app.screen.query(Checkbox)  # the force option is offered
+        assert not app.screen.query(Checkbox)
         await pilot.press("y")
-        await until(pilot, lambda: any("is used by holder" in t for t in toasts(app)), what="the refusal")
+        said = "v-used is used by running holder on local: nothing was removed. Stop it first."
+        await until(pilot, lambda: any(said in t for t in toasts(app)), what="the refusal")
         assert "v-used" in volume_names(client)
 
         # P: the preview lists the unused ones with their sizes; exactly those go.
@@ -131,15 +142,18 @@ async def test_view_shows_sizes_and_users_inspects_refuses_a_used_one_and_prunes
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the prune preview")
         preview = targets_text(app)
         assert f"v-data  {human_bytes(DATA)}" in preview and "v-empty  0 B" in preview
-        assert "v-used" not in preview
+        assert "v-late  0 B" in preview and "v-used" not in preview
         assert f"{human_bytes(DATA)} reclaimed" in str(app.screen.query_one(".dialog-title").render())
+        # A container takes v-late while the question is open: kept, and who took it is named.
+        grab = client.containers.create(image, ["true"], name="grab", volumes={"v-late": {"bind": "/v"}})
         await pilot.press("y")
-        await until(pilot, lambda: set(table.rows) == {"v-used"}, what="only the used volume's row")
-        assert volume_names(client) == {"v-used"}
-        assert any(
-            f"Removed 2 unused volumes on local, {human_bytes(DATA)} reclaimed." in t for t in toasts(app)
-        )
+        await until(pilot, lambda: set(table.rows) == {"v-used", "v-late"}, what="the used volumes' rows")
+        assert volume_names(client) == {"v-used", "v-late"}
+        said = f"Removed 2 unused volumes on local, {human_bytes(DATA)} reclaimed."
+        said += " Kept v-late: grab now uses it."
+        assert any(said in t for t in toasts(app)), toasts(app)
     holder.remove(force=True)
+    grab.remove()
 
 
 async def test_forced_removal_takes_the_stopped_users_with_it_and_a_running_one_still_refuses(
@@ -155,17 +169,29 @@ async def test_forced_removal_takes_the_stopped_users_with_it_and_a_running_one_
         image, ["sleep", "600"], name="runs", volumes={"v-running": {"bind": "/v"}}, detach=True
     )
     app = make_app(dockerd, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, 32)) as pilot:
         table = await show_volumes(pilot, app, {"v-stopped", "v-running"})
-        for name in ("v-running", "v-stopped"):
-            assert table.move_cursor_to(name)
-            await pilot.press("d")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-            app.screen.query_one(Checkbox).value = True  # the force option ticked
-            await pilot.press("y")
-            await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
+        # A running user: no force offered, and the refusal says to stop it.
+        assert table.move_cursor_to("v-running")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert not app.screen.query(Checkbox)
+        await pilot.press("y")
+        said = "v-running is used by running runs on local: nothing was removed. Stop it first."
+        await until(pilot, lambda: any(said in t for t in toasts(app)), what="the refusal")
+        # Only stopped users: force is offered, its label whole at 120 columns; the toast says
+        # which containers went with it.
+        assert table.move_cursor_to("v-stopped")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        box = app.screen.query_one(Checkbox)
+        label = "Force: remove the stopped containers using it too"
+        assert str(box.label) == label and box.content_region.width >= len(label) + 3
+        box.value = True
+        await pilot.press("y")
         await until(pilot, lambda: "v-stopped" not in table.rows, what="the forced volume's row to go")
-        assert any("is used by running runs" in t and "even forced" in t for t in toasts(app))
+        said = "Removed 1 volume(s), and the containers was-here with them."
+        await until(pilot, lambda: any(said in t for t in toasts(app)), what="the toast")
     assert volume_names(client) == {"v-running"}
     with pytest.raises(docker.errors.NotFound):
         client.containers.get(stopped.id)
@@ -176,24 +202,39 @@ async def test_forced_removal_takes_the_stopped_users_with_it_and_a_running_one_
 def test_cli_lists_refuses_removes_and_prunes_exactly_what_it_listed(engine: Engine, tmp_path: Path) -> None:
     dockerd, client, image = engine
     config = config_file(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
-    for name in ("c-used", "c-free", "c-gone"):
+    for name in ("c-used", "c-free", "c-gone", "c-running"):
         client.volumes.create(name)
+    client.volumes.create("c-labelled", labels={"tier": "db", "app": "web"})
     fill(client, image, "c-free", DATA)
     user = client.containers.create(image, ["true"], name="user", volumes={"c-used": {"bind": "/v"}})
 
     listed = berth(config, "volumes")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.split("\n")[0].split() == ["VOLUME", "DRIVER", "SIZE", "USED", "BY", "CREATED"]
+    header = ["VOLUME", "DRIVER", "SIZE", "USED", "BY", "CREATED", "LABELS"]
+    assert listed.stdout.split("\n")[0].split() == header
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
     assert human_bytes(DATA) in rows["c-free"] and "user" in rows["c-used"]
     as_json = {v["name"]: v for v in json.loads(berth(config, "--json", "volumes").stdout)}
     assert as_json["c-free"]["size"] == DATA and as_json["c-used"]["used_by"] == ["user"]
     assert json.loads(berth(config, "volume", "inspect", "c-free").stdout)["Name"] == "c-free"
 
+    assert rows["c-labelled"].rstrip().endswith("app=web, tier=db")
     refused = berth(config, "volume", "rm", "c-used")
     assert refused.returncode == 1
-    assert "Volume c-used is used by user on local: nothing was removed." in refused.stderr
+    assert "berth: c-used is used by user (stopped) on local: nothing was removed." in refused.stderr
     assert "--force" in refused.stderr and "c-used" in volume_names(client)
+    # A running user: stop it first, forced or not (no --force suggested), the name said once.
+    runner = client.containers.run(
+        image, ["sleep", "600"], name="runner", volumes={"c-running": {"bind": "/v"}}, detach=True
+    )
+    for args in (("c-running",), ("--force", "c-running")):
+        running = berth(config, "volume", "rm", *args)
+        assert running.returncode == 1
+        said = "berth: c-running is used by running runner on local: nothing was removed. Stop it first."
+        assert said in running.stderr and "--force" not in running.stderr, running.stderr
+    runner.remove(force=True)
+    client.volumes.get("c-running").remove()
+    client.volumes.get("c-labelled").remove()
     missing = berth(config, "volume", "rm", "nope")
     assert missing.returncode == 1 and "no such volume" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
@@ -248,7 +289,7 @@ def test_over_the_ssh_tunnel_volumes_are_listed_refused_and_removed(
         )
         refused = berth(config, "volume", "rm", "ssh-a17-used")
         assert refused.returncode == 1
-        assert "Volume ssh-a17-used is used by ssh-a17-user on box" in refused.stderr
+        assert "ssh-a17-used is used by ssh-a17-user (stopped) on box" in refused.stderr
         removed = berth(config, "volume", "rm", "ssh-a17-free")
         assert removed.returncode == 0, removed.stderr
         assert {"ssh-a17-used"} == {v.name for v in client.volumes.list() if v.name.startswith("ssh-a17-")}
@@ -281,7 +322,8 @@ async def test_all_hosts_view_through_the_ssh_tunnel_refuses_a_used_volume_namin
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
             assert "on box?" in str(app.screen.query_one(".dialog-title").render())
             await pilot.press("y")
-            await until(pilot, lambda: any("is used by tun-a17-user on box" in t for t in toasts(app)))
+            said = "tun-a17-used is used by tun-a17-user (stopped) on box"
+            await until(pilot, lambda: any(said in t for t in toasts(app)), what="the refusal")
             assert "tun-a17-used" in volume_names(client)
     finally:
         user.remove()

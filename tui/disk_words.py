@@ -42,5 +42,5 @@ def prune_summary(result: PruneResult, host: str) -> str:
     said = f"Removed {plural(len(result.removed), KIND_NOUNS[result.kind])} on {host}, "
     said += f"{human_bytes(result.reclaimed)} reclaimed."
     if result.failed:
-        said += " Kept: " + "; ".join(f"{item.name} ({why.rstrip('.')})" for item, why in result.failed) + "."
+        said += " Kept " + "; ".join(f"{item.name}: {why.rstrip('.')}" for item, why in result.failed) + "."
     return said

@@ -29,7 +29,7 @@ def volumes(obj: CliContext) -> None:
     emit(
         obj,
         [v.to_json(host) for host, v in found],
-        ["HOST"] * many + ["VOLUME", "DRIVER", "SIZE", "USED BY", "CREATED"],
+        ["HOST"] * many + ["VOLUME", "DRIVER", "SIZE", "USED BY", "CREATED", "LABELS"],
         [
             [host] * many
             + [
@@ -38,6 +38,7 @@ def volumes(obj: CliContext) -> None:
                 "" if v.size is None else human_bytes(v.size),
                 ", ".join(v.users),
                 age(now - v.created) if v.created else "",
+                v.labels_text,
             ]
             for host, v in found
         ],
@@ -64,7 +65,7 @@ def volume_inspect(obj: CliContext, name: str) -> None:
     "-f",
     "--force",
     is_flag=True,
-    help="Remove the stopped containers using it too (a running one still refuses).",
+    help="Remove the stopped containers using it too (a running one refuses it: stop that first).",
 )
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.pass_obj

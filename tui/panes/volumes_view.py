@@ -34,7 +34,7 @@ def volume_row(volume: VolumeInfo, host: str | None, now: float) -> Row:
         "size": "" if volume.size is None else human_bytes(volume.size),
         "users": ", ".join(volume.users),
         "age": age(now - volume.created) if volume.created else "",
-        "labels": ", ".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
+        "labels": volume.labels_text,
     }
     return Row(with_host(cells, host))
 
@@ -68,7 +68,8 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
 
     def action_remove(self) -> None:
         """Remove the selected volumes, after asking (naming the containers that use each);
-        refused while one is used, unless the question's force option is ticked."""
+        refused while one is used, unless the question's force option is ticked (offered only
+        when every user is stopped: a running one refuses even then)."""
         chosen = self.targets()
         if not chosen or any(self.pane.writable(f) is None for f, _v in chosen):
             return
@@ -78,26 +79,29 @@ class VolumesView(ResourceView[DockerBackend, VolumeInfo]):
             for _f, volume in chosen
         ]
         used = any(volume.users for _f, volume in chosen)
+        running = any(volume.running for _f, volume in chosen)
         question = f"Remove {len(chosen)} volume(s) on {hosts}?"
-        option = "Force: remove the stopped containers using it too (a running one still refuses)"
+        option = "Force: remove the stopped containers using it too"
 
         def answered(answer: tuple[bool, bool] | None) -> None:
             if not answer or not answer[0]:
                 return
 
             async def job() -> None:
+                went: list[str] = []
                 try:
                     for feed, volume in chosen:
                         assert feed.backend is not None
-                        await feed.backend.remove_volume(volume.name, force=answer[1])
+                        went += await feed.backend.remove_volume(volume.name, force=answer[1])
                 finally:
                     self.reload()
-                self.notify(f"Removed {len(chosen)} volume(s).", timeout=3)
+                also = f", and the containers {', '.join(went)} with them" if went else ""
+                self.notify(f"Removed {len(chosen)} volume(s){also}.", timeout=5)
 
             self.run_call("remove volume", job)
 
         self.app.push_screen(
-            ConfirmScreen(question, names, "Remove", option if used else None),
+            ConfirmScreen(question, names, "Remove", option if used and not running else None),
             answered,
         )
 
