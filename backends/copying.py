@@ -223,6 +223,16 @@ def unsafe(name: str, why: str) -> Invalid:
     )
 
 
+def left_behind(exc: Invalid, made: int, target: Path | str) -> Invalid:
+    """Refusal `exc` of an entry met partway through a copy out, saying what stays: the `made`
+    entries already written to `target` (a stream is refused only when the bad entry comes, and
+    what came before it is not taken away behind the user's back)."""
+    if not made:
+        return exc
+    items = f"{made} item{'s were' if made != 1 else ' was'}"
+    return Invalid(f"{exc.message.removesuffix('.')}, but {items} already copied to {target}.", exc.hint)
+
+
 def write_failed(path: Path | str, exc: OSError) -> BerthError:
     """The error for a local file or folder that could not be written."""
     return BerthError(

@@ -29,6 +29,7 @@ from backends.copying import (
     Progress,
     checked,
     landing,
+    left_behind,
     local_kind,
     local_total,
     stripped,
@@ -37,7 +38,7 @@ from backends.copying import (
     write_failed,
 )
 from backends.docker_calls import EngineCalls
-from backends.errors import BerthError, NotFound
+from backends.errors import BerthError, Invalid, NotFound
 
 T = TypeVar("T")
 PIPE_LIMIT = 4 << 20
@@ -138,6 +139,7 @@ def extract(source: Pipe | BinaryIO, target: Path, is_dir: bool) -> int:
     `target`. Every entry passes `checked` first. Returns the bytes of the files made."""
     written = 0
     folders: list[tuple[tarfile.TarInfo, str]] = []
+    entries = 0  # written, for a refusal partway to say so
     try:
         # The stubs want a whole file object; a stream is only read (written, for "w|").
         with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
@@ -163,6 +165,7 @@ def extract(source: Pipe | BinaryIO, target: Path, is_dir: bool) -> int:
                         member.linkname = stripped(member.linkname, top) or "."
                 safe = checked(member, destination)
                 tar.extract(safe, destination, set_attrs=not safe.isdir(), filter="fully_trusted")
+                entries += 1
                 written += safe.size if safe.isreg() else 0
                 if safe.isdir():
                     folders.append((safe, os.path.join(destination, safe.name)))
@@ -171,6 +174,8 @@ def extract(source: Pipe | BinaryIO, target: Path, is_dir: bool) -> int:
                 tar.utime(folder, made)
         while source.read(CHUNK):  # what follows the archive's end (its padding) is read, not left waiting
             pass
+    except Invalid as exc:
+        raise left_behind(exc, entries, target) from None
     except tarfile.TarError as exc:
         raise BerthError(f"The archive the engine sent broke off ({exc}).", "Try the copy again.") from None
     except OSError as exc:

@@ -28,13 +28,14 @@ from backends.copying import (
     Progress,
     checked,
     landing,
+    left_behind,
     local_kind,
     local_total,
     unsafe,
     walk_local,
     write_failed,
 )
-from backends.errors import BerthError, NotFound
+from backends.errors import BerthError, Invalid, NotFound
 
 if TYPE_CHECKING:
     import requests
@@ -152,7 +153,10 @@ class MemberFiles:
         audit_as = {"direction": "out", "path": path, "local": os.fspath(dest)}
         with audited(self.host_name, "member.cp", [name], **audit_as), copy.stopping():
             destination = str(target) if is_dir else str(target.parent)
-            await copy.pull(first, root, root, "" if is_dir else target.name, destination)
+            try:
+                await copy.pull(first, root, root, "" if is_dir else target.name, destination)
+            except Invalid as exc:
+                raise left_behind(exc, copy.made_count, target) from None
         copy.counter.tell()
         return copy.counter.done
 
@@ -189,6 +193,8 @@ class _Copy:
         self.name = name
         self.counter = Counter(progress, total)
         self.stop = threading.Event()
+        self.made_count = 0
+        """Entries written so far (copying out), for a refusal partway to say so."""
 
     @contextlib.contextmanager
     def stopping(self) -> Iterator[None]:
@@ -221,13 +227,16 @@ class _Copy:
                     what = f"copy {remote} out of {self.name}"
                     await self.backend.in_thread(what, _save, response, made, self.counter.add, self.stop)
                     made.chmod(safe.mode)
+                    self.made_count += 1
                     return
                 if info.issym():
                     if os.path.lexists(made):
                         made.unlink()
                     made.symlink_to(safe.linkname)
+                    self.made_count += 1
                     return
                 made.mkdir(exist_ok=True)
+                self.made_count += bool(name)  # the destination folder itself is no entry of the copy
             except OSError as exc:
                 raise write_failed(made, exc) from None
         for entry in entries:

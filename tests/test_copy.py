@@ -189,7 +189,8 @@ def test_cp_a_file_and_50_mb_folder_in_and_out_of_a_container(
 def test_cp_refuses_what_would_land_outside_and_bad_arguments(
     docker_inventory: Path, spawn: Spawn, tmp_path: Path
 ) -> None:
-    box = spawn("mkdir -p /data/in; echo x > /data/in/file; ln -s /etc/passwd /data/in/abs; sleep 600")
+    # `a` comes before `abs` in the archive: it is written before the refusal, which says so.
+    box = spawn("mkdir -p /data/in; echo x > /data/in/a; ln -s /etc/passwd /data/in/abs; sleep 600")
     until_ready = time.monotonic() + 10
     while "abs" not in exec_in(box, "ls /data/in || true") and time.monotonic() < until_ready:
         time.sleep(0.05)
@@ -197,6 +198,10 @@ def test_cp_refuses_what_would_land_outside_and_bad_arguments(
     refused = berth(docker_inventory, "cp", f"{box.name}:/data/in", str(dest))
     assert refused.returncode == 2
     assert refused.stderr.strip().startswith("berth: Refused to copy: 'abs' is a link to an absolute path;")
+    assert f"nothing is written outside the destination, but 1 item was already copied to {dest}." in (
+        refused.stderr
+    )
+    assert (dest / "a").read_text() == "x\n" and len(refused.stderr.strip().splitlines()) == 1
     assert not (dest / "abs").exists() and not os.path.lexists(dest / "abs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "dest"]
     failed = [r for r in read_audit(20) if r["action"] == "container.cp" and r["targets"] == [box.id]]
@@ -209,14 +214,14 @@ def test_cp_refuses_what_would_land_outside_and_bad_arguments(
         ([f"{box.name}:/nope", str(tmp_path)], f"No /nope in {box.name} on local."),
         (["nope:/etc/hosts", str(tmp_path)], "No container 'nope' on local."),
         ([str(tmp_path / "absent"), f"{box.name}:/tmp"], f"No {tmp_path / 'absent'} here to copy."),
-        ([str(tmp_path / "dest"), f"{box.name}:/data/in/file"], "Cannot copy a folder onto the file"),
+        ([str(tmp_path / "dest"), f"{box.name}:/data/in/a"], "Cannot copy a folder onto the file"),
     ):
         bad = berth(docker_inventory, "cp", *args)
         assert bad.returncode in (1, 2) and sentence in bad.stderr, (args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1
 
     # Read-only: copying out only reads, copying in is refused before anything is sent.
-    out = berth(docker_inventory, "--read-only", "cp", f"{box.name}:/data/in/file", str(tmp_path / "ro"))
+    out = berth(docker_inventory, "--read-only", "cp", f"{box.name}:/data/in/a", str(tmp_path / "ro"))
     assert out.returncode == 0 and (tmp_path / "ro").read_text() == "x\n"
     note = tmp_path / "ro"
     refused = berth(docker_inventory, "--read-only", "cp", str(note), f"{box.name}:/tmp/")
@@ -281,11 +286,14 @@ def test_member_cp_a_file_and_50_mb_folder_in_and_out(
     assert {(r["direction"], r["path"]) for r in records} >= {("in", "/root"), ("out", "/root/tree")}
 
     # What would land outside is refused: a link to an absolute path out of the copy.
-    instance.execute(["sh", "-c", "mkdir -p /data; ln -s /etc/passwd /data/abs"])
+    # What came before it (`a`) stays, and the refusal says so.
+    instance.execute(["sh", "-c", "mkdir -p /data; echo x > /data/a; ln -s /etc/passwd /data/abs"])
     refused = berth(inventory, "member", "cp", f"{name}:/data", str(tmp_path / "hostile"))
     assert (
         refused.returncode == 2 and "Refused to copy: 'abs' is a link to an absolute path" in refused.stderr
     )
+    assert f"but 1 item was already copied to {tmp_path / 'hostile'}." in refused.stderr
+    assert (tmp_path / "hostile" / "a").read_text() == "x\n"
     assert not os.path.lexists(tmp_path / "hostile" / "abs")
 
 
