@@ -104,7 +104,15 @@ async def test_create_from_the_form_connect_the_marked_container_disconnect_pick
         table = await show_networks(pilot, app)
         await pilot.pause()
         shown = footer_text(app)
-        for key in ("i Inspect", "n New network", "d Remove", "c Connect", "x Disconnect", "P Prune unused"):
+        for key in (
+            "i Inspect",
+            "n New network",
+            "d Remove",
+            "c Connect",
+            "x Disconnect",
+            "P Prune unused",
+            "r Reload",
+        ):
             assert key in shown, shown
 
         # n: bad input is one sentence naming the field, and makes nothing.
