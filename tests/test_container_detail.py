@@ -4,6 +4,7 @@ user network with an alias and a healthcheck that prints; each tab shows what th
 the secret stays hidden until `s`, and the Resources edit reaches the engine (docker SDK)."""
 
 import contextlib
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from tui.app import BerthApp
 from tui.screens.container_detail import TAB_IDS, ContainerDetailScreen
 from tui.screens.detail_tabs import HIDDEN, env_pairs, is_secret, masked, raw_lines
 from tui.screens.form import FormScreen
+from tui.screens.jobs import JobsScreen
 from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
 
@@ -39,7 +41,11 @@ def detailed(sdk: docker.DockerClient, docker_busybox: str, tmp_path: Path) -> I
     """A running container with env, labels, a bind and a volume mount, a port on 127.0.0.1, a
     user network with an alias and a healthcheck; removed (with its network and volume) after."""
     tag = f"detail-{uuid.uuid4().hex[:6]}"
-    network = sdk.networks.create(f"{tag}-net", driver="bridge")
+    # A subnet of its own: the engine's default pools may be used up by bridges other dockerds of
+    # the machine left behind.
+    subnet = f"10.{random.randrange(100, 250)}.{random.randrange(256)}.0/24"
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    network = sdk.networks.create(f"{tag}-net", driver="bridge", ipam=ipam)
     volume = sdk.volumes.create(f"{tag}-vol")
     (tmp_path / "shared").mkdir()
     api = sdk.api
@@ -47,7 +53,7 @@ def detailed(sdk: docker.DockerClient, docker_busybox: str, tmp_path: Path) -> I
         IMAGE,
         ["sh", "-c", "sleep 600"],
         name=tag,
-        environment={"DB_PASSWORD": "hunter2", "MODE": "test"},
+        environment={"MODE": "test", "DB_PASSWORD": "hunter2", "ALPHA": "1"},  # the engine keeps this order
         labels={"team": "ops"},
         ports=[8080],
         healthcheck={"test": ["CMD-SHELL", "echo checked; exit 0"], "interval": 1_000_000_000},
@@ -138,6 +144,9 @@ async def test_each_tab_shows_what_the_engine_says_and_the_secret_only_when_aske
         env = await show(pilot, screen, "2", "env")
         assert "MODE" in env and "test" in env and "DB_PASSWORD" in env
         assert "hunter2" not in env and "hidden" in env and "1 secret value hidden: s shows them." in env
+        # Sorted as the arrow says (the engine keeps MODE, DB_PASSWORD, ALPHA).
+        keys = [line.split()[0] for line in env.splitlines()[2:] if line.strip()]
+        assert "KEY ▲" in env and keys == ["ALPHA", "DB_PASSWORD", "MODE"], env
         await show(pilot, screen, "9", "raw")
         assert f'"Id": "{detailed.id}"' in document(screen) and "hunter2" not in document(screen)
         await pilot.press("s")
@@ -168,18 +177,30 @@ async def test_each_tab_shows_what_the_engine_says_and_the_secret_only_when_aske
         def checks() -> list[str]:
             return [line for line in tab_text(screen).splitlines() if "checked" in line and "ago" in line]
 
-        await until(pilot, checks, what="a check's output")
+        await until(pilot, lambda: len(checks()) >= 2, what="two checks' output")
         assert " 0 " in checks()[0]  # its exit code
+        # Newest first, and the arrow says so.
+        assert "CHECKED AT ▼" in tab_text(screen)
+        stamps = [line.split("(")[0].strip() for line in checks()]
+        assert stamps == sorted(stamps, reverse=True), stamps
         assert "Check: echo checked; exit 0, every 1s." in tab_text(screen)
 
         resources = await show(pilot, screen, "]", "resources")
         assert "Restart policy" in resources and "no" in resources and "unlimited" in resources
         assert await show(pilot, screen, "[", "health")
 
-        # The raw document is searchable, as `i` is.
+        # The raw document is searchable, as `i` is; esc closes the prompt, then ends the search,
+        # and only then leaves (the key after it must not reach the pane: `e` there is exec).
         await show(pilot, screen, "9", "raw")
+        await pilot.press("slash", *"db-al", "escape")
+        await pilot.pause()
+        assert app.screen is screen and not screen.raw_view.matches.query
         await pilot.press("slash", *"db-alias", "enter")
         await until(pilot, lambda: len(screen.raw_view.matches) > 0, what="a match in the document")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and not screen.raw_view.matches.query
+        assert screen.raw_view.lines_widget.has_focus
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is not screen, what="back to the pane")
 
@@ -294,3 +315,26 @@ def test_secrets_are_hidden_by_key_in_the_env_and_the_document() -> None:
     assert f"API_KEY={HIDDEN}" in shown  # as it reads in the Env tab, not as JSON escapes
     assert masked(doc) != doc and doc["Config"]["Env"][0] == "API_KEY=k"  # the original kept
     assert "API_KEY=k" in "\n".join(raw_lines(doc, reveal=True))
+
+
+async def test_colon_opens_the_prompt_over_the_screen_and_its_letters_are_no_keys(
+    dockerd: DockerEngine, detailed: Any, tmp_path: Path
+) -> None:
+    app = make_app(dockerd, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot, app, detailed)
+        resources = await show(pilot, screen, "8", "resources")
+        assert "FIELD ▲" in resources
+        await pilot.press("colon", *"jobs", "enter")  # `o` and `s` are keys here: sort, secrets
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen), what="the jobs screen")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, what="back to the detail screen")
+        assert "FIELD ▲" in tab_text(screen) and not screen.reveal
+        await pilot.press("colon", *"os", "escape")  # esc: the prompt closes, nothing runs
+        await until(pilot, lambda: app.screen is screen, what="the prompt closed")
+        assert "FIELD ▲" in tab_text(screen) and not screen.reveal
+        # In the Raw tab's search prompt, `:` is a letter of the search.
+        await show(pilot, screen, "9", "raw")
+        await pilot.press("slash", *'"Id":', "enter")
+        await until(pilot, lambda: screen.raw_view.matches.query == '"Id":', what="the search")
+        assert app.screen is screen

@@ -15,8 +15,8 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.screen import Screen
-from textual.widgets import Footer, Label, TabbedContent, TabPane
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Label, TabbedContent, TabPane
 
 from backends.config import HostConfig
 from backends.docker import DockerBackend
@@ -30,6 +30,7 @@ from tui.screens.copy_prompt import ask_copy, container_target
 from tui.screens.detail_tabs import LIMIT_LABELS, RAW_TAB, TABS, Document, limit_texts, raw_lines
 from tui.screens.form import Field, FormScreen
 from tui.verbs import bindings
+from tui.widgets.command_line import CommandLine
 from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
 
@@ -48,6 +49,30 @@ LIMIT_GRAMMARS: dict[str, Grammar[Any]] = {
     "pids": COUNT,
 }
 """How each field of the limits form is read (the keys of `detail_tabs.LIMIT_LABELS`)."""
+
+
+class CommandPrompt(ModalScreen[None]):
+    """The `:` prompt over the detail screen (the main screen's lives in its own layout): the app
+    runs what is typed, as from the main screen (`:jobs` opens over this screen), and the prompt
+    closes on enter or `esc`."""
+
+    DEFAULT_CSS = """
+    CommandPrompt { align: left bottom; background: $background 0%; }
+    CommandPrompt > CommandLine { width: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """The one line, at the bottom."""
+        yield CommandLine()
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        """Close; the message goes on to the app, which runs the command."""
+        self.dismiss(None)
+
+    def on_command_line_dismissed(self, event: CommandLine.Dismissed) -> None:
+        """`esc`: close without running anything."""
+        event.stop()
+        self.dismiss(None)
 
 
 class ContainerDetailScreen(Screen[None]):
@@ -89,7 +114,11 @@ class ContainerDetailScreen(Screen[None]):
                 with TabPane(f"{number} {tab.title}", id=f"tab-{tab.id}"):
                     yield Label("", id=f"note-{tab.id}", classes="tab-note -empty", markup=False)
                     yield ResourceTable(
-                        tab.columns, id=f"table-{tab.id}", groupable=False, empty_message="Reading…"
+                        tab.columns,
+                        sort_reverse=tab.sort_reverse,
+                        id=f"table-{tab.id}",
+                        groupable=False,
+                        empty_message="Reading…",
                     )
             with TabPane(f"{len(TABS) + 1} Raw", id=f"tab-{RAW_TAB}"):
                 yield LogView(source_name=f"{self.name_text}-inspect", id="raw-view")
@@ -272,10 +301,23 @@ class ContainerDetailScreen(Screen[None]):
         """The container's host: what the read-only rule asks about."""
         return [self.host]
 
+    async def action_command_line(self) -> None:
+        """Open the `:` prompt, focused before the next key is routed."""
+        prompt = CommandPrompt()
+        await self.app.push_screen(prompt)
+        prompt.set_focus(prompt.query_one(CommandLine))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Looking is allowed read-only; the edit is hidden then."""
+        """Looking is allowed read-only; the edit is hidden then. `:` typed in the search prompt
+        is a letter of the search."""
+        if action == "command_line":
+            return not isinstance(self.focused, Input)
         return permitted(self, action, parameters)
 
     def action_close(self) -> None:
-        """Back to the pane."""
+        """Back to the pane; but first, in the Raw tab, end the search on show (as `esc` clears a
+        table's filter before it leaves), so a second `esc` leaves."""
+        if self.active_tab == RAW_TAB and self.raw_view.matches.query:
+            self.raw_view.clear_search()
+            return
         self.dismiss(None)

@@ -35,15 +35,19 @@ SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET|KEY", re.IGNORECASE)
 HIDDEN = "•••••• (hidden)"
 """What a hidden value reads as."""
 
-FIELD_COLUMNS: Sequence[Column] = (Column("field", "FIELD", width=18), Column("value", "VALUE"))
-"""The columns of the tabs that list one thing's fields (Summary, Resources)."""
+FIELD_COLUMNS: Sequence[Column] = (
+    Column("field", "FIELD", width=18, sort_by="order"),
+    Column("value", "VALUE"),
+)
+"""The columns of the tabs that list one thing's fields (Summary, Resources): by FIELD is in the
+order the tab gives them, which reads better than the alphabet."""
 
 
 @dataclass(frozen=True)
 class DetailTab:
     """One tab of tables: its id, title, columns, how the document reads as its rows (given
-    whether secrets are revealed, and the time now), a line above the table, and what the empty
-    table says."""
+    whether secrets are revealed, and the time now), a line above the table, what the empty
+    table says, and whether its first column sorts in reverse (newest first)."""
 
     id: str
     title: str
@@ -51,6 +55,7 @@ class DetailTab:
     rows: Callable[[Document, bool, float], dict[str, Row]]
     note: Callable[[Document, bool], str] = lambda _doc, _reveal: ""
     empty: str = "None."
+    sort_reverse: bool = False
 
 
 def is_secret(key: str) -> bool:
@@ -103,7 +108,9 @@ def _state(doc: Document) -> Mapping[str, Any]:
 
 def _fields(pairs: Sequence[tuple[str, str | Text]]) -> dict[str, Row]:
     """FIELD/VALUE rows in the order given (the field is the row's id)."""
-    return {field: Row({"field": field, "value": value}, rank=i) for i, (field, value) in enumerate(pairs)}
+    return {
+        field: Row({"field": field, "value": value, "order": i}) for i, (field, value) in enumerate(pairs)
+    }
 
 
 # Summary -------------------------------------------------------------------------------------
@@ -176,13 +183,11 @@ PAIR_COLUMNS: Sequence[Column] = (Column("key", "KEY"), Column("value", "VALUE")
 
 
 def env_rows(doc: Document, reveal: bool, _now: float) -> dict[str, Row]:
-    """One row per variable; secret values hidden unless `reveal`."""
+    """One row per variable (sorted by key, as the KEY arrow says); secret values hidden unless
+    `reveal`."""
     return {
-        key: Row(
-            {"key": key, "value": Text(HIDDEN, style="dim") if is_secret(key) and not reveal else value},
-            rank=i,
-        )
-        for i, (key, value) in enumerate(env_pairs(doc))
+        key: Row({"key": key, "value": Text(HIDDEN, style="dim") if is_secret(key) and not reveal else value})
+        for key, value in env_pairs(doc)
     }
 
 
@@ -231,8 +236,13 @@ def mount_rows(doc: Document, _reveal: bool, _now: float) -> dict[str, Row]:
     return rows
 
 
+def _port_order(port: str) -> tuple[int, str]:
+    number, _slash, protocol = port.partition("/")
+    return (int(number) if number.isdigit() else 0, protocol)
+
+
 PORT_COLUMNS: Sequence[Column] = (
-    Column("port", "CONTAINER PORT"),
+    Column("port", "CONTAINER PORT", sort=_port_order),
     Column("published", "PUBLISHED ON"),
 )
 
@@ -244,21 +254,13 @@ def port_rows(doc: Document, _reveal: bool, _now: float) -> dict[str, Row]:
     asked = _host_config(doc).get("PortBindings") or {}
     exposed = _config(doc).get("ExposedPorts") or {}
     rows: dict[str, Row] = {}
-    for port in sorted({*live, *asked, *exposed}, key=_port_order):
+    for port in {*live, *asked, *exposed}:
         bindings = live.get(port) or asked.get(port) or []
         published = ", ".join(
             f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort') or '(any free port)'}" for b in bindings
         )
-        rows[port] = Row(
-            {"port": port, "published": published or Text("not published", style="dim")},
-            rank=len(rows),
-        )
+        rows[port] = Row({"port": port, "published": published or Text("not published", style="dim")})
     return rows
-
-
-def _port_order(port: str) -> tuple[int, str]:
-    number, _slash, protocol = port.partition("/")
-    return (int(number) if number.isdigit() else 0, protocol)
 
 
 NETWORK_COLUMNS: Sequence[Column] = (
@@ -309,7 +311,8 @@ HEALTH_COLUMNS: Sequence[Column] = (
 
 
 def health_rows(doc: Document, _reveal: bool, now: float) -> dict[str, Row]:
-    """The last checks the engine kept (up to five), newest first: when, exit code, output."""
+    """The last checks the engine kept (up to five): when, exit code, output (the tab sorts them
+    newest first)."""
     log = (_state(doc).get("Health") or {}).get("Log") or []
     rows: dict[str, Row] = {}
     for check in log:
@@ -322,7 +325,7 @@ def health_rows(doc: Document, _reveal: bool, now: float) -> dict[str, Row]:
                 "exit": Text(str(code), style="" if code == 0 else "bold red"),
                 "took": f"{end - start:.2f}s" if start and end >= start else "",
                 "output": output,
-                "seconds": -start,  # newest first
+                "seconds": start,
             }
         )
     return rows
@@ -410,7 +413,15 @@ TABS: tuple[DetailTab, ...] = (
     DetailTab("mounts", "Mounts", MOUNT_COLUMNS, mount_rows, empty="No mounts."),
     DetailTab("ports", "Ports", PORT_COLUMNS, port_rows, empty="No ports exposed or published."),
     DetailTab("networks", "Networks", NETWORK_COLUMNS, network_rows, network_note, empty="No networks."),
-    DetailTab("health", "Health", HEALTH_COLUMNS, health_rows, health_note, empty="No checks yet."),
+    DetailTab(
+        "health",
+        "Health",
+        HEALTH_COLUMNS,
+        health_rows,
+        health_note,
+        empty="No checks yet.",
+        sort_reverse=True,
+    ),
     DetailTab(
         "resources",
         "Resources",
