@@ -210,6 +210,39 @@ def _kill_running_containers(engine: DockerEngine) -> None:
         return
 
 
+def _remove_networks(engine: DockerEngine) -> list[str]:
+    """Remove the networks tests made on ``engine`` (their containers first): dockerd leaves a
+    user network's Linux bridge (``br-<id>``, with its subnet) in the host's namespace when it
+    stops, and enough of them use up every default address pool for the next engine. Returns
+    the bridge names they had, to delete what is left after the stop."""
+    bridges: list[str] = []
+    try:
+        client = engine.client(timeout=10)
+        try:
+            made = [n for n in client.networks.list() if n.name not in ("bridge", "host", "none")]
+            if not made:
+                return []
+            bridges = [f"br-{n.id[:12]}" for n in made if n.attrs.get("Driver") == "bridge"]
+            for container in client.containers.list(all=True, sparse=True):
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+            for network in made:
+                with contextlib.suppress(docker.errors.APIError):
+                    network.remove()
+        finally:
+            client.close()
+    except Exception:  # best effort; the bridges named are deleted after the stop
+        pass
+    return bridges
+
+
+def _delete_bridges(names: Sequence[str]) -> None:
+    """Delete the Linux bridges of this engine's networks that outlived it."""
+    for name in names:
+        if Path(f"/sys/class/net/{name}").exists():
+            subprocess.run(["ip", "link", "delete", name], capture_output=True, timeout=10, check=False)
+
+
 def stop_dockerd(engine: DockerEngine, remove: bool = True) -> None:
     """Stop ``engine`` by PID (SIGTERM, SIGKILL after 15 s), make sure its containerd and shims
     are gone, unmount whatever is left under its root and (``remove``) delete the root.
@@ -217,14 +250,17 @@ def stop_dockerd(engine: DockerEngine, remove: bool = True) -> None:
     if engine._record is not None and engine._record.stop_seconds is not None:
         return
     begin = time.monotonic()
+    bridges: list[str] = []
     if engine.alive():
         _kill_running_containers(engine)
+        bridges = _remove_networks(engine)
     family = snapshot(descendants([engine.pid]) | set(pids_with_cmdline(f"{engine.root}/")))
     stop_process(engine._proc, engine.pid, STOP_TIMEOUT)
     leftovers = snapshot(
         descendants(ref.pid for ref in family if ref.alive()) | set(pids_with_cmdline(f"{engine.root}/"))
     )
     kill_leftovers([*family, *leftovers])
+    _delete_bridges(bridges)
     if remove:
         remove_root(engine.root)
     if engine._record is not None:
