@@ -25,6 +25,9 @@ from backends.registry_auth import (
 DOWNLOADED = frozenset({"Verifying Checksum", "Download complete", "Extracting", "Pull complete"})
 """A layer's statuses once all of its bytes arrived."""
 FINISHED = frozenset({"Pull complete", "Already exists"})
+THERE_BEFORE = "Already exists"
+STOPPED = "Stopped"
+"""A layer's status once its pull was stopped short of the image: the engine drops its bytes."""
 REFUSED = ("unauthorized", "authentication required", "denied")
 """How the engine words a registry that refused the credentials it was given."""
 NO_CREDENTIALS = "no basic auth credentials"
@@ -61,6 +64,9 @@ class PullProgress:
     layers: dict[str, LayerProgress] = field(default_factory=dict)
     status: str = ""
     """The last line that is about the image rather than a layer ("Digest: sha256:…")."""
+    stopped: str = ""
+    """Once the pull was cancelled: how it really ended, one sentence (the engine may have had
+    every byte before it heard the request end, and then it keeps the image)."""
 
     @property
     def done(self) -> int:
@@ -72,6 +78,18 @@ class PullProgress:
         """Bytes to download, as far as the engine said yet (a layer's size comes with its first
         byte); layers that were there already count nothing."""
         return sum(layer.size for layer in self.layers.values())
+
+    def stop(self, sentence: str, pulled: bool) -> None:
+        """Say how a cancelled pull ended, and let its layers read as the engine now has them:
+        each one this pull brought complete when the image arrived all the same, else stopped."""
+        self.stopped = sentence
+        for layer in self.layers.values():
+            if layer.status == THERE_BEFORE:
+                continue
+            if pulled:
+                layer.status, layer.downloaded = "Pull complete", layer.size
+            else:
+                layer.status, layer.current, layer.total = STOPPED, layer.downloaded, layer.size
 
     def feed(self, message: dict[str, Any]) -> None:
         """Take one line of `POST /images/create`'s stream."""
@@ -100,24 +118,52 @@ class PullCalls(EngineCalls):
         """Pull `ref` with the docker CLI's credentials for its registry; return the pulled image's
         full id. `progress` is called after each line of the engine's stream.
 
-        Cancelling stops the pull: the request's connection is closed, and the engine stops too.
+        Cancelling stops the pull: the request's connection is closed, and the engine stops too,
+        unless it had already pulled it all (its answer may lag behind, over a slow link); then
+        `progress` hears once more, with `stopped` saying which it was.
         """
         ref = parse_image_ref(ref)
         registry = registry_of(ref)
         header = await asyncio.to_thread(auth_header, registry)
+        before = await self._image_id(ref)
+        state = PullProgress(ref)
         with audited(self.host_name, "image.pull", [ref], registry=registry):
-            await self._pull(ref, registry, header, progress)
+            try:
+                await self._pull(ref, registry, header, state, progress)
+            except asyncio.CancelledError:
+                await self._stopped(state, before)
+                if progress is not None:
+                    progress(state)
+                raise
             return await self._pulled_id(ref)
+
+    async def _stopped(self, state: PullProgress, before: str | None) -> None:
+        """Ask the engine how the cancelled pull of `state.ref` ended; `before` is the image the
+        reference named before it began."""
+        ref = state.ref
+        try:
+            now = await self._image_id(ref)
+        except BerthError:
+            state.stopped = f"Stopped pulling {ref} on {self.host_name}."
+            return
+        if now is not None and now != before:
+            state.stop(
+                f"Stopped pulling {ref}, but Docker on {self.host_name} had already pulled it "
+                f"({now.removeprefix('sha256:')[:12]}).",
+                pulled=True,
+            )
+        else:
+            state.stop(f"Stopped pulling {ref} on {self.host_name}; nothing was kept.", pulled=False)
 
     async def _pull(
         self,
         ref: str,
         registry: str,
         header: str | None,
+        state: PullProgress,
         progress: Callable[[PullProgress], None] | None,
     ) -> None:
         repository, tag = repository_and_tag(ref)
-        state = PullProgress(ref)
         try:
             async with self.http.request(
                 "POST",
@@ -160,6 +206,13 @@ class PullCalls(EngineCalls):
     async def _pulled_id(self, ref: str) -> str:
         raw = await self.http.get_json(f"/images/{ref}/json", f"inspecting image {ref}")
         return str(raw["Id"])
+
+    async def _image_id(self, ref: str) -> str | None:
+        """The id of the image `ref` names on the engine now; None when there is none."""
+        try:
+            return await self._pulled_id(ref)
+        except NotFound:
+            return None
 
     async def login(self, registry: str, username: str, password: str) -> str:
         """Check `username`/`password` with `registry` through the engine (`POST /auth`, so it is

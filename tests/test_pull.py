@@ -6,11 +6,14 @@ CLI pulls with it; `berth pull` works here and through the SSH tunnel. DOCKER_CO
 test's own folder: the real ~/.docker is never read or written."""
 
 import base64
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,7 @@ from tmux_helpers import Tmux, berth_env, installed_berth
 from backends.audit import read_audit
 from backends.config import Config, HostConfig, UiConfig, save_config
 from tui.app import BerthApp
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.form import FormScreen
 from tui.screens.jobs import JobsScreen
 
@@ -172,10 +176,118 @@ async def test_c_in_jobs_stops_the_pull_and_its_download(
             await pilot.pause(1.0)
             assert proxy.sent == sent < size
             assert image_ids(sdk, ref) is None
+            # The job says so, and no layer it was bringing claims to be complete.
+            assert job.detail == f"Stopped pulling {ref} on local; nothing was kept.", job.detail
+            shown = parts_text(app)
+            assert "Stopped  " in shown and " / 16.8 MB" in shown and "Pull complete" not in shown, shown
             pulls = [r for r in read_audit() if r["action"] == "image.pull" and r["targets"] == [ref]]
             assert pulls and pulls[-1]["outcome"].startswith("interrupted"), pulls
     finally:
         proxy.close()
+
+
+class LaggingSocket:
+    """A unix socket relaying to the engine's, like a slow link: a pull's answer
+    (`POST /images/create`) is taken from the engine as fast as it comes but handed on at `rate`
+    bytes a second, so the engine can finish a pull that berth still shows under way. Other
+    requests pass at once. Closing berth's end closes the engine's."""
+
+    def __init__(self, engine: Path, path: Path, rate: int) -> None:
+        self.engine, self.path, self.rate = str(engine), path, rate
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(path))
+        self._listener.listen()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.engine)
+            pulling = threading.Event()
+            threading.Thread(target=self._ask, args=(client, upstream, pulling), daemon=True).start()
+            threading.Thread(target=self._answer, args=(upstream, client, pulling), daemon=True).start()
+
+    @staticmethod
+    def _ask(client: socket.socket, upstream: socket.socket, pulling: threading.Event) -> None:
+        try:
+            while data := client.recv(1 << 16):
+                if b"/images/create" in data:
+                    pulling.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _answer(self, upstream: socket.socket, client: socket.socket, pulling: threading.Event) -> None:
+        pending = bytearray()
+        upstream.setblocking(False)
+        try:
+            while True:
+                with contextlib.suppress(BlockingIOError):
+                    data = upstream.recv(1 << 16)
+                    if not data and not pending:
+                        break
+                    pending += data
+                if pending:
+                    size = 64 if pulling.is_set() else len(pending)
+                    client.sendall(pending[:size])
+                    del pending[:size]
+                    if pulling.is_set():
+                        time.sleep(size / self.rate)
+                else:
+                    time.sleep(0.002)
+        except OSError:
+            pass
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Stop taking connections."""
+        self._listener.close()
+
+
+async def test_a_pull_cancelled_after_the_engine_finished_says_the_image_was_pulled(
+    dockerd: DockerEngine, docker_busybox: str, registry: Registry, sdk: docker.DockerClient,
+    docker_config: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    # The engine pulls at the registry's speed while its answer reaches berth slowly: cancelled
+    # at the job's "Downloading", the pull has in truth ended, and the job must say so.
+    ref = f"{registry.host}/berth-test/pull-late:1"
+    image_id, _ = push_fresh(sdk, registry, docker_busybox, ref, size=8 << 20)
+    file_credentials(docker_config, registry.host, registry.username, registry.password)
+    relay = LaggingSocket(dockerd.socket, tmp_path / "lagging.sock", rate=512)
+    hosts = [HostConfig("local", docker_socket=str(relay.path))]
+    app = BerthApp(Config(ui=UiConfig(), hosts=hosts, path=tmp_path / "config.toml"))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await open_pull_form(pilot, app)
+            await fill_form(pilot, app, ref=ref)
+            await pilot.press("colon", *"jobs", "enter")
+            await until(pilot, lambda: "Downloading" in parts_text(app), timeout=20, what="a download")
+            await until(pilot, lambda: image_ids(sdk, ref) == image_id, timeout=20, what="the engine done")
+            job = next(iter(app.jobs.jobs.values()))
+            assert job.state == "running" and "Pull complete" not in parts_text(app)
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("y")
+            said = f"Stopped pulling {ref}, but Docker on local had already pulled it ({image_id[7:19]})."
+            await until(pilot, lambda: job.detail == said, what="how it really ended")
+            assert job.state == "cancelled"
+            # Its layers say what the engine has: all of them.
+            shown = parts_text(app)
+            assert "Already exists" in shown and "Pull complete  8.4 MB" in shown, shown
+            assert "Downloading" not in shown, shown
+            assert image_ids(sdk, ref) == image_id
+    finally:
+        relay.close()
+        drop(sdk, ref)
 
 
 async def test_wrong_credentials_are_one_sentence_in_the_console(
@@ -393,8 +505,12 @@ def test_ctrl_c_stops_berth_pull_and_its_download(
             assert time.monotonic() < deadline and proc.poll() is None, "no download began"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
         assert proc.returncode == 130, err
+        # One sentence says so, under the layers as they stopped.
+        said = f"\nberth: Stopped pulling {ref} on local; nothing was kept.\n"
+        assert out == "" and err.endswith(said), err
+        assert "  Stopped  " in err and "Pull complete" not in err, err
         time.sleep(1.0)
         sent = proxy.sent
         time.sleep(1.0)

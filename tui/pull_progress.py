@@ -3,11 +3,12 @@ summary of the bytes and layers of all of them."""
 
 from __future__ import annotations
 
-from backends.docker_pull import LayerProgress, PullProgress
+from backends.docker_pull import STOPPED, LayerProgress, PullProgress
 from tui.format import human_bytes
 
-SHOWN_BYTES = frozenset({"Downloading", "Extracting"})
-"""Statuses whose bytes are the layer's current step, "12 MB / 30 MB"."""
+SHOWN_BYTES = frozenset({"Downloading", "Extracting", STOPPED})
+"""Statuses whose bytes are the layer's current step, "12 MB / 30 MB" (a stopped layer's: how
+far its download got)."""
 
 
 def layer_line(layer: LayerProgress) -> str:
@@ -26,7 +27,9 @@ def layer_lines(progress: PullProgress) -> list[str]:
 
 
 def pull_summary(progress: PullProgress) -> str:
-    """`1.2 MB of 2.1 MB, 1 of 2 layers done`."""
+    """`1.2 MB of 2.1 MB, 1 of 2 layers done`; once stopped, how it ended."""
+    if progress.stopped:
+        return progress.stopped
     layers = list(progress.layers.values())
     finished = sum(layer.finished for layer in layers)
     size = f"{human_bytes(progress.done)} of {human_bytes(progress.total)}, " if progress.total else ""

@@ -68,13 +68,22 @@ def pull(obj: CliContext, ref: str) -> None:
     async def work(backend: DockerBackend) -> str:
         return await backend.pull(ref, report)
 
-    image_id = obj.run_on(DockerBackend.for_session, work)
+    def show_layers() -> None:
+        if board is not None:
+            board.draw(seen, force=True)
+        else:
+            for line in layer_lines(seen):
+                click.echo(line, err=True)
+
+    try:
+        image_id = obj.run_on(DockerBackend.for_session, work)
+    except KeyboardInterrupt:
+        # The pull was cancelled inside and said how it ended (the engine may have finished).
+        show_layers()
+        click.echo(f"berth: {seen.stopped or f'Stopped pulling {ref}.'}", err=True)
+        sys.exit(130)
     host = obj.host_config(obj.load()).name
-    if board is not None:
-        board.draw(seen, force=True)
-    else:
-        for line in layer_lines(seen):
-            click.echo(line, err=True)
+    show_layers()
     if obj.json:
         layers = [
             {"id": layer.layer, "status": layer.status, "size": layer.size} for layer in seen.layers.values()
