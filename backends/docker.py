@@ -38,6 +38,8 @@ LIST_EVENTS = (
     "create", "start", "restart", "stop", "die", "kill", "pause", "unpause",
     "rename", "destroy", "health_status", "update", "oom",
 )  # fmt: skip
+HEALTH_CHECK_ENDED = "exec_die"
+"""The event that ends each run of a container's health check (its command runs as an exec)."""
 EVENT_BATCH_SECONDS = 0.1
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill")
@@ -147,11 +149,15 @@ class DockerBackend(
 
     # Events and the live list ------------------------------------------------------------------
 
-    async def events(self, since: float | None = None) -> AsyncIterator[dict[str, Any]]:
-        """The engine's container events as they happen (ends when the stream breaks)."""
-        params: dict[str, str | int] = {
-            "filters": json_filter({"type": ["container"], "event": list(LIST_EVENTS)})
-        }
+    async def events(
+        self, since: float | None = None, *, container: str = "", actions: Iterable[str] = LIST_EVENTS
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The engine's container events as they happen (ends when the stream breaks): those of
+        `actions`, and only `container`'s when given (the engine filters them)."""
+        wanted: dict[str, list[str]] = {"type": ["container"], "event": list(actions)}
+        if container:
+            wanted["container"] = [container]
+        params: dict[str, str | int] = {"filters": json_filter(wanted)}
         if since is not None:
             params["since"] = f"{since:.9f}"
         async with self.http.request("GET", "/events", "watching events", params=params, stream=True) as resp:

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Label, TabbedContent, TabPane
 
 from backends.config import HostConfig
-from backends.docker import DockerBackend
+from backends.docker import HEALTH_CHECK_ENDED, LIST_EVENTS, DockerBackend
 from backends.docker_limits import UNLIMITED
 from backends.errors import BerthError, Invalid
 from backends.parse_container import CPUS, RESTART_POLICY
@@ -34,8 +34,6 @@ from tui.widgets.command_line import CommandLine
 from tui.widgets.log_view import LogView
 from tui.widgets.resource_table import ResourceTable
 
-HEALTH_REFRESH = 2.0
-"""Seconds between reads of the document while the Health tab is on show."""
 EVENTS_RETRY = 5.0
 """Seconds before following the engine's events again after the stream broke."""
 TAB_IDS = (*(tab.id for tab in TABS), RAW_TAB)
@@ -130,11 +128,10 @@ class ContainerDetailScreen(Screen[None]):
         return f"{title} — {self.error}" if self.error else title
 
     def on_mount(self) -> None:
-        """Read the document, follow the container's events, refresh the Health tab."""
+        """Read the document and follow the container's events."""
         self.raw_view.document = True
         self.reload()
         self.run_worker(self._follow_events(), group="detail-events", exit_on_error=False)
-        self.set_interval(HEALTH_REFRESH, self._refresh_health)
         self.call_after_refresh(self._focus_tab)
 
     def table(self, tab_id: str) -> ResourceTable:
@@ -196,20 +193,19 @@ class ContainerDetailScreen(Screen[None]):
             view.lines_widget.scroll_to(y=top, animate=False)
 
     async def _follow_events(self) -> None:
-        """Read the document again whenever the engine reports an event of this container."""
+        """Read the document again whenever the engine reports an event of this container: a
+        change of its state, and the end of each health check (which brings no state event
+        unless the status changes), so the Health tab shows each check as it ends."""
+        actions = (*LIST_EVENTS, HEALTH_CHECK_ENDED)
         while True:
             try:
-                async for event in self.backend.events(since=time.time()):
-                    actor = (event.get("Actor") or {}).get("ID")
-                    if self.container_id in (event.get("id"), actor):
-                        self.reload()
+                async for _event in self.backend.events(
+                    since=time.time(), container=self.container_id, actions=actions
+                ):
+                    self.reload()
             except BerthError:
                 pass  # the engine went away: `r` still reads, and following starts again soon
             await asyncio.sleep(EVENTS_RETRY)
-
-    def _refresh_health(self) -> None:
-        if self.app.screen is self and not self.leaving and self.active_tab == "health":
-            self.reload()
 
     # Keys --------------------------------------------------------------------------------------
 
