@@ -108,7 +108,13 @@ class EngineHttp:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
     ) -> AsyncIterator[Response]:
-        """One request; yields the response once its status was checked."""
+        """One request; yields the response once its status was checked.
+
+        A path with a `.` or `..` part is refused before anything is sent: it comes from a name
+        someone typed (a volume `../containers/ID`) that would walk the API's paths.
+        """
+        if any(part in (".", "..") for part in path.partition("?")[0].split("/")):
+            raise Invalid(f"{self.what}: {doing} refused: '.' and '..' are no names.", "Check the name.")
         target = quote(self.prefix + path, safe=SAFE_IN_PATH)
         if params:
             target += ("&" if "?" in target else "?") + urlencode(params)

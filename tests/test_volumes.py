@@ -329,3 +329,26 @@ async def test_all_hosts_view_through_the_ssh_tunnel_refuses_a_used_volume_namin
         user.remove()
         client.volumes.get("tun-a17-used").remove()
         client.close()
+
+
+def test_a_name_that_walks_the_api_paths_is_refused_and_touches_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """`../containers/ID` given as a volume's or a network's name would reach another resource's
+    path: refused in one sentence before anything is sent, and the container is still there."""
+    dockerd, client, image = engine
+    config = config_file(tmp_path, HostConfig("local", docker_socket=str(dockerd.socket)))
+    victim = client.containers.create(image, ["true"], name="walk-victim")
+    try:
+        for args in (
+            ("volume", "rm", "--force", f"../containers/{victim.id}"),
+            ("volume", "inspect", "../containers/walk-victim"),
+            ("network", "rm", f"../containers/{victim.id}"),
+            ("network", "inspect", "./walk-victim"),
+        ):
+            answer = berth(config, *args)
+            assert answer.returncode in (1, 2) and answer.stderr.count("\n") == 1, (args, answer.stderr)
+            assert "'.' and '..' are no names" in answer.stderr, (args, answer.stderr)
+        assert client.containers.get(victim.id).name == "walk-victim"
+    finally:
+        victim.remove(force=True)
